@@ -1,0 +1,176 @@
+//! Blob uploads: `POST /v2/<name>/blobs/uploads/` (session, monolithic, mount) and
+//! `GET`/`PATCH`/`PUT`/`DELETE /v2/<name>/blobs/uploads/<id>`.
+
+use super::{body_stream, content_length, empty_response, query_pairs, query_param, require_method};
+use crate::digest::Digest;
+use crate::error::{ErrorCode, RegistryError, Result};
+use crate::storage::{Chunk, StorageError};
+use axum::body::Body;
+use http::request::Parts;
+use axum::response::Response;
+use http::{HeaderMap, Method, StatusCode, header};
+
+pub(super) async fn start(reg: &super::Registry, name: &str, req: &Parts, body: Body) -> Result<Response> {
+    require_method(&req.method, &[Method::POST])?;
+    let q = query_pairs(req);
+    let storage = reg.storage();
+
+    if let Some(mount) = query_param(&q, "mount") {
+        let digest: Digest = mount.parse()?;
+        let mounted = match query_param(&q, "from") {
+            Some(from) => {
+                crate::names::validate_repository(&from)?;
+                storage.blob_size(&from, &digest).await?.is_some() && storage.link_blob(name, &digest).await?
+            }
+            None => reg.options().automatic_mount && storage.link_blob(name, &digest).await?,
+        };
+        if mounted {
+            return Ok(created(name, &digest));
+        }
+        // Spec: when the mount cannot be done, fall back to an ordinary upload session.
+    }
+
+    let declared_len = content_length(&req.headers)?;
+    if let Some(d) = query_param(&q, "digest") {
+        // Monolithic upload: the whole blob in this one request.
+        let digest: Digest = d.parse()?;
+        let id = storage.create_upload(name).await?;
+        let chunk = Chunk {
+            body: body_stream(body),
+            expected_offset: None,
+            expected_len: declared_len,
+        };
+        let outcome = match storage.append_upload(&id, chunk).await {
+            Ok(_) => storage.commit_upload(&id, &digest).await,
+            Err(e) => Err(e),
+        };
+        if outcome.is_err() {
+            let _ = storage.cancel_upload(&id).await;
+        }
+        outcome?;
+        return Ok(created(name, &digest));
+    }
+
+    if declared_len.is_some_and(|l| l > 0) {
+        return Err(RegistryError::new(ErrorCode::BlobUploadInvalid)
+            .detail("a POST with a body must name its digest (?digest=…) for a monolithic upload"));
+    }
+    let id = storage.create_upload(name).await?;
+    Ok(session_response(reg, StatusCode::ACCEPTED, name, &id, 0))
+}
+
+pub(super) async fn session(reg: &super::Registry, name: &str, id: &str, req: &Parts, body: Body) -> Result<Response> {
+    require_method(&req.method, &[Method::GET, Method::PATCH, Method::PUT, Method::DELETE])?;
+    let storage = reg.storage();
+    let info = storage
+        .upload_info(id)
+        .await?
+        .filter(|i| i.repository == name)
+        .ok_or_else(|| unknown_upload(id))?;
+
+    match req.method {
+        Method::GET => Ok(session_response(reg, StatusCode::NO_CONTENT, name, id, info.size)),
+        Method::DELETE => {
+            storage.cancel_upload(id).await?;
+            Ok(empty_response(StatusCode::NO_CONTENT, &[]))
+        }
+        Method::PATCH => {
+            let chunk = chunk_of(req, body)?;
+            let size = storage.append_upload(id, chunk).await.map_err(|e| upload_error(e, id))?;
+            Ok(session_response(reg, StatusCode::ACCEPTED, name, id, size))
+        }
+        _ => {
+            // PUT ?digest=…, optionally with a last chunk.
+            let q = query_pairs(req);
+            let digest: Digest = query_param(&q, "digest")
+                .ok_or_else(|| {
+                    RegistryError::new(ErrorCode::DigestInvalid)
+                        .with_message("invalid digest")
+                        .detail("closing an upload needs ?digest=<algorithm>:<hex>")
+                })?
+                .parse()?;
+            let chunk = chunk_of(req, body)?;
+            storage.append_upload(id, chunk).await.map_err(|e| upload_error(e, id))?;
+            storage.commit_upload(id, &digest).await.map_err(|e| upload_error(e, id))?;
+            Ok(created(name, &digest))
+        }
+    }
+}
+
+/// The body of a PATCH or PUT, with what `Content-Range`/`Content-Length` say of it.
+fn chunk_of(req: &Parts, body: Body) -> Result<Chunk> {
+    let declared_len = content_length(&req.headers)?;
+    let range = content_range(&req.headers)?;
+    if let (Some((start, end)), Some(len)) = (range, declared_len)
+        && end - start + 1 != len
+    {
+        return Err(RegistryError::new(ErrorCode::SizeInvalid).detail(format!(
+            "Content-Range {start}-{end} is {} bytes but Content-Length is {len}",
+            end - start + 1
+        )));
+    }
+    Ok(Chunk {
+        expected_offset: range.map(|(s, _)| s),
+        expected_len: range.map(|(s, e)| e - s + 1).or(declared_len),
+        body: body_stream(body),
+    })
+}
+
+/// `Content-Range: <start>-<end>` (the spec's form; `bytes <start>-<end>/<total>` is
+/// accepted too, as some clients send it).
+fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>> {
+    let Some(v) = headers.get(header::CONTENT_RANGE) else { return Ok(None) };
+    let text = v.to_str().unwrap_or("").trim();
+    let invalid = || {
+        RegistryError::new(ErrorCode::RangeInvalid).detail(format!(
+            "Content-Range {text:?} is not of the form <start>-<end> with start <= end"
+        ))
+    };
+    let spec = text
+        .strip_prefix("bytes=")
+        .or_else(|| text.strip_prefix("bytes "))
+        .unwrap_or(text);
+    let spec = spec.split('/').next().unwrap_or(spec);
+    let (a, b) = spec.split_once('-').ok_or_else(invalid)?;
+    let a: u64 = a.trim().parse().map_err(|_| invalid())?;
+    let b: u64 = b.trim().parse().map_err(|_| invalid())?;
+    if b < a {
+        return Err(invalid());
+    }
+    Ok(Some((a, b)))
+}
+
+fn upload_error(e: StorageError, id: &str) -> RegistryError {
+    match e {
+        StorageError::UploadUnknown => unknown_upload(id),
+        other => other.into(),
+    }
+}
+
+fn unknown_upload(id: &str) -> RegistryError {
+    RegistryError::new(ErrorCode::BlobUploadUnknown).detail(format!("no upload session {id:?} in this repository"))
+}
+
+fn created(name: &str, digest: &Digest) -> Response {
+    empty_response(
+        StatusCode::CREATED,
+        &[
+            ("Location", format!("/v2/{name}/blobs/{digest}")),
+            ("Docker-Content-Digest", digest.to_string()),
+        ],
+    )
+}
+
+fn session_response(reg: &super::Registry, status: StatusCode, name: &str, id: &str, size: u64) -> Response {
+    // Range is inclusive; an empty session reports 0-0 as distribution does.
+    let end = size.saturating_sub(1);
+    let mut headers = vec![
+        ("Location", format!("/v2/{name}/blobs/uploads/{id}")),
+        ("Range", format!("0-{end}")),
+        ("Docker-Upload-UUID", id.to_owned()),
+    ];
+    if let Some(min) = reg.options().chunk_min_length {
+        headers.push(("OCI-Chunk-Min-Length", min.to_string()));
+    }
+    empty_response(status, &headers)
+}

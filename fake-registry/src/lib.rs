@@ -1,0 +1,27 @@
+//! A scriptable, spec-complete OCI Distribution registry for client-compatibility tests.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use fake_registry::{FakeRegistry, fixtures};
+//! let image = fixtures::generate(&fixtures::ImageSpec::single(fixtures::Format::Oci, &[1024]))?;
+//! let registry = FakeRegistry::builder().seed("library/hello", "latest", image).start().await?;
+//! println!("pull from {}/library/hello:latest", registry.host());
+//! registry.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Layout: [`api`] (the HTTP API, one module per endpoint family) over [`storage`] (one
+//! trait, memory and disk backends); [`digest`], [`names`] and [`media`] hold the spec's
+//! grammars; [`fixtures`] generates images; [`server`] starts it all.
+
+pub mod api;
+pub mod digest;
+pub mod error;
+pub mod fixtures;
+pub mod media;
+pub mod names;
+pub mod server;
+pub mod storage;
+
+pub use api::{Registry, RegistryOptions};
+pub use server::{FakeRegistry, FakeRegistryBuilder, RunningRegistry, StartError};

@@ -1,0 +1,100 @@
+//! `fake-registry`: the registry as a process.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use fake_registry::{FakeRegistry, RegistryOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "fake-registry", version, about = "A scriptable, spec-complete OCI Distribution registry for client-compatibility tests")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve an open (no auth) registry over plain HTTP until interrupted.
+    ///
+    /// Once it accepts connections it prints one JSON line to stdout:
+    /// {"ready":{"url":"http://ADDR","listen":"ADDR","storage":"memory"|DIR,"pid":N}}.
+    /// Logs go to stderr (RUST_LOG controls the level).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the ready line says which).
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    listen: SocketAddr,
+    /// Keep content on disk in DIR (survives restarts; acknowledged writes are fsynced).
+    /// Without it, content lives in memory and is gone on exit.
+    #[arg(long, value_name = "DIR")]
+    storage: Option<PathBuf>,
+    /// Largest manifest accepted, in bytes (the spec asks for at least 4 MiB).
+    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    max_manifest_bytes: usize,
+    /// Advertise OCI-Chunk-Min-Length on upload sessions.
+    #[arg(long, value_name = "BYTES")]
+    chunk_min_length: Option<u64>,
+    /// Accept indexes whose child manifests are not in the repository.
+    #[arg(long)]
+    allow_sparse_index: bool,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve(args) => serve(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let options = RegistryOptions {
+        max_manifest_bytes: args.max_manifest_bytes,
+        chunk_min_length: args.chunk_min_length,
+        allow_sparse_index: args.allow_sparse_index,
+        ..RegistryOptions::default()
+    };
+    let mut builder = FakeRegistry::builder().listen(args.listen).options(options);
+    if let Some(dir) = &args.storage {
+        builder = builder.storage_dir(dir);
+    }
+    let running = builder.start().await.context("starting the registry")?;
+    let ready = serde_json::json!({
+        "ready": {
+            "url": running.url(),
+            "listen": running.addr().to_string(),
+            "storage": args.storage.as_ref().map(|d| d.display().to_string()).unwrap_or_else(|| "memory".into()),
+            "pid": std::process::id(),
+        }
+    });
+    println!("{ready}");
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,208 @@
+//! Starting a registry: the embeddable builder (`FakeRegistry::builder() … .start()`) and the
+//! handle it returns. The binary's `serve` uses the same path.
+
+use crate::api::{Registry, RegistryOptions};
+use crate::fixtures::Image;
+use crate::storage::{Chunk, DiskStorage, MemoryStorage, Storage};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Entry point of the embeddable API.
+pub struct FakeRegistry;
+
+impl FakeRegistry {
+    pub fn builder() -> FakeRegistryBuilder {
+        FakeRegistryBuilder {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            storage_dir: None,
+            options: RegistryOptions::default(),
+            seeds: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot open storage directory {dir}: {source}")]
+    Storage { dir: PathBuf, source: std::io::Error },
+    #[error("cannot seed {repository}:{tag}: {reason}")]
+    Seed {
+        repository: String,
+        tag: String,
+        reason: String,
+    },
+}
+
+struct Seed {
+    repository: String,
+    tag: String,
+    image: Image,
+}
+
+pub struct FakeRegistryBuilder {
+    listen: SocketAddr,
+    storage_dir: Option<PathBuf>,
+    options: RegistryOptions,
+    seeds: Vec<Seed>,
+}
+
+impl FakeRegistryBuilder {
+    /// Address to listen on (default `127.0.0.1:0`, an ephemeral port).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Keep content on disk under `dir` (default: in memory).
+    pub fn storage_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.storage_dir = Some(dir.into());
+        self
+    }
+
+    pub fn options(mut self, options: RegistryOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Pushes a generated image (see [`crate::fixtures`]) as `repository:tag` before serving.
+    pub fn seed(mut self, repository: &str, tag: &str, image: Image) -> Self {
+        self.seeds.push(Seed {
+            repository: repository.to_owned(),
+            tag: tag.to_owned(),
+            image,
+        });
+        self
+    }
+
+    /// Binds, seeds and starts serving; returns once connections are accepted.
+    pub async fn start(self) -> Result<RunningRegistry, StartError> {
+        let storage: Arc<dyn Storage> = match &self.storage_dir {
+            Some(dir) => Arc::new(DiskStorage::open(dir).map_err(|source| StartError::Storage {
+                dir: dir.clone(),
+                source,
+            })?),
+            None => Arc::new(MemoryStorage::new()),
+        };
+        for seed in &self.seeds {
+            push_image(storage.as_ref(), &seed.repository, &seed.tag, &seed.image)
+                .await
+                .map_err(|reason| StartError::Seed {
+                    repository: seed.repository.clone(),
+                    tag: seed.tag.clone(),
+                    reason,
+                })?;
+        }
+        let registry = Registry::new(storage, self.options);
+        let listener = tokio::net::TcpListener::bind(self.listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: self.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: self.listen,
+            source,
+        })?;
+        let (tx, rx) = oneshot::channel::<()>();
+        let app = registry.router();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "server stopped");
+            }
+        });
+        Ok(RunningRegistry {
+            addr,
+            registry,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running registry. Dropping it stops the server.
+pub struct RunningRegistry {
+    addr: SocketAddr,
+    registry: Registry,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RunningRegistry {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `127.0.0.1:PORT`, as image references want it.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and waits for the server to end.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningRegistry {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Stores an image through the same storage operations a push uses (uploads are verified).
+pub async fn push_image(storage: &dyn Storage, repository: &str, tag: &str, image: &Image) -> Result<(), String> {
+    crate::names::validate_repository(repository).map_err(|e| e.to_string())?;
+    if !crate::names::is_valid_tag(tag) {
+        return Err(format!("{tag:?} is not a valid tag"));
+    }
+    for blob in &image.blobs {
+        if storage.blob_size(repository, &blob.digest).await.map_err(|e| e.to_string())?.is_some() {
+            continue;
+        }
+        let id = storage.create_upload(repository).await.map_err(|e| e.to_string())?;
+        let data = blob.bytes.clone();
+        let chunk = Chunk {
+            expected_len: Some(data.len() as u64),
+            expected_offset: Some(0),
+            body: Box::pin(futures_util::stream::iter([Ok(data)])),
+        };
+        storage.append_upload(&id, chunk).await.map_err(|e| e.to_string())?;
+        storage.commit_upload(&id, &blob.digest).await.map_err(|e| e.to_string())?;
+    }
+    let last = image.manifests.len().saturating_sub(1);
+    for (i, m) in image.manifests.iter().enumerate() {
+        let tags = if i == last { vec![tag.to_owned()] } else { Vec::new() };
+        storage
+            .put_manifest(repository, m.clone(), &tags)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

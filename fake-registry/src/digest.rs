@@ -98,9 +98,11 @@ impl FromStr for Digest {
             .ok_or_else(|| DigestError::Malformed(s.to_owned()))?;
         // Grammar from the image spec: algorithm-component ([a-z0-9]+) separated by [+._-].
         let alg_ok = !alg.is_empty()
-            && alg
-                .split(['+', '.', '_', '-'])
-                .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            && alg.split(['+', '.', '_', '-']).all(|c| {
+                !c.is_empty()
+                    && c.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            });
         let enc_ok = !hex.is_empty()
             && hex
                 .bytes()
@@ -114,7 +116,9 @@ impl FromStr for Digest {
             other => return Err(DigestError::UnsupportedAlgorithm(other.to_owned())),
         };
         let hex_ok = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !hex_ok {
             return Err(DigestError::BadEncoding(s.to_owned(), algorithm.hex_len()));
         }

@@ -166,7 +166,13 @@ impl RegistryError {
 
 impl std::fmt::Display for RegistryError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.code.as_str(), self.message)?;
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code.as_str(),
+            self.message
+        )?;
         if let Some(serde_json::Value::String(d)) = &self.detail {
             write!(f, " ({d})")?;
         }
@@ -183,9 +189,14 @@ impl From<crate::storage::StorageError> for RegistryError {
             S::UploadUnknown => RegistryError::new(ErrorCode::BlobUploadUnknown),
             S::RangeMismatch { current } => {
                 // 416 with the range the registry holds, so a client can resume (spec: chunked upload).
-                let range = if current == 0 { "0-0".to_owned() } else { format!("0-{}", current - 1) };
-                let mut err = RegistryError::new(ErrorCode::RangeInvalid)
-                    .detail(format!("chunk does not start at the upload's current offset {current}"));
+                let range = if current == 0 {
+                    "0-0".to_owned()
+                } else {
+                    format!("0-{}", current - 1)
+                };
+                let mut err = RegistryError::new(ErrorCode::RangeInvalid).detail(format!(
+                    "chunk does not start at the upload's current offset {current}"
+                ));
                 if let Ok(v) = HeaderValue::from_str(&range) {
                     err = err.with_header(header::RANGE, v);
                 }
@@ -215,7 +226,10 @@ impl IntoResponse for RegistryError {
         let body = self.body();
         let mut resp = (self.status, body).into_response();
         let headers = resp.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
         for (name, value) in self.headers {
             headers.insert(name, value);
         }

@@ -47,7 +47,9 @@ impl Platform {
                 architecture: (*arch).to_owned(),
                 variant: Some((*variant).to_owned()),
             }),
-            _ => Err(format!("platform {text:?} is not os/arch or os/arch/variant")),
+            _ => Err(format!(
+                "platform {text:?} is not os/arch or os/arch/variant"
+            )),
         }
     }
 }
@@ -91,10 +93,17 @@ impl ImageSpec {
         }
     }
 
-    pub fn multi(format: Format, platforms: &[&str], layer_sizes: &[usize]) -> Result<Self, String> {
+    pub fn multi(
+        format: Format,
+        platforms: &[&str],
+        layer_sizes: &[usize],
+    ) -> Result<Self, String> {
         Ok(Self {
             format,
-            platforms: platforms.iter().map(|p| Platform::parse(p)).collect::<Result<_, _>>()?,
+            platforms: platforms
+                .iter()
+                .map(|p| Platform::parse(p))
+                .collect::<Result<_, _>>()?,
             layer_sizes: layer_sizes.to_vec(),
             seed: 0,
             force_index: true,
@@ -158,7 +167,12 @@ pub fn generate(spec: &ImageSpec) -> Result<Image, FixtureError> {
         return Err(FixtureError("an image needs at least one platform".into()));
     }
     let (manifest_type, index_type, config_type, layer_type) = match spec.format {
-        Format::Oci => (media::OCI_MANIFEST, media::OCI_INDEX, media::OCI_CONFIG, media::OCI_LAYER_GZIP),
+        Format::Oci => (
+            media::OCI_MANIFEST,
+            media::OCI_INDEX,
+            media::OCI_CONFIG,
+            media::OCI_LAYER_GZIP,
+        ),
         Format::Docker => (
             media::DOCKER_MANIFEST,
             media::DOCKER_MANIFEST_LIST,
@@ -174,7 +188,11 @@ pub fn generate(spec: &ImageSpec) -> Result<Image, FixtureError> {
         let mut history = Vec::new();
         for (l_index, &size) in spec.layer_sizes.iter().enumerate() {
             let seed = spec.seed ^ ((p_index as u64) << 32) ^ (l_index as u64 + 1);
-            let (tar, gz) = layer(&format!("regcompat/layer-{p_index}-{l_index}.bin"), size, seed)?;
+            let (tar, gz) = layer(
+                &format!("regcompat/layer-{p_index}-{l_index}.bin"),
+                size,
+                seed,
+            )?;
             diff_ids.push(Digest::sha256(&tar).to_string());
             let blob = push_blob(&mut blobs, layer_type, gz);
             layer_descriptors.push(descriptor(layer_type, &blob)?);
@@ -193,11 +211,20 @@ pub fn generate(spec: &ImageSpec) -> Result<Image, FixtureError> {
             .config(
                 ConfigBuilder::default()
                     .cmd(vec!["/regcompat/hello".to_owned()])
-                    .env(vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned()])
+                    .env(vec![
+                        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+                            .to_owned(),
+                    ])
                     .build()
                     .map_err(err)?,
             )
-            .rootfs(RootFsBuilder::default().typ("layers").diff_ids(diff_ids).build().map_err(err)?)
+            .rootfs(
+                RootFsBuilder::default()
+                    .typ("layers")
+                    .diff_ids(diff_ids)
+                    .build()
+                    .map_err(err)?,
+            )
             .history(history)
             .build()
             .map_err(err)?;
@@ -207,7 +234,11 @@ pub fn generate(spec: &ImageSpec) -> Result<Image, FixtureError> {
         {
             obj.insert("variant".into(), serde_json::Value::String(v.clone()));
         }
-        let config_blob = push_blob(&mut blobs, config_type, Bytes::from(serde_json::to_vec(&config_json).map_err(err)?));
+        let config_blob = push_blob(
+            &mut blobs,
+            config_type,
+            Bytes::from(serde_json::to_vec(&config_json).map_err(err)?),
+        );
         let manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
             .media_type(MediaType::from(manifest_type))
@@ -302,7 +333,9 @@ fn layer(path: &str, size: usize, seed: u64) -> Result<(Bytes, Bytes), FixtureEr
     header.set_uid(0);
     header.set_gid(0);
     header.set_entry_type(tar::EntryType::Regular);
-    builder.append_data(&mut header, path, content.as_slice()).map_err(err)?;
+    builder
+        .append_data(&mut header, path, content.as_slice())
+        .map_err(err)?;
     let tar = builder.into_inner().map_err(err)?;
     let mut gz = flate2::GzBuilder::new()
         .mtime(0)
@@ -329,7 +362,8 @@ mod tests {
 
     #[test]
     fn multi_platform_oci_index_lists_each_platform() {
-        let spec = ImageSpec::multi(Format::Oci, &["linux/amd64", "linux/arm64/v8"], &[100]).unwrap();
+        let spec =
+            ImageSpec::multi(Format::Oci, &["linux/amd64", "linux/arm64/v8"], &[100]).unwrap();
         let img = generate(&spec).unwrap();
         assert_eq!(img.manifests.len(), 3);
         assert_eq!(img.top().media_type, media::OCI_INDEX);
@@ -343,7 +377,8 @@ mod tests {
 
     #[test]
     fn docker_manifest_list_uses_docker_media_types() {
-        let spec = ImageSpec::multi(Format::Docker, &["linux/amd64", "linux/arm64"], &[10]).unwrap();
+        let spec =
+            ImageSpec::multi(Format::Docker, &["linux/amd64", "linux/arm64"], &[10]).unwrap();
         let img = generate(&spec).unwrap();
         assert_eq!(img.top().media_type, media::DOCKER_MANIFEST_LIST);
         let m: serde_json::Value = serde_json::from_slice(&img.manifests[0].bytes).unwrap();
@@ -355,12 +390,30 @@ mod tests {
     #[test]
     fn layer_sizes_and_diff_ids_are_real() {
         let img = generate(&ImageSpec::single(Format::Oci, &[50_000])).unwrap();
-        let layer = img.blobs.iter().find(|b| b.media_type == media::OCI_LAYER_GZIP).unwrap();
-        assert!(layer.bytes.len() > 50_000, "random content does not compress");
+        let layer = img
+            .blobs
+            .iter()
+            .find(|b| b.media_type == media::OCI_LAYER_GZIP)
+            .unwrap();
+        assert!(
+            layer.bytes.len() > 50_000,
+            "random content does not compress"
+        );
         let mut tar = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&layer.bytes[..]), &mut tar).unwrap();
-        let config = img.blobs.iter().find(|b| b.media_type == media::OCI_CONFIG).unwrap();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&layer.bytes[..]),
+            &mut tar,
+        )
+        .unwrap();
+        let config = img
+            .blobs
+            .iter()
+            .find(|b| b.media_type == media::OCI_CONFIG)
+            .unwrap();
         let config: serde_json::Value = serde_json::from_slice(&config.bytes).unwrap();
-        assert_eq!(config["rootfs"]["diff_ids"][0], Digest::sha256(&tar).to_string());
+        assert_eq!(
+            config["rootfs"]["diff_ids"][0],
+            Digest::sha256(&tar).to_string()
+        );
     }
 }

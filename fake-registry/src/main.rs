@@ -7,7 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "fake-registry", version, about = "A scriptable, spec-complete OCI Distribution registry for client-compatibility tests")]
+#[command(
+    name = "fake-registry",
+    version,
+    about = "A scriptable, spec-complete OCI Distribution registry for client-compatibility tests"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

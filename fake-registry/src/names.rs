@@ -9,7 +9,8 @@ pub const MAX_NAME_LEN: usize = 255;
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*`
 pub fn validate_repository(name: &str) -> Result<(), RegistryError> {
     let invalid = |why: &str| {
-        RegistryError::new(ErrorCode::NameInvalid).detail(format!("repository name {name:?}: {why}"))
+        RegistryError::new(ErrorCode::NameInvalid)
+            .detail(format!("repository name {name:?}: {why}"))
     };
     if name.is_empty() {
         return Err(invalid("empty"));
@@ -83,7 +84,13 @@ mod tests {
 
     #[test]
     fn repository_grammar() {
-        for ok in ["a", "library/alpine", "a.b/c_d/e__f/g-h/i---j", "0/1", "group/sub/project/image"] {
+        for ok in [
+            "a",
+            "library/alpine",
+            "a.b/c_d/e__f/g-h/i---j",
+            "0/1",
+            "group/sub/project/image",
+        ] {
             assert!(validate_repository(ok).is_ok(), "{ok}");
         }
         for bad in [

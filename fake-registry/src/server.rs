@@ -27,9 +27,15 @@ impl FakeRegistry {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot open storage directory {dir}: {source}")]
-    Storage { dir: PathBuf, source: std::io::Error },
+    Storage {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot seed {repository}:{tag}: {reason}")]
     Seed {
         repository: String,
@@ -82,10 +88,14 @@ impl FakeRegistryBuilder {
     /// Binds, seeds and starts serving; returns once connections are accepted.
     pub async fn start(self) -> Result<RunningRegistry, StartError> {
         let storage: Arc<dyn Storage> = match &self.storage_dir {
-            Some(dir) => Arc::new(DiskStorage::open(dir).map_err(|source| StartError::Storage {
-                dir: dir.clone(),
-                source,
-            })?),
+            Some(dir) => {
+                Arc::new(
+                    DiskStorage::open(dir).map_err(|source| StartError::Storage {
+                        dir: dir.clone(),
+                        source,
+                    })?,
+                )
+            }
             None => Arc::new(MemoryStorage::new()),
         };
         for seed in &self.seeds {
@@ -177,28 +187,51 @@ impl Drop for RunningRegistry {
 }
 
 /// Stores an image through the same storage operations a push uses (uploads are verified).
-pub async fn push_image(storage: &dyn Storage, repository: &str, tag: &str, image: &Image) -> Result<(), String> {
+pub async fn push_image(
+    storage: &dyn Storage,
+    repository: &str,
+    tag: &str,
+    image: &Image,
+) -> Result<(), String> {
     crate::names::validate_repository(repository).map_err(|e| e.to_string())?;
     if !crate::names::is_valid_tag(tag) {
         return Err(format!("{tag:?} is not a valid tag"));
     }
     for blob in &image.blobs {
-        if storage.blob_size(repository, &blob.digest).await.map_err(|e| e.to_string())?.is_some() {
+        if storage
+            .blob_size(repository, &blob.digest)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
             continue;
         }
-        let id = storage.create_upload(repository).await.map_err(|e| e.to_string())?;
+        let id = storage
+            .create_upload(repository)
+            .await
+            .map_err(|e| e.to_string())?;
         let data = blob.bytes.clone();
         let chunk = Chunk {
             expected_len: Some(data.len() as u64),
             expected_offset: Some(0),
             body: Box::pin(futures_util::stream::iter([Ok(data)])),
         };
-        storage.append_upload(&id, chunk).await.map_err(|e| e.to_string())?;
-        storage.commit_upload(&id, &blob.digest).await.map_err(|e| e.to_string())?;
+        storage
+            .append_upload(&id, chunk)
+            .await
+            .map_err(|e| e.to_string())?;
+        storage
+            .commit_upload(&id, &blob.digest)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let last = image.manifests.len().saturating_sub(1);
     for (i, m) in image.manifests.iter().enumerate() {
-        let tags = if i == last { vec![tag.to_owned()] } else { Vec::new() };
+        let tags = if i == last {
+            vec![tag.to_owned()]
+        } else {
+            Vec::new()
+        };
         storage
             .put_manifest(repository, m.clone(), &tags)
             .await

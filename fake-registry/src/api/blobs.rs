@@ -4,22 +4,33 @@ use super::{empty_response, require_method};
 use crate::digest::Digest;
 use crate::error::{ErrorCode, RegistryError, Result};
 use axum::body::Body;
-use http::request::Parts;
 use axum::response::Response;
+use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 
-pub(super) async fn handle(reg: &super::Registry, name: &str, digest: &str, req: &Parts) -> Result<Response> {
+pub(super) async fn handle(
+    reg: &super::Registry,
+    name: &str,
+    digest: &str,
+    req: &Parts,
+) -> Result<Response> {
     require_method(&req.method, &[Method::GET, Method::HEAD, Method::DELETE])?;
     let digest: Digest = digest.parse()?;
     let storage = reg.storage();
     if req.method == Method::DELETE {
         return if storage.unlink_blob(name, &digest).await? {
-            Ok(empty_response(StatusCode::ACCEPTED, &[("Docker-Content-Digest", digest.to_string())]))
+            Ok(empty_response(
+                StatusCode::ACCEPTED,
+                &[("Docker-Content-Digest", digest.to_string())],
+            ))
         } else {
             Err(unknown(&digest))
         };
     }
-    let size = storage.blob_size(name, &digest).await?.ok_or_else(|| unknown(&digest))?;
+    let size = storage
+        .blob_size(name, &digest)
+        .await?
+        .ok_or_else(|| unknown(&digest))?;
     let range = match req.headers.get(header::RANGE) {
         Some(v) => parse_range(v.to_str().unwrap_or(""), size)?,
         None => None,
@@ -41,7 +52,10 @@ pub(super) async fn handle(reg: &super::Registry, name: &str, digest: &str, req:
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(v) = HeaderValue::from_str(&digest.to_string()) {
         h.insert("Docker-Content-Digest", v.clone());
@@ -50,7 +64,10 @@ pub(super) async fn handle(reg: &super::Registry, name: &str, digest: &str, req:
             h.insert(header::ETAG, etag);
         }
     }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=31536000"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=31536000"),
+    );
     if status == StatusCode::PARTIAL_CONTENT
         && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, end - 1, size))
     {
@@ -60,7 +77,8 @@ pub(super) async fn handle(reg: &super::Registry, name: &str, digest: &str, req:
 }
 
 fn unknown(digest: &Digest) -> RegistryError {
-    RegistryError::new(ErrorCode::BlobUnknown).detail_json(serde_json::json!({ "digest": digest.to_string() }))
+    RegistryError::new(ErrorCode::BlobUnknown)
+        .detail_json(serde_json::json!({ "digest": digest.to_string() }))
 }
 
 /// Parses a single `bytes=` range against a blob of `size` bytes, returning the half-open
@@ -69,18 +87,23 @@ fn unknown(digest: &Digest) -> RegistryError {
 /// Unsatisfiable ranges are 416 with `Content-Range: bytes */size`.
 pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>> {
     let unsatisfiable = || {
-        let mut e = RegistryError::new(ErrorCode::RangeInvalid)
-            .detail(format!("range {value:?} cannot be satisfied by a blob of {size} bytes"));
+        let mut e = RegistryError::new(ErrorCode::RangeInvalid).detail(format!(
+            "range {value:?} cannot be satisfied by a blob of {size} bytes"
+        ));
         if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
             e = e.with_header(header::CONTENT_RANGE, v);
         }
         e
     };
-    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None);
     }
-    let Some((first, last)) = spec.trim().split_once('-') else { return Err(unsatisfiable()) };
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Err(unsatisfiable());
+    };
     let num = |s: &str| s.trim().parse::<u64>().map_err(|_| unsatisfiable());
     match (first.trim().is_empty(), last.trim().is_empty()) {
         // `-N`: the last N bytes
@@ -140,6 +163,10 @@ mod tests {
     fn unsatisfiable(#[case] v: &str, #[case] size: u64) {
         let err = parse_range(v, size).unwrap_err();
         assert_eq!(err.status.as_u16(), 416);
-        assert!(err.headers.iter().any(|(n, v)| n == "content-range" && v == &format!("bytes */{size}")));
+        assert!(
+            err.headers
+                .iter()
+                .any(|(n, v)| n == "content-range" && v == &format!("bytes */{size}"))
+        );
     }
 }

@@ -2,8 +2,8 @@
 
 use super::{json_response, query_pairs, query_param, require_method};
 use crate::error::{ErrorCode, RegistryError, Result};
-use http::request::Parts;
 use axum::response::Response;
+use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
 
 pub(super) async fn tags(reg: &super::Registry, name: &str, req: &Parts) -> Result<Response> {
@@ -32,10 +32,18 @@ struct Page {
 
 impl Page {
     fn respond(self, path: &str, body: serde_json::Value, method: &Method) -> Response {
-        let mut resp = json_response(StatusCode::OK, "application/json", body.to_string().into_bytes(), method);
+        let mut resp = json_response(
+            StatusCode::OK,
+            "application/json",
+            body.to_string().into_bytes(),
+            method,
+        );
         if let Some((n, last)) = self.next {
-            let last = percent_encoding::utf8_percent_encode(&last, percent_encoding::NON_ALPHANUMERIC);
-            if let Ok(v) = HeaderValue::from_str(&format!("<{path}?n={n}&last={last}>; rel=\"next\"")) {
+            let last =
+                percent_encoding::utf8_percent_encode(&last, percent_encoding::NON_ALPHANUMERIC);
+            if let Ok(v) =
+                HeaderValue::from_str(&format!("<{path}?n={n}&last={last}>; rel=\"next\""))
+            {
                 resp.headers_mut().insert(header::LINK, v);
             }
         }

@@ -7,9 +7,9 @@ use crate::media::{self, ManifestKind};
 use crate::names::is_valid_tag;
 use crate::storage::{CollectError, StoredManifest, collect};
 use axum::body::Body;
-use http::request::Parts;
 use axum::response::Response;
 use bytes::Bytes;
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 /// A manifest reference: a tag or a digest.
@@ -30,8 +30,17 @@ fn parse_reference(reference: &str) -> Result<Reference> {
         .detail(format!("{reference:?} is neither a digest nor a tag matching [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}")))
 }
 
-pub(super) async fn handle(reg: &super::Registry, name: &str, reference: &str, req: &Parts, body: Body) -> Result<Response> {
-    require_method(&req.method, &[Method::GET, Method::HEAD, Method::PUT, Method::DELETE])?;
+pub(super) async fn handle(
+    reg: &super::Registry,
+    name: &str,
+    reference: &str,
+    req: &Parts,
+    body: Body,
+) -> Result<Response> {
+    require_method(
+        &req.method,
+        &[Method::GET, Method::HEAD, Method::PUT, Method::DELETE],
+    )?;
     let reference = parse_reference(reference)?;
     match req.method {
         Method::PUT => put(reg, name, reference, req, body).await,
@@ -41,20 +50,36 @@ pub(super) async fn handle(reg: &super::Registry, name: &str, reference: &str, r
 }
 
 fn unknown(what: impl std::fmt::Display) -> RegistryError {
-    RegistryError::new(ErrorCode::ManifestUnknown).detail(format!("manifest {what} is not in this repository"))
+    RegistryError::new(ErrorCode::ManifestUnknown)
+        .detail(format!("manifest {what} is not in this repository"))
 }
 
-async fn get(reg: &super::Registry, name: &str, reference: Reference, req: &Parts) -> Result<Response> {
+async fn get(
+    reg: &super::Registry,
+    name: &str,
+    reference: Reference,
+    req: &Parts,
+) -> Result<Response> {
     let storage = reg.storage();
     let digest = match reference {
         Reference::Digest(d) => d,
-        Reference::Tag(t) => storage.resolve_tag(name, &t).await?.ok_or_else(|| unknown(format!("tag {t:?}")))?,
+        Reference::Tag(t) => storage
+            .resolve_tag(name, &t)
+            .await?
+            .ok_or_else(|| unknown(format!("tag {t:?}")))?,
     };
-    let manifest = storage.get_manifest(name, &digest).await?.ok_or_else(|| unknown(&digest))?;
+    let manifest = storage
+        .get_manifest(name, &digest)
+        .await?
+        .ok_or_else(|| unknown(&digest))?;
     check_accept(&req.headers, &manifest.media_type)?;
 
     let len = manifest.bytes.len();
-    let body = if req.method == Method::HEAD { Body::empty() } else { Body::from(manifest.bytes) };
+    let body = if req.method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(manifest.bytes)
+    };
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
@@ -79,21 +104,38 @@ fn check_accept(headers: &HeaderMap, stored: &str) -> Result<()> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .filter(|t| !t.is_empty())
         .collect();
-    if accepted.is_empty() || accepted.iter().any(|t| t == "*/*" || t == stored || t == "application/*") {
+    if accepted.is_empty()
+        || accepted
+            .iter()
+            .any(|t| t == "*/*" || t == stored || t == "application/*")
+    {
         return Ok(());
     }
     let what = match stored {
         media::OCI_INDEX => "OCI index found, but accept header does not support OCI indexes",
-        media::OCI_MANIFEST => "OCI manifest found, but accept header does not support OCI manifests",
-        media::DOCKER_MANIFEST_LIST => "manifest list found, but accept header does not support manifest lists",
+        media::OCI_MANIFEST => {
+            "OCI manifest found, but accept header does not support OCI manifests"
+        }
+        media::DOCKER_MANIFEST_LIST => {
+            "manifest list found, but accept header does not support manifest lists"
+        }
         _ => "manifest found, but accept header does not support its media type",
     };
     Err(RegistryError::new(ErrorCode::ManifestUnknown)
         .with_message(what)
-        .detail(format!("stored media type {stored}; Accept: {}", accepted.join(", "))))
+        .detail(format!(
+            "stored media type {stored}; Accept: {}",
+            accepted.join(", ")
+        )))
 }
 
 async fn delete(reg: &super::Registry, name: &str, reference: Reference) -> Result<Response> {
@@ -115,7 +157,13 @@ fn invalid(detail: impl Into<String>) -> RegistryError {
     RegistryError::new(ErrorCode::ManifestInvalid).detail(detail)
 }
 
-async fn put(reg: &super::Registry, name: &str, reference: Reference, req: &Parts, body: Body) -> Result<Response> {
+async fn put(
+    reg: &super::Registry,
+    name: &str,
+    reference: Reference,
+    req: &Parts,
+    body: Body,
+) -> Result<Response> {
     let content_type = req
         .headers
         .get(header::CONTENT_TYPE)
@@ -124,12 +172,14 @@ async fn put(reg: &super::Registry, name: &str, reference: Reference, req: &Part
         .filter(|v| !v.is_empty());
     let q = query_pairs(req);
     let limit = reg.options().max_manifest_bytes;
-    let bytes = collect(body_stream(body), limit).await.map_err(|e| match e {
-        CollectError::TooLarge => RegistryError::new(ErrorCode::SizeInvalid)
-            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-            .detail(format!("manifests are limited to {limit} bytes")),
-        CollectError::Body(why) => invalid(format!("request body could not be read: {why}")),
-    })?;
+    let bytes = collect(body_stream(body), limit)
+        .await
+        .map_err(|e| match e {
+            CollectError::TooLarge => RegistryError::new(ErrorCode::SizeInvalid)
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+                .detail(format!("manifests are limited to {limit} bytes")),
+            CollectError::Body(why) => invalid(format!("request body could not be read: {why}")),
+        })?;
 
     let checked = validate(reg, name, content_type.as_deref(), &bytes).await?;
 
@@ -178,10 +228,17 @@ struct Checked {
 /// Validates a pushed manifest: JSON, a known media type consistent with the body, the
 /// schema of its kind (via `oci-spec`), and every referenced blob or child manifest present
 /// in the repository. The subject may be missing (spec: referrers before their subject).
-async fn validate(reg: &super::Registry, name: &str, content_type: Option<&str>, bytes: &Bytes) -> Result<Checked> {
-    let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
-    let obj = value.as_object().ok_or_else(|| invalid("manifest must be a JSON object"))?;
+async fn validate(
+    reg: &super::Registry,
+    name: &str,
+    content_type: Option<&str>,
+    bytes: &Bytes,
+) -> Result<Checked> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| invalid("manifest must be a JSON object"))?;
     let body_type = match obj.get("mediaType") {
         None => None,
         Some(serde_json::Value::String(s)) => Some(s.as_str()),
@@ -195,7 +252,11 @@ async fn validate(reg: &super::Registry, name: &str, content_type: Option<&str>,
         }
         (Some(ct), _) => ct,
         (None, Some(bt)) => bt,
-        (None, None) => return Err(invalid("no Content-Type header and no mediaType in the manifest")),
+        (None, None) => {
+            return Err(invalid(
+                "no Content-Type header and no mediaType in the manifest",
+            ));
+        }
     };
     let schema_version = obj.get("schemaVersion").and_then(serde_json::Value::as_u64);
     let kind = match manifest_kind_or_schema1(media_type, schema_version) {
@@ -229,7 +290,9 @@ async fn validate(reg: &super::Registry, name: &str, content_type: Option<&str>,
             descriptors.extend(m.layers().iter());
             for d in descriptors {
                 let media_type = d.media_type().to_string();
-                if media::is_non_distributable(&media_type) || d.urls().as_ref().is_some_and(|u| !u.is_empty()) {
+                if media::is_non_distributable(&media_type)
+                    || d.urls().as_ref().is_some_and(|u| !u.is_empty())
+                {
                     continue;
                 }
                 let digest = descriptor_digest(d)?;

@@ -13,9 +13,9 @@ use crate::names;
 use crate::storage::{ByteStream, Storage};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use futures_util::TryStreamExt;
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use route::Route;
 use std::sync::Arc;
@@ -90,7 +90,10 @@ impl Registry {
             return RegistryError::new(ErrorCode::Unsupported)
                 .with_status(StatusCode::NOT_FOUND)
                 .with_message("not found")
-                .detail(format!("{} is not an endpoint of the distribution API", parts.uri.path()))
+                .detail(format!(
+                    "{} is not an endpoint of the distribution API",
+                    parts.uri.path()
+                ))
                 .into_response();
         };
         let result = match route {
@@ -98,10 +101,17 @@ impl Registry {
             Route::Catalog => listing::catalog(self, &parts).await,
             Route::Tags { name } => with_name(&name, || listing::tags(self, &name, &parts)).await,
             Route::Manifest { name, reference } => {
-                with_name(&name, || manifests::handle(self, &name, &reference, &parts, body)).await
+                with_name(&name, || {
+                    manifests::handle(self, &name, &reference, &parts, body)
+                })
+                .await
             }
-            Route::Blob { name, digest } => with_name(&name, || blobs::handle(self, &name, &digest, &parts)).await,
-            Route::UploadStart { name } => with_name(&name, || uploads::start(self, &name, &parts, body)).await,
+            Route::Blob { name, digest } => {
+                with_name(&name, || blobs::handle(self, &name, &digest, &parts)).await
+            }
+            Route::UploadStart { name } => {
+                with_name(&name, || uploads::start(self, &name, &parts, body)).await
+            }
             Route::Upload { name, id } => {
                 with_name(&name, || uploads::session(self, &name, &id, &parts, body)).await
             }
@@ -136,7 +146,12 @@ async fn api_version_header(mut resp: Response) -> Response {
 
 fn base(req: &Parts) -> Result<Response> {
     require_method(&req.method, &[Method::GET, Method::HEAD])?;
-    Ok(json_response(StatusCode::OK, "application/json", b"{}".to_vec(), &req.method))
+    Ok(json_response(
+        StatusCode::OK,
+        "application/json",
+        b"{}".to_vec(),
+        &req.method,
+    ))
 }
 
 /// 405 `UNSUPPORTED` unless the method is one of `allowed`.
@@ -147,7 +162,10 @@ fn require_method(method: &Method, allowed: &[Method]) -> Result<()> {
     let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
     let mut err = RegistryError::new(ErrorCode::Unsupported)
         .with_status(StatusCode::METHOD_NOT_ALLOWED)
-        .detail(format!("method {method} is not allowed here; allowed: {}", allow.join(", ")));
+        .detail(format!(
+            "method {method} is not allowed here; allowed: {}",
+            allow.join(", ")
+        ));
     if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
         err = err.with_header(header::ALLOW, v);
     }
@@ -155,9 +173,18 @@ fn require_method(method: &Method, allowed: &[Method]) -> Result<()> {
 }
 
 /// A response with a fixed body and explicit `Content-Length` (kept on `HEAD`, body dropped).
-fn json_response(status: StatusCode, content_type: &str, body: Vec<u8>, method: &Method) -> Response {
+fn json_response(
+    status: StatusCode,
+    content_type: &str,
+    body: Vec<u8>,
+    method: &Method,
+) -> Response {
     let len = body.len();
-    let body = if method == Method::HEAD { Body::empty() } else { Body::from(body) };
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else {
+        Body::from(body)
+    };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
@@ -175,7 +202,10 @@ fn empty_response(status: StatusCode, headers: &[(&str, String)]) -> Response {
     let h = resp.headers_mut();
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
     for (name, value) in headers {
-        if let (Ok(n), Ok(v)) = (header::HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(n), Ok(v)) = (
+            header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             h.insert(n, v);
         }
     }
@@ -196,7 +226,9 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>> {
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(Some)
-            .ok_or_else(|| RegistryError::new(ErrorCode::SizeInvalid).detail("Content-Length is not a number")),
+            .ok_or_else(|| {
+                RegistryError::new(ErrorCode::SizeInvalid).detail("Content-Length is not a number")
+            }),
     }
 }
 

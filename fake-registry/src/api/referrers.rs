@@ -5,12 +5,17 @@ use super::{json_response, query_pairs, query_param, require_method};
 use crate::digest::Digest;
 use crate::error::Result;
 use crate::media;
-use http::request::Parts;
 use axum::response::Response;
+use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value, json};
 
-pub(super) async fn list(reg: &super::Registry, name: &str, digest: &str, req: &Parts) -> Result<Response> {
+pub(super) async fn list(
+    reg: &super::Registry,
+    name: &str,
+    digest: &str,
+    req: &Parts,
+) -> Result<Response> {
     require_method(&req.method, &[Method::GET, Method::HEAD])?;
     let subject: Digest = digest.parse()?;
     let q = query_pairs(req);
@@ -19,7 +24,9 @@ pub(super) async fn list(reg: &super::Registry, name: &str, digest: &str, req: &
 
     let mut descriptors: Vec<Value> = Vec::new();
     for m in reg.storage().list_manifests(name).await? {
-        let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(&m.bytes) else { continue };
+        let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(&m.bytes) else {
+            continue;
+        };
         let refers = doc
             .get("subject")
             .and_then(|s| s.get("digest"))
@@ -32,7 +39,11 @@ pub(super) async fn list(reg: &super::Registry, name: &str, digest: &str, req: &
         let artifact_type = doc
             .get("artifactType")
             .and_then(Value::as_str)
-            .or_else(|| doc.get("config").and_then(|c| c.get("mediaType")).and_then(Value::as_str))
+            .or_else(|| {
+                doc.get("config")
+                    .and_then(|c| c.get("mediaType"))
+                    .and_then(Value::as_str)
+            })
             .map(str::to_owned);
         if let Some(f) = &filter
             && artifact_type.as_deref() != Some(f.as_str())
@@ -57,10 +68,17 @@ pub(super) async fn list(reg: &super::Registry, name: &str, digest: &str, req: &
         "mediaType": media::OCI_INDEX,
         "manifests": descriptors,
     });
-    let mut resp = json_response(StatusCode::OK, media::OCI_INDEX, body.to_string().into_bytes(), &req.method);
+    let mut resp = json_response(
+        StatusCode::OK,
+        media::OCI_INDEX,
+        body.to_string().into_bytes(),
+        &req.method,
+    );
     if filter.is_some() {
-        resp.headers_mut()
-            .insert("OCI-Filters-Applied", HeaderValue::from_static("artifactType"));
+        resp.headers_mut().insert(
+            "OCI-Filters-Applied",
+            HeaderValue::from_static("artifactType"),
+        );
     }
     Ok(resp)
 }

@@ -42,21 +42,27 @@ pub fn parse(path: &str) -> Option<Route> {
         .collect();
     let n = segments.len();
     let name_before = |k: usize| -> Option<String> {
-        (n > k).then(|| segments[..n - k].join("/")).filter(|s| !s.is_empty())
+        (n > k)
+            .then(|| segments[..n - k].join("/"))
+            .filter(|s| !s.is_empty())
     };
     let seg = |i_from_end: usize| segments.get(n.checked_sub(i_from_end)?).map(String::as_str);
 
     if trailing_slash || (seg(2) == Some("blobs") && seg(1) == Some("uploads")) {
         // `/v2/<name>/blobs/uploads/` (the slash is optional in practice)
         if seg(2) == Some("blobs") && seg(1) == Some("uploads") {
-            return Some(Route::UploadStart { name: name_before(2)? });
+            return Some(Route::UploadStart {
+                name: name_before(2)?,
+            });
         }
         if trailing_slash {
             return None;
         }
     }
     match (seg(2), seg(1)) {
-        (Some("tags"), Some("list")) => Some(Route::Tags { name: name_before(2)? }),
+        (Some("tags"), Some("list")) => Some(Route::Tags {
+            name: name_before(2)?,
+        }),
         (Some("manifests"), Some(r)) => Some(Route::Manifest {
             name: name_before(2)?,
             reference: r.to_owned(),

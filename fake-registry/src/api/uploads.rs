@@ -1,16 +1,23 @@
 //! Blob uploads: `POST /v2/<name>/blobs/uploads/` (session, monolithic, mount) and
 //! `GET`/`PATCH`/`PUT`/`DELETE /v2/<name>/blobs/uploads/<id>`.
 
-use super::{body_stream, content_length, empty_response, query_pairs, query_param, require_method};
+use super::{
+    body_stream, content_length, empty_response, query_pairs, query_param, require_method,
+};
 use crate::digest::Digest;
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::storage::{Chunk, StorageError};
 use axum::body::Body;
-use http::request::Parts;
 use axum::response::Response;
+use http::request::Parts;
 use http::{HeaderMap, Method, StatusCode, header};
 
-pub(super) async fn start(reg: &super::Registry, name: &str, req: &Parts, body: Body) -> Result<Response> {
+pub(super) async fn start(
+    reg: &super::Registry,
+    name: &str,
+    req: &Parts,
+    body: Body,
+) -> Result<Response> {
     require_method(&req.method, &[Method::POST])?;
     let q = query_pairs(req);
     let storage = reg.storage();
@@ -20,7 +27,8 @@ pub(super) async fn start(reg: &super::Registry, name: &str, req: &Parts, body: 
         let mounted = match query_param(&q, "from") {
             Some(from) => {
                 crate::names::validate_repository(&from)?;
-                storage.blob_size(&from, &digest).await?.is_some() && storage.link_blob(name, &digest).await?
+                storage.blob_size(&from, &digest).await?.is_some()
+                    && storage.link_blob(name, &digest).await?
             }
             None => reg.options().automatic_mount && storage.link_blob(name, &digest).await?,
         };
@@ -52,15 +60,25 @@ pub(super) async fn start(reg: &super::Registry, name: &str, req: &Parts, body: 
     }
 
     if declared_len.is_some_and(|l| l > 0) {
-        return Err(RegistryError::new(ErrorCode::BlobUploadInvalid)
-            .detail("a POST with a body must name its digest (?digest=…) for a monolithic upload"));
+        return Err(RegistryError::new(ErrorCode::BlobUploadInvalid).detail(
+            "a POST with a body must name its digest (?digest=…) for a monolithic upload",
+        ));
     }
     let id = storage.create_upload(name).await?;
     Ok(session_response(reg, StatusCode::ACCEPTED, name, &id, 0))
 }
 
-pub(super) async fn session(reg: &super::Registry, name: &str, id: &str, req: &Parts, body: Body) -> Result<Response> {
-    require_method(&req.method, &[Method::GET, Method::PATCH, Method::PUT, Method::DELETE])?;
+pub(super) async fn session(
+    reg: &super::Registry,
+    name: &str,
+    id: &str,
+    req: &Parts,
+    body: Body,
+) -> Result<Response> {
+    require_method(
+        &req.method,
+        &[Method::GET, Method::PATCH, Method::PUT, Method::DELETE],
+    )?;
     let storage = reg.storage();
     let info = storage
         .upload_info(id)
@@ -69,14 +87,23 @@ pub(super) async fn session(reg: &super::Registry, name: &str, id: &str, req: &P
         .ok_or_else(|| unknown_upload(id))?;
 
     match req.method {
-        Method::GET => Ok(session_response(reg, StatusCode::NO_CONTENT, name, id, info.size)),
+        Method::GET => Ok(session_response(
+            reg,
+            StatusCode::NO_CONTENT,
+            name,
+            id,
+            info.size,
+        )),
         Method::DELETE => {
             storage.cancel_upload(id).await?;
             Ok(empty_response(StatusCode::NO_CONTENT, &[]))
         }
         Method::PATCH => {
             let chunk = chunk_of(req, body)?;
-            let size = storage.append_upload(id, chunk).await.map_err(|e| upload_error(e, id))?;
+            let size = storage
+                .append_upload(id, chunk)
+                .await
+                .map_err(|e| upload_error(e, id))?;
             Ok(session_response(reg, StatusCode::ACCEPTED, name, id, size))
         }
         _ => {
@@ -90,8 +117,14 @@ pub(super) async fn session(reg: &super::Registry, name: &str, id: &str, req: &P
                 })?
                 .parse()?;
             let chunk = chunk_of(req, body)?;
-            storage.append_upload(id, chunk).await.map_err(|e| upload_error(e, id))?;
-            storage.commit_upload(id, &digest).await.map_err(|e| upload_error(e, id))?;
+            storage
+                .append_upload(id, chunk)
+                .await
+                .map_err(|e| upload_error(e, id))?;
+            storage
+                .commit_upload(id, &digest)
+                .await
+                .map_err(|e| upload_error(e, id))?;
             Ok(created(name, &digest))
         }
     }
@@ -119,7 +152,9 @@ fn chunk_of(req: &Parts, body: Body) -> Result<Chunk> {
 /// `Content-Range: <start>-<end>` (the spec's form; `bytes <start>-<end>/<total>` is
 /// accepted too, as some clients send it).
 fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>> {
-    let Some(v) = headers.get(header::CONTENT_RANGE) else { return Ok(None) };
+    let Some(v) = headers.get(header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
     let text = v.to_str().unwrap_or("").trim();
     let invalid = || {
         RegistryError::new(ErrorCode::RangeInvalid).detail(format!(
@@ -148,7 +183,8 @@ fn upload_error(e: StorageError, id: &str) -> RegistryError {
 }
 
 fn unknown_upload(id: &str) -> RegistryError {
-    RegistryError::new(ErrorCode::BlobUploadUnknown).detail(format!("no upload session {id:?} in this repository"))
+    RegistryError::new(ErrorCode::BlobUploadUnknown)
+        .detail(format!("no upload session {id:?} in this repository"))
 }
 
 fn created(name: &str, digest: &Digest) -> Response {
@@ -161,7 +197,13 @@ fn created(name: &str, digest: &Digest) -> Response {
     )
 }
 
-fn session_response(reg: &super::Registry, status: StatusCode, name: &str, id: &str, size: u64) -> Response {
+fn session_response(
+    reg: &super::Registry,
+    status: StatusCode,
+    name: &str,
+    id: &str,
+    size: u64,
+) -> Response {
     // Range is inclusive; an empty session reports 0-0 as distribution does.
     let end = size.saturating_sub(1);
     let mut headers = vec![

@@ -49,7 +49,10 @@ impl DiskStorage {
     }
 
     fn blob_path(&self, d: &Digest) -> PathBuf {
-        self.root.join("blobs").join(d.algorithm().as_str()).join(d.hex())
+        self.root
+            .join("blobs")
+            .join(d.algorithm().as_str())
+            .join(d.hex())
     }
 
     fn repo_path(&self, repository: &str) -> PathBuf {
@@ -58,7 +61,10 @@ impl DiskStorage {
     }
 
     fn link_path(&self, repository: &str, kind: &str, d: &Digest) -> PathBuf {
-        self.repo_path(repository).join(kind).join(d.algorithm().as_str()).join(d.hex())
+        self.repo_path(repository)
+            .join(kind)
+            .join(d.algorithm().as_str())
+            .join(d.hex())
     }
 
     fn upload_dir(&self, id: &str) -> Option<PathBuf> {
@@ -77,7 +83,10 @@ impl DiskStorage {
     }
 
     fn forget_upload_lock(&self, id: &str) {
-        self.upload_locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.upload_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 
     async fn blocking<T: Send + 'static>(
@@ -104,7 +113,9 @@ fn write_atomic(root: &Path, dest: &Path, data: &[u8]) -> std::io::Result<()> {
 
 /// Renames into place (creating parents) and syncs the directories involved.
 fn rename_durable(from: &Path, dest: &Path) -> std::io::Result<()> {
-    let parent = dest.parent().ok_or_else(|| std::io::Error::other("destination has no parent"))?;
+    let parent = dest
+        .parent()
+        .ok_or_else(|| std::io::Error::other("destination has no parent"))?;
     create_dirs_durable(parent)?;
     std::fs::rename(from, dest)?;
     sync_dir(parent)
@@ -187,7 +198,12 @@ impl Storage for DiskStorage {
         Ok(tokio::fs::try_exists(self.blob_path(digest)).await?)
     }
 
-    async fn read_blob(&self, repository: &str, digest: &Digest, range: Range<u64>) -> Result<Option<ByteStream>> {
+    async fn read_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        range: Range<u64>,
+    ) -> Result<Option<ByteStream>> {
         if !self.link_path(repository, "_layers", digest).exists() {
             return Ok(None);
         }
@@ -198,7 +214,10 @@ impl Storage for DiskStorage {
         };
         file.seek(SeekFrom::Start(range.start)).await?;
         let limited = tokio::io::AsyncReadExt::take(file, range.end - range.start);
-        Ok(Some(Box::pin(tokio_util::io::ReaderStream::with_capacity(limited, 64 * 1024))))
+        Ok(Some(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+            limited,
+            64 * 1024,
+        ))))
     }
 
     async fn link_blob(&self, repository: &str, digest: &Digest) -> Result<bool> {
@@ -226,7 +245,9 @@ impl Storage for DiskStorage {
         self.blocking(move |root| {
             // Stage the whole session directory, then rename it in: a session exists
             // completely or not at all.
-            let staging = root.join("tmp").join(format!("upload-{}", uuid::Uuid::new_v4()));
+            let staging = root
+                .join("tmp")
+                .join(format!("upload-{}", uuid::Uuid::new_v4()));
             std::fs::create_dir(&staging)?;
             let mut f = std::fs::File::create(staging.join("repository"))?;
             f.write_all(repository.as_bytes())?;
@@ -241,11 +262,15 @@ impl Storage for DiskStorage {
     }
 
     async fn upload_info(&self, id: &str) -> Result<Option<UploadInfo>> {
-        let Some(dir) = self.upload_dir(id) else { return Ok(None) };
+        let Some(dir) = self.upload_dir(id) else {
+            return Ok(None);
+        };
         let lock = self.upload_lock(id);
         let _held = lock.lock().await;
         self.blocking(move |_| {
-            let Some(repo) = read_opt(&dir.join("repository"))? else { return Ok(None) };
+            let Some(repo) = read_opt(&dir.join("repository"))? else {
+                return Ok(None);
+            };
             let size = std::fs::metadata(dir.join("data"))?.len();
             Ok(Some(UploadInfo {
                 repository: String::from_utf8_lossy(&repo).into_owned(),
@@ -262,7 +287,9 @@ impl Storage for DiskStorage {
         let data = dir.join("data");
         let mut file = match tokio::fs::OpenOptions::new().append(true).open(&data).await {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::UploadUnknown),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StorageError::UploadUnknown);
+            }
             Err(e) => return Err(e.into()),
         };
         let start = file.metadata().await?.len();
@@ -332,7 +359,10 @@ impl Storage for DiskStorage {
                 let actual = hasher.finish();
                 if actual != digest {
                     std::fs::remove_dir_all(&dir)?;
-                    return Err(StorageError::DigestMismatch { expected: digest, actual });
+                    return Err(StorageError::DigestMismatch {
+                        expected: digest,
+                        actual,
+                    });
                 }
                 if blob.exists() {
                     std::fs::remove_file(&data)?;
@@ -356,7 +386,9 @@ impl Storage for DiskStorage {
     }
 
     async fn cancel_upload(&self, id: &str) -> Result<bool> {
-        let Some(dir) = self.upload_dir(id) else { return Ok(false) };
+        let Some(dir) = self.upload_dir(id) else {
+            return Ok(false);
+        };
         let lock = self.upload_lock(id);
         let _held = lock.lock().await;
         let removed = self
@@ -370,7 +402,12 @@ impl Storage for DiskStorage {
         removed
     }
 
-    async fn put_manifest(&self, repository: &str, manifest: StoredManifest, tags: &[String]) -> Result<()> {
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        manifest: StoredManifest,
+        tags: &[String],
+    ) -> Result<()> {
         let blob = self.blob_path(&manifest.digest);
         let link = self.link_path(repository, "_manifests", &manifest.digest);
         let tags_dir = self.repo_path(repository).join("_tags");
@@ -381,21 +418,33 @@ impl Storage for DiskStorage {
             }
             write_atomic(root, &link, manifest.media_type.as_bytes())?;
             for tag in tags {
-                write_atomic(root, &tags_dir.join(tag), manifest.digest.to_string().as_bytes())?;
+                write_atomic(
+                    root,
+                    &tags_dir.join(tag),
+                    manifest.digest.to_string().as_bytes(),
+                )?;
             }
             Ok(())
         })
         .await
     }
 
-    async fn get_manifest(&self, repository: &str, digest: &Digest) -> Result<Option<StoredManifest>> {
+    async fn get_manifest(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>> {
         let blob = self.blob_path(digest);
         let link = self.link_path(repository, "_manifests", digest);
         let digest = digest.clone();
         self.blocking(move |_| {
-            let Some(media_type) = read_opt(&link)? else { return Ok(None) };
+            let Some(media_type) = read_opt(&link)? else {
+                return Ok(None);
+            };
             let Some(bytes) = read_opt(&blob)? else {
-                return Err(StorageError::Corrupt(format!("manifest {digest} is linked but has no content")));
+                return Err(StorageError::Corrupt(format!(
+                    "manifest {digest} is linked but has no content"
+                )));
             };
             Ok(Some(StoredManifest {
                 digest,
@@ -481,7 +530,11 @@ impl Storage for DiskStorage {
                     if child.starts_with('_') {
                         continue;
                     }
-                    let child_name = if name.is_empty() { child.clone() } else { format!("{name}/{child}") };
+                    let child_name = if name.is_empty() {
+                        child.clone()
+                    } else {
+                        format!("{name}/{child}")
+                    };
                     let path = dir.join(&child);
                     if !list_dir(&path.join("_manifests").join("sha256"))?.is_empty()
                         || !list_dir(&path.join("_manifests").join("sha512"))?.is_empty()
@@ -499,4 +552,3 @@ impl Storage for DiskStorage {
         .await
     }
 }
-

@@ -54,11 +54,18 @@ impl MemoryStorage {
     }
 
     fn upload(&self, id: &str) -> Option<Arc<tokio::sync::Mutex<Upload>>> {
-        self.uploads.lock().unwrap_or_else(|p| p.into_inner()).get(id).cloned()
+        self.uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
     }
 
     fn end_upload(&self, id: &str) {
-        self.uploads.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
     }
 }
 
@@ -70,22 +77,37 @@ impl Storage for MemoryStorage {
             .repositories
             .get(repository)
             .is_some_and(|r| r.blobs.contains(digest));
-        Ok(linked.then(|| state.blobs.get(digest).map(|b| b.len() as u64)).flatten())
+        Ok(linked
+            .then(|| state.blobs.get(digest).map(|b| b.len() as u64))
+            .flatten())
     }
 
     async fn blob_exists(&self, digest: &Digest) -> Result<bool> {
         Ok(self.read().blobs.contains_key(digest))
     }
 
-    async fn read_blob(&self, repository: &str, digest: &Digest, range: Range<u64>) -> Result<Option<ByteStream>> {
+    async fn read_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        range: Range<u64>,
+    ) -> Result<Option<ByteStream>> {
         let state = self.read();
-        if !state.repositories.get(repository).is_some_and(|r| r.blobs.contains(digest)) {
+        if !state
+            .repositories
+            .get(repository)
+            .is_some_and(|r| r.blobs.contains(digest))
+        {
             return Ok(None);
         }
-        let Some(blob) = state.blobs.get(digest) else { return Ok(None) };
+        let Some(blob) = state.blobs.get(digest) else {
+            return Ok(None);
+        };
         let (start, end) = (range.start as usize, range.end as usize);
         if start > end || end > blob.len() {
-            return Err(StorageError::Corrupt(format!("range {range:?} outside blob {digest}")));
+            return Err(StorageError::Corrupt(format!(
+                "range {range:?} outside blob {digest}"
+            )));
         }
         // Bytes::slice shares the allocation; the response streams it in 64 KiB pieces.
         let slice = blob.slice(start..end);
@@ -101,7 +123,12 @@ impl Storage for MemoryStorage {
         if !state.blobs.contains_key(digest) {
             return Ok(false);
         }
-        state.repositories.entry(repository.to_owned()).or_default().blobs.insert(digest.clone());
+        state
+            .repositories
+            .entry(repository.to_owned())
+            .or_default()
+            .blobs
+            .insert(digest.clone());
         Ok(true)
     }
 
@@ -129,7 +156,9 @@ impl Storage for MemoryStorage {
     }
 
     async fn upload_info(&self, id: &str) -> Result<Option<UploadInfo>> {
-        let Some(upload) = self.upload(id) else { return Ok(None) };
+        let Some(upload) = self.upload(id) else {
+            return Ok(None);
+        };
         let u = upload.lock().await;
         Ok((!u.closed).then(|| UploadInfo {
             repository: u.repository.clone(),
@@ -197,7 +226,10 @@ impl Storage for MemoryStorage {
         }
         let size = u.size;
         let mut state = self.write();
-        state.blobs.entry(digest.clone()).or_insert_with(|| joined.freeze());
+        state
+            .blobs
+            .entry(digest.clone())
+            .or_insert_with(|| joined.freeze());
         state
             .repositories
             .entry(u.repository.clone())
@@ -208,7 +240,9 @@ impl Storage for MemoryStorage {
     }
 
     async fn cancel_upload(&self, id: &str) -> Result<bool> {
-        let Some(upload) = self.upload(id) else { return Ok(false) };
+        let Some(upload) = self.upload(id) else {
+            return Ok(false);
+        };
         let mut u = upload.lock().await;
         let was_open = !u.closed;
         u.closed = true;
@@ -216,7 +250,12 @@ impl Storage for MemoryStorage {
         Ok(was_open)
     }
 
-    async fn put_manifest(&self, repository: &str, manifest: StoredManifest, tags: &[String]) -> Result<()> {
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        manifest: StoredManifest,
+        tags: &[String],
+    ) -> Result<()> {
         let mut state = self.write();
         let repo = state.repositories.entry(repository.to_owned()).or_default();
         for tag in tags {
@@ -226,7 +265,11 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    async fn get_manifest(&self, repository: &str, digest: &Digest) -> Result<Option<StoredManifest>> {
+    async fn get_manifest(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>> {
         Ok(self
             .read()
             .repositories
@@ -244,7 +287,9 @@ impl Storage for MemoryStorage {
 
     async fn delete_manifest(&self, repository: &str, digest: &Digest) -> Result<bool> {
         let mut state = self.write();
-        let Some(repo) = state.repositories.get_mut(repository) else { return Ok(false) };
+        let Some(repo) = state.repositories.get_mut(repository) else {
+            return Ok(false);
+        };
         if repo.manifests.remove(digest).is_none() {
             return Ok(false);
         }

@@ -78,7 +78,12 @@ pub trait Storage: Send + Sync + 'static {
     async fn blob_exists(&self, digest: &Digest) -> Result<bool>;
     /// The bytes of `range` of a blob linked into `repository` (the caller has checked the
     /// range against the size).
-    async fn read_blob(&self, repository: &str, digest: &Digest, range: Range<u64>) -> Result<Option<ByteStream>>;
+    async fn read_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        range: Range<u64>,
+    ) -> Result<Option<ByteStream>>;
     /// Links existing content into `repository` (a cross-repository mount). `false` if the
     /// content does not exist.
     async fn link_blob(&self, repository: &str, digest: &Digest) -> Result<bool>;
@@ -98,8 +103,17 @@ pub trait Storage: Send + Sync + 'static {
 
     // --- manifests and tags ------------------------------------------------------------
     /// Stores a manifest and points each of `tags` at it.
-    async fn put_manifest(&self, repository: &str, manifest: StoredManifest, tags: &[String]) -> Result<()>;
-    async fn get_manifest(&self, repository: &str, digest: &Digest) -> Result<Option<StoredManifest>>;
+    async fn put_manifest(
+        &self,
+        repository: &str,
+        manifest: StoredManifest,
+        tags: &[String],
+    ) -> Result<()>;
+    async fn get_manifest(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<StoredManifest>>;
     async fn resolve_tag(&self, repository: &str, tag: &str) -> Result<Option<Digest>>;
     /// Deletes a manifest and every tag pointing at it. `false` if it was not there.
     async fn delete_manifest(&self, repository: &str, digest: &Digest) -> Result<bool>;
@@ -113,7 +127,10 @@ pub trait Storage: Send + Sync + 'static {
 }
 
 /// Reads a whole stream into memory — only for manifests, which are size-capped.
-pub async fn collect(mut body: ByteStream, limit: usize) -> std::result::Result<Bytes, CollectError> {
+pub async fn collect(
+    mut body: ByteStream,
+    limit: usize,
+) -> std::result::Result<Bytes, CollectError> {
     use futures_util::StreamExt;
     let mut buf = bytes::BytesMut::new();
     while let Some(chunk) = body.next().await {

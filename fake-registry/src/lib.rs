@@ -15,6 +15,7 @@
 //! grammars; [`fixtures`] generates images; [`server`] starts it all.
 
 pub mod api;
+pub mod auth;
 pub mod digest;
 pub mod error;
 pub mod fixtures;

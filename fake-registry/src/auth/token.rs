@@ -1,0 +1,291 @@
+//! Bearer tokens: real JWTs, signed by a key generated per registry, verified on every
+//! request against the registry's own clock.
+//!
+//! Expiry and not-before are checked here against [`Clock`] (not the system time that
+//! `jsonwebtoken` would use), so tests can expire tokens without waiting.
+
+use super::clock::Clock;
+use super::scope::Scope;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+/// The claims of an access token as the distribution token spec defines them; vendor
+/// profiles add their own (`grant_type`, `version`, GitLab's `auth_type`…) through `extra`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    pub aud: String,
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+    pub jti: String,
+    #[serde(default)]
+    pub access: Vec<Scope>,
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Claims {
+    /// The actions this token grants on `scope`'s resource.
+    pub fn granted(&self, scope: &Scope) -> Vec<String> {
+        let held: Vec<String> = self
+            .access
+            .iter()
+            .filter(|a| a.kind == scope.kind && a.name == scope.name)
+            .flat_map(|a| a.actions.iter().cloned())
+            .collect();
+        scope.intersect(&held)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("not a JWT: {0}")]
+    Malformed(String),
+    #[error("signed with {0}, expected {1}")]
+    WrongAlgorithm(String, String),
+    #[error("signature does not verify")]
+    BadSignature,
+    #[error("expired at {exp} (now {now})")]
+    Expired { exp: i64, now: i64 },
+    #[error("not valid before {nbf} (now {now})")]
+    NotYetValid { nbf: i64, now: i64 },
+    #[error("audience {0:?}, expected {1:?}")]
+    WrongAudience(String, String),
+    #[error("issuer {0:?}, expected {1:?}")]
+    WrongIssuer(String, String),
+    #[error("cannot sign: {0}")]
+    Signing(String),
+}
+
+/// Issues and verifies one registry's tokens.
+pub struct TokenIssuer {
+    issuer: String,
+    algorithm: Algorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    kid: String,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("issuer", &self.issuer)
+            .field("algorithm", &self.algorithm)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenIssuer {
+    /// A fresh ES256 key (ECDSA P-256), generated in memory; never written anywhere.
+    pub fn generate(issuer: &str, clock: Clock) -> Result<Self, TokenError> {
+        let key = rcgen::KeyPair::generate().map_err(|e| TokenError::Signing(e.to_string()))?;
+        let encoding =
+            EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).map_err(|e| TokenError::Signing(e.to_string()))?;
+        let decoding = DecodingKey::from_ec_pem(key.public_key_pem().as_bytes())
+            .map_err(|e| TokenError::Signing(e.to_string()))?;
+        Ok(Self {
+            issuer: issuer.to_owned(),
+            algorithm: Algorithm::ES256,
+            encoding,
+            decoding,
+            kid: libtrust_kid(&rcgen::PublicKeyData::subject_public_key_info(&key)),
+            clock,
+        })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Signs a token for `aud` carrying `access`, valid from `nbf_skew` seconds ago for
+    /// `lifetime` seconds. Returns the compact JWT and its claims.
+    pub fn issue(
+        &self,
+        aud: &str,
+        sub: Option<&str>,
+        access: Vec<Scope>,
+        lifetime: i64,
+        nbf_skew: i64,
+        extra: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(String, Claims), TokenError> {
+        let now = self.clock.now();
+        let claims = Claims {
+            iss: self.issuer.clone(),
+            sub: sub.map(str::to_owned),
+            aud: aud.to_owned(),
+            exp: now + lifetime,
+            nbf: now - nbf_skew,
+            iat: now,
+            jti: uuid::Uuid::new_v4().to_string(),
+            access,
+            extra,
+        };
+        let mut header = Header::new(self.algorithm);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some("JWT".into());
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| TokenError::Signing(e.to_string()))?;
+        Ok((token, claims))
+    }
+
+    /// Verifies signature, algorithm, issuer, audience, `nbf` and `exp`.
+    pub fn verify(&self, token: &str, aud: &str) -> Result<Claims, TokenError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
+        if header.alg != self.algorithm {
+            return Err(TokenError::WrongAlgorithm(
+                format!("{:?}", header.alg),
+                format!("{:?}", self.algorithm),
+            ));
+        }
+        let mut validation = Validation::new(self.algorithm);
+        // Time and audience are checked below, against our clock and with clear errors.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
+                _ => TokenError::Malformed(e.to_string()),
+            }
+        })?;
+        let claims = data.claims;
+        let now = self.clock.now();
+        if claims.iss != self.issuer {
+            return Err(TokenError::WrongIssuer(claims.iss, self.issuer.clone()));
+        }
+        if claims.aud != aud {
+            return Err(TokenError::WrongAudience(claims.aud, aud.to_owned()));
+        }
+        if now < claims.nbf {
+            return Err(TokenError::NotYetValid { nbf: claims.nbf, now });
+        }
+        if now >= claims.exp {
+            return Err(TokenError::Expired { exp: claims.exp, now });
+        }
+        Ok(claims)
+    }
+}
+
+/// The key id format of docker/libtrust that distribution and GitLab use: base32 of the
+/// first 30 bytes of SHA-256 over the DER public key, in colon-separated groups of four.
+pub fn libtrust_kid(spki_der: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let hash = sha2::Sha256::digest(spki_der);
+    let bytes = &hash[..30];
+    let mut out = String::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
+        }
+    }
+    let chars: Vec<char> = out.chars().collect();
+    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn issuer(clock: &Clock) -> TokenIssuer {
+        TokenIssuer::generate("test-issuer", clock.clone()).expect("key")
+    }
+
+    fn token(i: &TokenIssuer) -> String {
+        i.issue(
+            "registry.test",
+            Some("alice"),
+            vec![Scope::repository("team/app", &["pull"])],
+            300,
+            5,
+            Default::default(),
+        )
+        .expect("issue")
+        .0
+    }
+
+    #[test]
+    fn issues_and_verifies() {
+        let clock = Clock::manual(1_700_000_000);
+        let i = issuer(&clock);
+        let claims = i.verify(&token(&i), "registry.test").expect("valid");
+        assert_eq!(claims.sub.as_deref(), Some("alice"));
+        assert_eq!(claims.exp - claims.iat, 300);
+        assert_eq!(claims.iat - claims.nbf, 5);
+        assert_eq!(claims.granted(&Scope::repository("team/app", &["pull", "push"])), ["pull"]);
+        assert!(claims.granted(&Scope::repository("team/other", &["pull"])).is_empty());
+    }
+
+    #[test]
+    fn kid_is_libtrust_shaped() {
+        let kid = libtrust_kid(b"any key bytes");
+        assert_eq!(kid.len(), 48 + 11);
+        assert!(kid.split(':').all(|g| g.len() == 4));
+    }
+
+    #[test]
+    fn refuses_alg_none() {
+        let clock = Clock::manual(1_700_000_000);
+        let i = issuer(&clock);
+        let real = token(&i);
+        let payload = real.split('.').nth(1).expect("payload");
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let forged = format!("{header}.{payload}.");
+        assert!(i.verify(&forged, "registry.test").is_err());
+    }
+
+    #[test]
+    fn refuses_another_key() {
+        let clock = Clock::manual(1_700_000_000);
+        let mine = issuer(&clock);
+        let theirs = TokenIssuer::generate("test-issuer", clock.clone()).expect("key");
+        assert_eq!(mine.verify(&token(&theirs), "registry.test"), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn refuses_expired_and_not_yet_valid() {
+        let clock = Clock::manual(1_700_000_000);
+        let i = issuer(&clock);
+        let t = token(&i);
+        clock.advance(300);
+        assert!(matches!(i.verify(&t, "registry.test"), Err(TokenError::Expired { .. })));
+        clock.advance(-400);
+        assert!(matches!(i.verify(&t, "registry.test"), Err(TokenError::NotYetValid { .. })));
+    }
+
+    #[test]
+    fn refuses_wrong_audience() {
+        let clock = Clock::manual(1_700_000_000);
+        let i = issuer(&clock);
+        assert!(matches!(i.verify(&token(&i), "other.test"), Err(TokenError::WrongAudience(..))));
+    }
+
+    #[test]
+    fn refuses_scope_escalation_by_payload_edit() {
+        let clock = Clock::manual(1_700_000_000);
+        let i = issuer(&clock);
+        let real = token(&i);
+        let parts: Vec<&str> = real.split('.').collect();
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
+        claims["access"][0]["actions"] = serde_json::json!(["pull", "push"]);
+        let edited = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("json"));
+        let forged = format!("{}.{}.{}", parts[0], edited, parts[2]);
+        assert_eq!(i.verify(&forged, "registry.test"), Err(TokenError::BadSignature));
+    }
+}

@@ -19,6 +19,7 @@ pub mod auth;
 pub mod digest;
 pub mod error;
 pub mod fixtures;
+pub mod journal;
 pub mod media;
 pub mod names;
 pub mod server;

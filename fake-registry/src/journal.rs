@@ -31,7 +31,14 @@ const RESPONSE_HEADERS: &[&str] = &[
     "oci-subject",
 ];
 /// Form and query keys whose values are secrets.
-const SECRET_KEYS: &[&str] = &["password", "refresh_token", "access_token", "client_secret", "token", "code"];
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "refresh_token",
+    "access_token",
+    "client_secret",
+    "token",
+    "code",
+];
 
 /// What credential a request carried, described without the secret.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -106,7 +113,10 @@ impl Redactor {
     /// The label of a registered secret.
     pub fn label_of(&self, secret: &str) -> Option<String> {
         let secrets = self.secrets.read().unwrap_or_else(|p| p.into_inner());
-        secrets.iter().find(|(k, _)| k == secret).map(|(_, l)| l.clone())
+        secrets
+            .iter()
+            .find(|(k, _)| k == secret)
+            .map(|(_, l)| l.clone())
     }
 
     pub fn redact(&self, text: &str) -> String {
@@ -152,7 +162,11 @@ impl Journal {
         let r = &self.redactor;
         e.path = r.redact(&e.path);
         e.query = e.query.map(|q| redact_pairs(&q, r));
-        for v in e.request_headers.values_mut().chain(e.response_headers.values_mut()) {
+        for v in e
+            .request_headers
+            .values_mut()
+            .chain(e.response_headers.values_mut())
+        {
             *v = r.redact(v);
         }
         for (k, v) in e.form.iter_mut() {
@@ -200,7 +214,10 @@ impl Journal {
     }
 
     pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// HTTP Archive 1.2 export (what browsers and proxies read), from the redacted entries.
@@ -251,7 +268,11 @@ impl Journal {
 pub fn select_headers(headers: &http::HeaderMap, names: &[&str]) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for name in names {
-        let values: Vec<&str> = headers.get_all(*name).iter().filter_map(|v| v.to_str().ok()).collect();
+        let values: Vec<&str> = headers
+            .get_all(*name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
         if !values.is_empty() {
             out.insert((*name).to_owned(), values.join(", "));
         }
@@ -317,7 +338,10 @@ mod tests {
         let har = j.to_har(0).to_string();
         for text in [&json, &har] {
             assert!(!text.contains("rt-SECRET-123"), "{text}");
-            assert!(!text.contains("unknown-pass"), "an unregistered password is still dropped: {text}");
+            assert!(
+                !text.contains("unknown-pass"),
+                "an unregistered password is still dropped: {text}"
+            );
         }
         assert!(json.contains("refresh token of sp"));
         assert!(json.contains("\"grant_type\":\"refresh_token\""));

@@ -22,8 +22,10 @@ pub mod fixtures;
 pub mod journal;
 pub mod media;
 pub mod names;
+pub mod profile;
 pub mod server;
 pub mod storage;
+pub mod vhost;
 
 pub use api::{Registry, RegistryOptions};
 pub use server::{FakeRegistry, FakeRegistryBuilder, RunningRegistry, StartError};

@@ -2,8 +2,13 @@
 //! handle it returns. The binary's `serve` uses the same path.
 
 use crate::api::{Registry, RegistryOptions};
+use crate::auth::{Clock, Directory, TokenIssuer};
 use crate::fixtures::Image;
+use crate::journal::Journal;
+use crate::profile::bearer::{Bearer, BearerOptions};
+use crate::profile::{Profile, open::Open};
 use crate::storage::{Chunk, DiskStorage, MemoryStorage, Storage};
+use crate::vhost::VirtualHost;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,8 +25,20 @@ impl FakeRegistry {
             storage_dir: None,
             options: RegistryOptions::default(),
             seeds: Vec::new(),
+            name: "registry".into(),
+            auth: AuthChoice::Open,
+            clock: Clock::system(),
         }
     }
+}
+
+/// How the registry authenticates.
+enum AuthChoice {
+    Open,
+    Bearer {
+        options: BearerOptions,
+        directory: Directory,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +53,8 @@ pub enum StartError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot create the token signing key: {0}")]
+    Key(String),
     #[error("cannot seed {repository}:{tag}: {reason}")]
     Seed {
         repository: String,
@@ -55,9 +74,30 @@ pub struct FakeRegistryBuilder {
     storage_dir: Option<PathBuf>,
     options: RegistryOptions,
     seeds: Vec<Seed>,
+    name: String,
+    auth: AuthChoice,
+    clock: Clock,
 }
 
 impl FakeRegistryBuilder {
+    /// How journals refer to this registry (default `registry`).
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.to_owned();
+        self
+    }
+
+    /// Require Bearer tokens from a token service on this host (the distribution protocol).
+    pub fn bearer(mut self, options: BearerOptions, directory: Directory) -> Self {
+        self.auth = AuthChoice::Bearer { options, directory };
+        self
+    }
+
+    /// The clock tokens and credentials expire by (default: system time).
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Address to listen on (default `127.0.0.1:0`, an ephemeral port).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
@@ -118,8 +158,32 @@ impl FakeRegistryBuilder {
             addr: self.listen,
             source,
         })?;
+        let journal = Arc::new(Journal::default());
+        let profile: Arc<dyn Profile> = match self.auth {
+            AuthChoice::Open => Arc::new(Open),
+            AuthChoice::Bearer { options, directory } => {
+                let issuer = TokenIssuer::generate(
+                    &format!("{}-token-issuer", self.name),
+                    self.clock.clone(),
+                )
+                .map_err(|e| StartError::Key(e.to_string()))?;
+                Arc::new(Bearer::new(
+                    options,
+                    directory,
+                    Arc::new(issuer),
+                    journal.redactor.clone(),
+                ))
+            }
+        };
+        let vhost = Arc::new(VirtualHost {
+            name: self.name.clone(),
+            base_url: format!("http://{addr}"),
+            registry: registry.clone(),
+            profile,
+            journal: journal.clone(),
+        });
         let (tx, rx) = oneshot::channel::<()>();
-        let app = registry.router();
+        let app = vhost.router();
         let task = tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(async {
                 let _ = rx.await;
@@ -131,6 +195,8 @@ impl FakeRegistryBuilder {
         Ok(RunningRegistry {
             addr,
             registry,
+            journal,
+            clock: self.clock,
             shutdown: Some(tx),
             task: Some(task),
         })
@@ -141,6 +207,8 @@ impl FakeRegistryBuilder {
 pub struct RunningRegistry {
     addr: SocketAddr,
     registry: Registry,
+    journal: Arc<Journal>,
+    clock: Clock,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -162,6 +230,16 @@ impl RunningRegistry {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Every exchange so far, secrets redacted.
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    /// The clock tokens expire by; `advance` it to expire them.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Stops accepting, lets in-flight requests finish, and waits for the server to end.

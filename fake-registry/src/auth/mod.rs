@@ -18,7 +18,10 @@ use base64::Engine as _;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Presented {
     None,
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     Bearer(String),
     /// A header we could not parse (kept for the journal, value redacted).
     Other(String),
@@ -26,7 +29,10 @@ pub enum Presented {
 
 impl Presented {
     pub fn from_headers(headers: &http::HeaderMap) -> Self {
-        let Some(value) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        let Some(value) = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+        else {
             return Presented::None;
         };
         let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));

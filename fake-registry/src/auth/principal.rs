@@ -102,7 +102,12 @@ pub fn allowed_by(grants: &[Grant], scope: &Scope) -> Vec<String> {
         }
     }
     // keep the requested order
-    scope.actions.iter().filter(|a| out.contains(a)).cloned().collect()
+    scope
+        .actions
+        .iter()
+        .filter(|a| out.contains(a))
+        .cloned()
+        .collect()
 }
 
 /// The principals of one registry, plus what anonymous clients may do.
@@ -138,12 +143,16 @@ impl Directory {
 
     /// Whether any principal uses this username (to tell "unknown user" from "bad password").
     pub fn knows_username(&self, username: &str) -> bool {
-        self.principals.iter().any(|p| p.username.as_deref() == Some(username))
+        self.principals
+            .iter()
+            .any(|p| p.username.as_deref() == Some(username))
     }
 
     /// Every secret, for redaction.
     pub fn secrets(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.principals.iter().map(|p| (p.name.as_str(), p.secret.as_str()))
+        self.principals
+            .iter()
+            .map(|p| (p.name.as_str(), p.secret.as_str()))
     }
 }
 
@@ -193,9 +202,18 @@ mod tests {
             },
         ]);
         let clock = Clock::system();
-        assert_eq!(p.allowed(&Scope::repository("team/app", &["pull", "push"]), &clock), ["pull", "push"]);
-        assert_eq!(p.allowed(&Scope::repository("team/other", &["pull", "push"]), &clock), ["pull"]);
-        assert!(p.allowed(&Scope::repository("elsewhere", &["pull"]), &clock).is_empty());
+        assert_eq!(
+            p.allowed(&Scope::repository("team/app", &["pull", "push"]), &clock),
+            ["pull", "push"]
+        );
+        assert_eq!(
+            p.allowed(&Scope::repository("team/other", &["pull", "push"]), &clock),
+            ["pull"]
+        );
+        assert!(
+            p.allowed(&Scope::repository("elsewhere", &["pull"]), &clock)
+                .is_empty()
+        );
     }
 
     #[test]
@@ -225,9 +243,15 @@ mod tests {
                 actions: vec!["pull".into()],
             }],
         };
-        assert_eq!(d.basic("app-id", "s3cret").map(|p| p.name.as_str()), Some("sp"));
+        assert_eq!(
+            d.basic("app-id", "s3cret").map(|p| p.name.as_str()),
+            Some("sp")
+        );
         assert!(d.basic("app-id", "wrong").is_none());
         assert!(d.knows_username("app-id"));
-        assert_eq!(d.anonymous_allowed(&Scope::repository("public/x", &["pull", "push"])), ["pull"]);
+        assert_eq!(
+            d.anonymous_allowed(&Scope::repository("public/x", &["pull", "push"])),
+            ["pull"]
+        );
     }
 }

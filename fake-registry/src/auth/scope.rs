@@ -64,7 +64,11 @@ impl Scope {
         if granted.iter().any(|g| g == "*") {
             return self.actions.clone();
         }
-        self.actions.iter().filter(|a| granted.contains(a)).cloned().collect()
+        self.actions
+            .iter()
+            .filter(|a| granted.contains(a))
+            .cloned()
+            .collect()
     }
 }
 
@@ -111,7 +115,12 @@ mod tests {
     #[case("repository(plugin):x:pull", "repository", "x", &["pull"])]
     #[case("repository:localhost:5000/app:pull", "repository", "localhost:5000/app", &["pull"])]
     #[case("repository:app:", "repository", "app", &[])]
-    fn parses(#[case] text: &str, #[case] kind: &str, #[case] name: &str, #[case] actions: &[&str]) {
+    fn parses(
+        #[case] text: &str,
+        #[case] kind: &str,
+        #[case] name: &str,
+        #[case] actions: &[&str],
+    ) {
         let s = Scope::parse(text).expect("parses");
         assert_eq!((s.kind.as_str(), s.name.as_str()), (kind, name));
         assert_eq!(s.actions, actions);

@@ -85,8 +85,8 @@ impl TokenIssuer {
     /// A fresh ES256 key (ECDSA P-256), generated in memory; never written anywhere.
     pub fn generate(issuer: &str, clock: Clock) -> Result<Self, TokenError> {
         let key = rcgen::KeyPair::generate().map_err(|e| TokenError::Signing(e.to_string()))?;
-        let encoding =
-            EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).map_err(|e| TokenError::Signing(e.to_string()))?;
+        let encoding = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes())
+            .map_err(|e| TokenError::Signing(e.to_string()))?;
         let decoding = DecodingKey::from_ec_pem(key.public_key_pem().as_bytes())
             .map_err(|e| TokenError::Signing(e.to_string()))?;
         Ok(Self {
@@ -133,13 +133,15 @@ impl TokenIssuer {
         let mut header = Header::new(self.algorithm);
         header.kid = Some(self.kid.clone());
         header.typ = Some("JWT".into());
-        let token = jsonwebtoken::encode(&header, &claims, &self.encoding).map_err(|e| TokenError::Signing(e.to_string()))?;
+        let token = jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .map_err(|e| TokenError::Signing(e.to_string()))?;
         Ok((token, claims))
     }
 
     /// Verifies signature, algorithm, issuer, audience, `nbf` and `exp`.
     pub fn verify(&self, token: &str, aud: &str) -> Result<Claims, TokenError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
         if header.alg != self.algorithm {
             return Err(TokenError::WrongAlgorithm(
                 format!("{:?}", header.alg),
@@ -152,12 +154,12 @@ impl TokenIssuer {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|e| {
-            match e.kind() {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidSignature => TokenError::BadSignature,
                 _ => TokenError::Malformed(e.to_string()),
-            }
-        })?;
+            },
+        )?;
         let claims = data.claims;
         let now = self.clock.now();
         if claims.iss != self.issuer {
@@ -167,10 +169,16 @@ impl TokenIssuer {
             return Err(TokenError::WrongAudience(claims.aud, aud.to_owned()));
         }
         if now < claims.nbf {
-            return Err(TokenError::NotYetValid { nbf: claims.nbf, now });
+            return Err(TokenError::NotYetValid {
+                nbf: claims.nbf,
+                now,
+            });
         }
         if now >= claims.exp {
-            return Err(TokenError::Expired { exp: claims.exp, now });
+            return Err(TokenError::Expired {
+                exp: claims.exp,
+                now,
+            });
         }
         Ok(claims)
     }
@@ -193,7 +201,11 @@ pub fn libtrust_kid(spki_der: &[u8]) -> String {
         }
     }
     let chars: Vec<char> = out.chars().collect();
-    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join(":")
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[cfg(test)]
@@ -227,8 +239,15 @@ mod tests {
         assert_eq!(claims.sub.as_deref(), Some("alice"));
         assert_eq!(claims.exp - claims.iat, 300);
         assert_eq!(claims.iat - claims.nbf, 5);
-        assert_eq!(claims.granted(&Scope::repository("team/app", &["pull", "push"])), ["pull"]);
-        assert!(claims.granted(&Scope::repository("team/other", &["pull"])).is_empty());
+        assert_eq!(
+            claims.granted(&Scope::repository("team/app", &["pull", "push"])),
+            ["pull"]
+        );
+        assert!(
+            claims
+                .granted(&Scope::repository("team/other", &["pull"]))
+                .is_empty()
+        );
     }
 
     #[test]
@@ -254,7 +273,10 @@ mod tests {
         let clock = Clock::manual(1_700_000_000);
         let mine = issuer(&clock);
         let theirs = TokenIssuer::generate("test-issuer", clock.clone()).expect("key");
-        assert_eq!(mine.verify(&token(&theirs), "registry.test"), Err(TokenError::BadSignature));
+        assert_eq!(
+            mine.verify(&token(&theirs), "registry.test"),
+            Err(TokenError::BadSignature)
+        );
     }
 
     #[test]
@@ -263,16 +285,25 @@ mod tests {
         let i = issuer(&clock);
         let t = token(&i);
         clock.advance(300);
-        assert!(matches!(i.verify(&t, "registry.test"), Err(TokenError::Expired { .. })));
+        assert!(matches!(
+            i.verify(&t, "registry.test"),
+            Err(TokenError::Expired { .. })
+        ));
         clock.advance(-400);
-        assert!(matches!(i.verify(&t, "registry.test"), Err(TokenError::NotYetValid { .. })));
+        assert!(matches!(
+            i.verify(&t, "registry.test"),
+            Err(TokenError::NotYetValid { .. })
+        ));
     }
 
     #[test]
     fn refuses_wrong_audience() {
         let clock = Clock::manual(1_700_000_000);
         let i = issuer(&clock);
-        assert!(matches!(i.verify(&token(&i), "other.test"), Err(TokenError::WrongAudience(..))));
+        assert!(matches!(
+            i.verify(&token(&i), "other.test"),
+            Err(TokenError::WrongAudience(..))
+        ));
     }
 
     #[test]
@@ -286,6 +317,9 @@ mod tests {
         claims["access"][0]["actions"] = serde_json::json!(["pull", "push"]);
         let edited = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("json"));
         let forged = format!("{}.{}.{}", parts[0], edited, parts[2]);
-        assert_eq!(i.verify(&forged, "registry.test"), Err(TokenError::BadSignature));
+        assert_eq!(
+            i.verify(&forged, "registry.test"),
+            Err(TokenError::BadSignature)
+        );
     }
 }

@@ -42,7 +42,8 @@ struct ServeArgs {
     /// Advertise OCI-Chunk-Min-Length on upload sessions.
     #[arg(long, value_name = "BYTES")]
     chunk_min_length: Option<u64>,
-    /// Accept indexes whose child manifests are not in the repository.
+    /// Accept manifests whose blobs, and indexes whose child manifests, are not in the
+    /// repository (sparse content).
     #[arg(long)]
     allow_sparse_index: bool,
 }

@@ -5,6 +5,7 @@ use crate::api::{Registry, RegistryOptions};
 use crate::auth::{Clock, Directory, TokenIssuer};
 use crate::fixtures::Image;
 use crate::journal::Journal;
+use crate::profile::acr::{Acr, AcrOptions};
 use crate::profile::bearer::{Bearer, BearerOptions};
 use crate::profile::{Profile, open::Open};
 use crate::storage::{Chunk, DiskStorage, MemoryStorage, Storage};
@@ -37,6 +38,10 @@ enum AuthChoice {
     Open,
     Bearer {
         options: BearerOptions,
+        directory: Directory,
+    },
+    Acr {
+        options: AcrOptions,
         directory: Directory,
     },
 }
@@ -89,6 +94,12 @@ impl FakeRegistryBuilder {
     /// Require Bearer tokens from a token service on this host (the distribution protocol).
     pub fn bearer(mut self, options: BearerOptions, directory: Directory) -> Self {
         self.auth = AuthChoice::Bearer { options, directory };
+        self
+    }
+
+    /// Behave like Azure Container Registry (profile `acr/1`).
+    pub fn acr(mut self, options: AcrOptions, directory: Directory) -> Self {
+        self.auth = AuthChoice::Acr { options, directory };
         self
     }
 
@@ -168,6 +179,17 @@ impl FakeRegistryBuilder {
                 )
                 .map_err(|e| StartError::Key(e.to_string()))?;
                 Arc::new(Bearer::new(
+                    options,
+                    directory,
+                    Arc::new(issuer),
+                    journal.redactor.clone(),
+                ))
+            }
+            AuthChoice::Acr { options, directory } => {
+                // ACR's tokens say `"iss":"Azure Container Registry"` (AAD-OAuth.md).
+                let issuer = TokenIssuer::generate("Azure Container Registry", self.clock.clone())
+                    .map_err(|e| StartError::Key(e.to_string()))?;
+                Arc::new(Acr::new(
                     options,
                     directory,
                     Arc::new(issuer),

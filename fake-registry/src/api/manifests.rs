@@ -183,6 +183,7 @@ async fn put(
 
     let checked = validate(reg, name, content_type.as_deref(), &bytes).await?;
 
+    let by_digest = matches!(reference, Reference::Digest(_));
     let (digest, mut tags) = match reference {
         Reference::Digest(d) => {
             let actual = d.algorithm().digest_of(&bytes);
@@ -217,7 +218,16 @@ async fn put(
     if let Some(subject) = checked.subject {
         headers.push(("OCI-Subject", subject.to_string()));
     }
-    Ok(super::empty_response(StatusCode::CREATED, &headers))
+    let mut resp = super::empty_response(StatusCode::CREATED, &headers);
+    // distribution-spec (dev): one `OCI-Tag` per tag applied by `?tag=` on a push by digest.
+    if by_digest {
+        for tag in &tags {
+            if let Ok(v) = HeaderValue::from_str(tag) {
+                resp.headers_mut().append("OCI-Tag", v);
+            }
+        }
+    }
+    Ok(resp)
 }
 
 struct Checked {
@@ -288,7 +298,8 @@ async fn validate(
                 .map_err(|e| invalid(format!("not a valid image manifest: {e}")))?;
             let mut descriptors = vec![m.config()];
             descriptors.extend(m.layers().iter());
-            for d in descriptors {
+            let sparse = reg.options().allow_sparse_index;
+            for d in descriptors.into_iter().filter(|_| !sparse) {
                 let media_type = d.media_type().to_string();
                 if media::is_non_distributable(&media_type)
                     || d.urls().as_ref().is_some_and(|u| !u.is_empty())

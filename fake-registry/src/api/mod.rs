@@ -27,7 +27,8 @@ pub struct RegistryOptions {
     pub max_manifest_bytes: usize,
     /// Advertised as `OCI-Chunk-Min-Length` on upload sessions, when set.
     pub chunk_min_length: Option<u64>,
-    /// Accept an index whose child manifests are not in the repository.
+    /// Sparse content: accept an index whose child manifests, or an image manifest whose
+    /// blobs, are not in the repository (olareg's `--api-sparse-image --api-sparse-index`).
     pub allow_sparse_index: bool,
     /// `POST ?mount=<digest>` without `from` mounts any blob the registry holds (spec 1.1).
     pub automatic_mount: bool,

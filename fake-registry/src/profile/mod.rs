@@ -7,6 +7,7 @@
 //! One module per profile. `open` (no auth) and `bearer` (the distribution token protocol)
 //! are the generic ones the vendor profiles build on.
 
+pub mod acr;
 pub mod bearer;
 pub mod open;
 

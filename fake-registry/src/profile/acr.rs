@@ -1,0 +1,511 @@
+//! Azure Container Registry (profile `acr/1`): Bearer with a realm on the login server,
+//! `/oauth2/token` (GET with Basic; POST `refresh_token`; 400 on POST `password`),
+//! `/oauth2/exchange` (AAD token → ACR refresh token), the null-GUID username convention for
+//! identity tokens, Basic accepted directly on `/v2/*`, and ACR's exact 401 bodies.
+//!
+//! Sources (see docs/profiles/acr.md for each behaviour and its test):
+//! Azure/acr `docs/AAD-OAuth.md` and `docs/Token-BasicAuth.md`; captures in renovate#14708 and
+//! jib#2784 (challenge headers, 149- and 198-byte bodies); containerd `authorizer.go` (400 on
+//! the password grant); Azure/acr#651 (`Basic realm="Azure Container Registry"`);
+//! fabric8io/docker-maven-plugin#1348 (identity token used as a password).
+
+use super::bearer::{describe, json_body};
+use super::{Ctx, Profile, parse_urlencoded, read_form};
+use crate::auth::{Claims, Directory, Presented, Principal, PrincipalKind, Scope, TokenIssuer};
+use crate::journal::Redactor;
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::response::Response;
+use http::request::Parts;
+use http::{HeaderValue, Method, StatusCode, header};
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+
+/// The username `az acr login` and `docker login` use to say "the password is an ACR
+/// refresh token".
+pub const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
+/// ACR's message on every 401 of the challenge.
+pub const AUTH_REQUIRED: &str =
+    "authentication required, visit https://aka.ms/acr/authorization for more information.";
+/// What ACR says when an identity token is sent as an SP password (fabric8io#1348).
+pub const SP_TOKEN_AS_PASSWORD: &str = "aad access token with sp failed unknown error";
+
+#[derive(Debug, Clone)]
+pub struct AcrOptions {
+    /// `myregistry.azurecr.io`: the realm host, the `service`, the tokens' `aud`.
+    pub login_server: String,
+    /// 75 minutes, from the `exp - nbf` of AAD-OAuth.md's example access token.
+    pub access_token_lifetime: i64,
+    /// 3 hours: "Microsoft Entra token must be renewed every 3 hours".
+    pub refresh_token_lifetime: i64,
+    /// Registry-level anonymous pull (off by default, as on ACR).
+    pub anonymous_pull: bool,
+}
+
+impl AcrOptions {
+    pub fn new(login_server: &str) -> Self {
+        Self {
+            login_server: login_server.to_ascii_lowercase(),
+            access_token_lifetime: 4500,
+            refresh_token_lifetime: 3 * 3600,
+            anonymous_pull: false,
+        }
+    }
+}
+
+pub struct Acr {
+    options: AcrOptions,
+    directory: Directory,
+    issuer: Arc<TokenIssuer>,
+    redactor: Arc<Redactor>,
+}
+
+impl Acr {
+    pub fn new(
+        options: AcrOptions,
+        directory: Directory,
+        issuer: Arc<TokenIssuer>,
+        redactor: Arc<Redactor>,
+    ) -> Self {
+        for (name, secret) in directory.secrets() {
+            redactor.add(secret, &format!("secret of {name}"));
+        }
+        Self {
+            options,
+            directory,
+            issuer,
+            redactor,
+        }
+    }
+
+    fn realm(&self) -> String {
+        format!("https://{}/oauth2/token", self.options.login_server)
+    }
+
+    /// Mints an ACR refresh token (a JWT, as ACR's are) for `principal`.
+    pub fn mint_refresh_token(&self, principal: &Principal) -> Result<String, String> {
+        let mut extra = Map::new();
+        extra.insert("version".into(), json!("1.0"));
+        extra.insert("grant_type".into(), json!("refresh_token"));
+        extra.insert(
+            "tenant".into(),
+            json!("00000000-0000-0000-0000-00000000a2e0"),
+        );
+        extra.insert(
+            "permissions".into(),
+            json!({"actions": ["*"], "notActions": []}),
+        );
+        extra.insert("roles".into(), json!([]));
+        let (token, _) = self
+            .issuer
+            .issue(
+                &self.options.login_server,
+                Some(&principal.name),
+                Vec::new(),
+                self.options.refresh_token_lifetime,
+                0,
+                extra,
+            )
+            .map_err(|e| e.to_string())?;
+        self.redactor
+            .add(&token, &format!("ACR refresh token of {}", principal.name));
+        Ok(token)
+    }
+
+    /// The principal an ACR refresh token stands for: one we minted, or a pre-minted one.
+    fn refresh_principal(&self, token: &str) -> Option<&Principal> {
+        if let Some(p) = self.directory.refresh_token(token) {
+            return Some(p);
+        }
+        let claims = self.issuer.verify(token, &self.options.login_server).ok()?;
+        (claims.extra.get("grant_type") == Some(&json!("refresh_token")))
+            .then(|| {
+                claims
+                    .sub
+                    .as_deref()
+                    .and_then(|s| self.directory.by_name(s))
+            })
+            .flatten()
+    }
+
+    /// Basic credentials: an admin user, an SP, a repository-scoped token — or the null-GUID
+    /// user with a refresh token as the password.
+    fn basic_principal(&self, username: &str, password: &str) -> Option<&Principal> {
+        if username == NULL_GUID {
+            return self.refresh_principal(password);
+        }
+        self.directory
+            .basic(username, password)
+            .filter(|p| !p.expired(self.issuer.clock()))
+    }
+
+    fn access_token(
+        &self,
+        principal: Option<&Principal>,
+        scopes: &[Scope],
+    ) -> Result<String, String> {
+        let clock = self.issuer.clock();
+        let access: Vec<Scope> = scopes
+            .iter()
+            .filter_map(|s| {
+                let actions = match principal {
+                    Some(p) => p.allowed(s, clock),
+                    None if self.options.anonymous_pull => s.intersect(&["pull".into()]),
+                    None => Vec::new(),
+                };
+                (!actions.is_empty()).then(|| Scope {
+                    kind: s.kind.clone(),
+                    name: s.name.clone(),
+                    actions,
+                })
+            })
+            .collect();
+        let mut extra = Map::new();
+        extra.insert("version".into(), json!("1.0"));
+        extra.insert("grant_type".into(), json!("access_token"));
+        extra.insert("roles".into(), json!([]));
+        let (token, _) = self
+            .issuer
+            .issue(
+                &self.options.login_server,
+                principal.map(|p| p.name.as_str()),
+                access,
+                self.options.access_token_lifetime,
+                0,
+                extra,
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(token)
+    }
+
+    async fn token(&self, ctx: &mut Ctx, parts: &Parts, body: Body) -> Response {
+        let presented = Presented::from_headers(&parts.headers);
+        ctx.auth = describe(&presented);
+        let params = if parts.method == Method::POST {
+            match read_form(body).await {
+                Ok(p) => p,
+                Err(e) => return acr_error(StatusCode::BAD_REQUEST, "UNSUPPORTED", &e),
+            }
+        } else {
+            parse_urlencoded(parts.uri.query().unwrap_or(""))
+        };
+        for (k, v) in &params {
+            ctx.form.insert(k.clone(), v.clone());
+        }
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let scopes = Scope::parse_all(
+            params
+                .iter()
+                .filter(|(k, _)| k == "scope")
+                .map(|(_, v)| v.as_str()),
+        );
+        if get("service").is_some_and(|s| s != self.options.login_server) {
+            ctx.notes.push(format!(
+                "service {:?} is not this login server",
+                get("service").unwrap_or("")
+            ));
+        }
+
+        let principal: Option<&Principal> = if parts.method == Method::POST {
+            match get("grant_type") {
+                Some("refresh_token") => {
+                    ctx.notes.push("refresh_token grant".into());
+                    match self.refresh_principal(get("refresh_token").unwrap_or("")) {
+                        Some(p) => Some(p),
+                        None => {
+                            ctx.auth.verdict = Some("bad-refresh-token".into());
+                            return acr_error(
+                                StatusCode::UNAUTHORIZED,
+                                "UNAUTHORIZED",
+                                AUTH_REQUIRED,
+                            );
+                        }
+                    }
+                }
+                Some("password") => {
+                    // containerd: "As of January 2022, ACR is known to return 400".
+                    ctx.auth.verdict = Some("password-grant-refused".into());
+                    return acr_error(
+                        StatusCode::BAD_REQUEST,
+                        "UNSUPPORTED",
+                        "grant_type password is not supported",
+                    );
+                }
+                other => {
+                    ctx.auth.verdict = Some("unsupported-grant".into());
+                    return acr_error(
+                        StatusCode::BAD_REQUEST,
+                        "UNSUPPORTED",
+                        &format!("unsupported grant_type {:?}", other.unwrap_or("")),
+                    );
+                }
+            }
+        } else {
+            match &presented {
+                Presented::Basic { username, password } => {
+                    ctx.auth.username = Some(username.clone());
+                    match self.basic_principal(username, password) {
+                        Some(p) => Some(p),
+                        None if self.refresh_principal(password).is_some() => {
+                            ctx.auth.verdict = Some("identity-token-as-password".into());
+                            return acr_error(
+                                StatusCode::UNAUTHORIZED,
+                                "UNAUTHORIZED",
+                                SP_TOKEN_AS_PASSWORD,
+                            );
+                        }
+                        None => {
+                            ctx.auth.verdict = Some("bad-credentials".into());
+                            return acr_error(
+                                StatusCode::UNAUTHORIZED,
+                                "UNAUTHORIZED",
+                                AUTH_REQUIRED,
+                            );
+                        }
+                    }
+                }
+                _ if self.options.anonymous_pull => None,
+                _ => {
+                    ctx.auth.verdict = Some("anonymous-refused".into());
+                    return acr_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", AUTH_REQUIRED);
+                }
+            }
+        };
+        ctx.auth.principal = principal.map(|p| p.name.clone());
+        ctx.auth.verdict = Some(
+            if principal.is_some() {
+                "ok"
+            } else {
+                "anonymous"
+            }
+            .into(),
+        );
+        let token = match self.access_token(principal, &scopes) {
+            Ok(t) => t,
+            Err(e) => return acr_error(StatusCode::INTERNAL_SERVER_ERROR, "UNSUPPORTED", &e),
+        };
+        let mut body = json!({ "access_token": token });
+        // docker login sends offline_token=true; the refresh token it gets back is what it
+        // stores as `identitytoken` (inferred: config.json evidence, no capture of the reply).
+        if parts.method == Method::GET
+            && get("offline_token") == Some("true")
+            && let Some(p) = principal
+        {
+            match self.mint_refresh_token(p) {
+                Ok(rt) => body["refresh_token"] = json!(rt),
+                Err(e) => return acr_error(StatusCode::INTERNAL_SERVER_ERROR, "UNSUPPORTED", &e),
+            }
+        }
+        json_body(StatusCode::OK, &body)
+    }
+
+    /// `az acr login`'s step: an AAD access token for this registry's refresh token.
+    async fn exchange(&self, ctx: &mut Ctx, parts: &Parts, body: Body) -> Response {
+        if parts.method != Method::POST {
+            return acr_error(StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED", "use POST");
+        }
+        let params = match read_form(body).await {
+            Ok(p) => p,
+            Err(e) => return acr_error(StatusCode::BAD_REQUEST, "UNSUPPORTED", &e),
+        };
+        for (k, v) in &params {
+            ctx.form.insert(k.clone(), v.clone());
+        }
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        let aad = get("access_token").unwrap_or("");
+        let principal = self.directory.principals.iter().find(|p| {
+            matches!(
+                p.kind,
+                PrincipalKind::User | PrincipalKind::ServicePrincipal
+            ) && p.secret == aad
+        });
+        ctx.auth.scheme = "aad-token".into();
+        let Some(p) = principal else {
+            ctx.auth.verdict = Some("bad-aad-token".into());
+            return acr_error(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", AUTH_REQUIRED);
+        };
+        ctx.auth.principal = Some(p.name.clone());
+        ctx.auth.verdict = Some("ok".into());
+        match self.mint_refresh_token(p) {
+            Ok(rt) => json_body(StatusCode::OK, &json!({ "refresh_token": rt })),
+            Err(e) => acr_error(StatusCode::INTERNAL_SERVER_ERROR, "UNSUPPORTED", &e),
+        }
+    }
+
+    fn allowed(&self, claims_or_principal: Either<'_>, scope: Option<&Scope>) -> bool {
+        let Some(scope) = scope else { return true };
+        let granted = match claims_or_principal {
+            Either::Claims(c) => c.granted(scope),
+            Either::Principal(p) => p.allowed(scope, self.issuer.clock()),
+        };
+        granted.len() == scope.actions.len()
+    }
+}
+
+enum Either<'a> {
+    Claims(&'a Claims),
+    Principal(&'a Principal),
+}
+
+#[async_trait]
+impl Profile for Acr {
+    fn name(&self) -> &str {
+        "acr/1"
+    }
+
+    async fn endpoint(&self, ctx: &mut Ctx, parts: &Parts, body: Body) -> Option<Response> {
+        match parts.uri.path() {
+            "/oauth2/token" => Some(self.token(ctx, parts, body).await),
+            "/oauth2/exchange" => Some(self.exchange(ctx, parts, body).await),
+            _ => None,
+        }
+    }
+
+    async fn authorize(
+        &self,
+        ctx: &mut Ctx,
+        parts: &Parts,
+        scope: Option<&Scope>,
+    ) -> Result<(), Response> {
+        let presented = Presented::from_headers(&parts.headers);
+        ctx.auth = describe(&presented);
+        match presented {
+            Presented::Bearer(token) => {
+                let claims = match self.issuer.verify(&token, &self.options.login_server) {
+                    Ok(c) if c.extra.get("grant_type") == Some(&json!("access_token")) => c,
+                    Ok(_) => {
+                        ctx.auth.verdict = Some("refresh-token-as-bearer".into());
+                        return Err(self.challenge(scope, Some("invalid_token")));
+                    }
+                    Err(e) => {
+                        ctx.auth.verdict = Some("invalid-token".into());
+                        ctx.notes.push(format!("token refused: {e}"));
+                        return Err(self.challenge(scope, Some("invalid_token")));
+                    }
+                };
+                ctx.auth.principal = claims.sub.clone();
+                if !self.allowed(Either::Claims(&claims), scope) {
+                    ctx.auth.verdict = Some("insufficient-scope".into());
+                    return Err(self.challenge(scope, Some("insufficient_scope")));
+                }
+            }
+            Presented::Basic { username, password } => {
+                // ACR's data plane takes Basic directly (AAD-OAuth.md, catalog with Basic).
+                let Some(p) = self.basic_principal(&username, &password) else {
+                    ctx.auth.verdict = Some("bad-credentials".into());
+                    let mut r = unauthorized(scope);
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"Azure Container Registry\""),
+                    );
+                    return Err(r);
+                };
+                ctx.auth.principal = Some(p.name.clone());
+                if !self.allowed(Either::Principal(p), scope) {
+                    ctx.auth.verdict = Some("insufficient-scope".into());
+                    return Err(self.challenge(scope, Some("insufficient_scope")));
+                }
+            }
+            _ => {
+                ctx.auth.verdict = Some("challenged".into());
+                return Err(self.challenge(scope, None));
+            }
+        }
+        ctx.auth.verdict = Some("ok".into());
+        Ok(())
+    }
+}
+
+impl Acr {
+    fn challenge(&self, scope: Option<&Scope>, error: Option<&str>) -> Response {
+        let mut value = format!(
+            "Bearer realm=\"{}\",service=\"{}\"",
+            self.realm(),
+            self.options.login_server
+        );
+        if let Some(s) = scope {
+            value.push_str(&format!(",scope=\"{s}\""));
+        }
+        if let Some(e) = error {
+            value.push_str(&format!(",error=\"{e}\""));
+        }
+        let mut r = unauthorized(scope);
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
+        r
+    }
+}
+
+/// ACR's 401: the exact body (149 bytes with `detail:null`), and the headers of the captures.
+pub fn unauthorized(scope: Option<&Scope>) -> Response {
+    let detail: Value = match scope {
+        Some(s) => s
+            .actions
+            .iter()
+            .map(|a| {
+                let mut m = Map::new();
+                m.insert("Type".into(), json!(s.kind));
+                m.insert("Name".into(), json!(s.name));
+                m.insert("Action".into(), json!(a));
+                Value::Object(m)
+            })
+            .collect(),
+        None => Value::Null,
+    };
+    let body = format!(
+        "{{\"errors\":[{{\"code\":\"UNAUTHORIZED\",\"message\":\"{AUTH_REQUIRED}\",\"detail\":{}}}]}}\n",
+        detail
+    );
+    acr_response(StatusCode::UNAUTHORIZED, body)
+}
+
+fn acr_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body =
+        json!({"errors": [{"code": code, "message": message, "detail": null}]}).to_string() + "\n";
+    acr_response(status, body)
+}
+
+fn acr_response(status: StatusCode, body: String) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    h.insert(header::SERVER, HeaderValue::from_static("openresty"));
+    for exposed in [
+        "Docker-Content-Digest",
+        "WWW-Authenticate",
+        "Link",
+        "X-Ms-Correlation-Request-Id",
+    ] {
+        h.append(
+            "Access-Control-Expose-Headers",
+            HeaderValue::from_static(exposed),
+        );
+    }
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
+        h.insert("X-Ms-Correlation-Request-Id", v);
+    }
+    r
+}

@@ -7,6 +7,7 @@ use crate::fixtures::Image;
 use crate::journal::Journal;
 use crate::profile::acr::{Acr, AcrOptions};
 use crate::profile::bearer::{Bearer, BearerOptions};
+use crate::profile::ecr::{Ecr, EcrOptions};
 use crate::profile::{Profile, open::Open};
 use crate::storage::{Chunk, DiskStorage, MemoryStorage, Storage};
 use crate::vhost::VirtualHost;
@@ -42,6 +43,10 @@ enum AuthChoice {
     },
     Acr {
         options: AcrOptions,
+        directory: Directory,
+    },
+    Ecr {
+        options: EcrOptions,
         directory: Directory,
     },
 }
@@ -100,6 +105,13 @@ impl FakeRegistryBuilder {
     /// Behave like Azure Container Registry (profile `acr/1`).
     pub fn acr(mut self, options: AcrOptions, directory: Directory) -> Self {
         self.auth = AuthChoice::Acr { options, directory };
+        self
+    }
+
+    /// Behave like Amazon ECR (profile `ecr/1`); list pages are capped at 1000.
+    pub fn ecr(mut self, options: EcrOptions, directory: Directory) -> Self {
+        self.options.page_cap = Some(1000);
+        self.auth = AuthChoice::Ecr { options, directory };
         self
     }
 
@@ -196,6 +208,12 @@ impl FakeRegistryBuilder {
                     journal.redactor.clone(),
                 ))
             }
+            AuthChoice::Ecr { options, directory } => Arc::new(Ecr::new(
+                options,
+                directory,
+                self.clock.clone(),
+                &journal.redactor,
+            )),
         };
         let vhost = Arc::new(VirtualHost {
             name: self.name.clone(),

@@ -9,6 +9,7 @@
 
 pub mod acr;
 pub mod bearer;
+pub mod ecr;
 pub mod open;
 
 use crate::auth::Scope;

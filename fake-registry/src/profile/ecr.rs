@@ -1,0 +1,154 @@
+//! Amazon ECR (profile `ecr/1`): Basic only — `Basic realm="https://<host>/",service=
+//! "ecr.amazonaws.com"` with a `text/plain` `Not Authorized\n` body; user `AWS` with a
+//! password that expires (12 h by default) and then gets 403 `DENIED` "Your authorization
+//! token has expired…"; the realm is not a token service (404); repositories must exist
+//! before a push (`NAME_UNKNOWN` naming the registry id); list pages capped at 1000.
+//!
+//! Sources (docs/profiles/ecr.md): mdlavin/copy-docker-image#5, keel#211, kube-image-keeper#172
+//! (`Not Authorized\n`); renovate's ECR comment (challenge form); NVIDIA/enroot#59 (realm 404);
+//! amazon-ecr-credential-helper#679 and soci-snapshotter#1148 (403 on expiry); cue-labs/oci
+//! `ociserver` (1000-item pages).
+
+use super::bearer::describe;
+use super::{Ctx, Profile};
+use crate::auth::{Clock, Directory, Presented, Scope};
+use crate::error::{ErrorCode, RegistryError};
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header};
+
+/// ECR's message for an expired authorization token.
+pub const EXPIRED: &str = "Your authorization token has expired. Reauthenticate and try again.";
+
+#[derive(Debug, Clone)]
+pub struct EcrOptions {
+    /// `123456789012.dkr.ecr.us-east-2.amazonaws.com`
+    pub host: String,
+    /// Repositories that exist (ECR refuses pushes to others). `None`: any repository exists.
+    pub repositories: Option<Vec<String>>,
+}
+
+impl EcrOptions {
+    pub fn new(host: &str) -> Self {
+        Self {
+            host: host.to_ascii_lowercase(),
+            repositories: None,
+        }
+    }
+
+    /// The 12-digit account id at the front of the host.
+    pub fn registry_id(&self) -> &str {
+        self.host.split('.').next().unwrap_or("")
+    }
+}
+
+pub struct Ecr {
+    options: EcrOptions,
+    directory: Directory,
+    clock: Clock,
+}
+
+impl Ecr {
+    pub fn new(
+        options: EcrOptions,
+        directory: Directory,
+        clock: Clock,
+        redactor: &crate::journal::Redactor,
+    ) -> Self {
+        for (name, secret) in directory.secrets() {
+            redactor.add(secret, &format!("secret of {name}"));
+        }
+        Self {
+            options,
+            directory,
+            clock,
+        }
+    }
+
+    fn not_authorized(&self) -> Response {
+        let mut r = (StatusCode::UNAUTHORIZED, "Not Authorized\n").into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "Basic realm=\"https://{}/\",service=\"ecr.amazonaws.com\"",
+            self.options.host
+        )) {
+            h.insert(header::WWW_AUTHENTICATE, v);
+        }
+        r
+    }
+}
+
+#[async_trait]
+impl Profile for Ecr {
+    fn name(&self) -> &str {
+        "ecr/1"
+    }
+
+    async fn endpoint(&self, ctx: &mut Ctx, _parts: &Parts, _body: Body) -> Option<Response> {
+        // The realm (`https://<host>/`) is not a token service.
+        ctx.notes.push("ECR's realm is not a token service".into());
+        Some((StatusCode::NOT_FOUND, "404 page not found\n").into_response())
+    }
+
+    async fn authorize(
+        &self,
+        ctx: &mut Ctx,
+        parts: &Parts,
+        scope: Option<&Scope>,
+    ) -> Result<(), Response> {
+        let presented = Presented::from_headers(&parts.headers);
+        ctx.auth = describe(&presented);
+        let Presented::Basic { username, password } = presented else {
+            ctx.auth.verdict = Some("challenged".into());
+            return Err(self.not_authorized());
+        };
+        let Some(p) = self.directory.basic(&username, &password) else {
+            ctx.auth.verdict = Some("bad-credentials".into());
+            return Err(self.not_authorized());
+        };
+        ctx.auth.principal = Some(p.name.clone());
+        if p.expired(&self.clock) {
+            ctx.auth.verdict = Some("expired".into());
+            return Err(RegistryError::new(ErrorCode::Denied)
+                .with_message(EXPIRED)
+                .into_response());
+        }
+        if let Some(scope) = scope {
+            if p.allowed(scope, &self.clock).len() < scope.actions.len() {
+                ctx.auth.verdict = Some("denied".into());
+                return Err(RegistryError::new(ErrorCode::Denied)
+                    .with_message(format!(
+                        "User: {} is not authorized to perform: {} on resource: {}",
+                        p.name,
+                        scope.actions.join(","),
+                        scope.name
+                    ))
+                    .into_response());
+            }
+            let pushing = scope.actions.iter().any(|a| a == "push");
+            if pushing
+                && let Some(existing) = &self.options.repositories
+                && !existing.iter().any(|r| r == &scope.name)
+            {
+                ctx.auth.verdict = Some("ok".into());
+                ctx.notes
+                    .push("push to a repository that does not exist".into());
+                return Err(RegistryError::new(ErrorCode::NameUnknown)
+                    .with_message(format!(
+                        "The repository with name '{}' does not exist in the registry with id '{}'",
+                        scope.name,
+                        self.options.registry_id()
+                    ))
+                    .into_response());
+            }
+        }
+        ctx.auth.verdict = Some("ok".into());
+        Ok(())
+    }
+}

@@ -8,8 +8,9 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 
-/// The spec's error codes (plus `RANGE_INVALID`, which has no code in the spec but is
-/// answered 416 with a `Content-Range`, as distribution does).
+/// The spec's error codes — exactly the table in spec.md, "Error Codes" (its `code` field
+/// "MUST be one of" these). Range failures are 416 answers carrying `BLOB_UPLOAD_INVALID`
+/// (uploads) or a plain-text body (blob `Range` reads), never an invented code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorCode {
     BlobUnknown,
@@ -26,9 +27,6 @@ pub enum ErrorCode {
     Denied,
     Unsupported,
     TooManyRequests,
-    /// Not in the spec's table but sent by CNCF distribution: a `Range` or `Content-Range`
-    /// that cannot be satisfied (416), e.g. an out-of-order chunk.
-    RangeInvalid,
 }
 
 impl ErrorCode {
@@ -48,7 +46,6 @@ impl ErrorCode {
             Self::Denied => "DENIED",
             Self::Unsupported => "UNSUPPORTED",
             Self::TooManyRequests => "TOOMANYREQUESTS",
-            Self::RangeInvalid => "RANGE_INVALID",
         }
     }
 
@@ -69,7 +66,6 @@ impl ErrorCode {
             Self::Denied => "requested access to the resource is denied",
             Self::Unsupported => "The operation is unsupported.",
             Self::TooManyRequests => "too many requests",
-            Self::RangeInvalid => "invalid content range",
         }
     }
 
@@ -81,7 +77,6 @@ impl ErrorCode {
             Self::Denied => StatusCode::FORBIDDEN,
             Self::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            Self::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             Self::BlobUploadInvalid
             | Self::DigestInvalid
             | Self::ManifestBlobUnknown
@@ -101,6 +96,9 @@ pub struct RegistryError {
     pub message: String,
     pub detail: Option<serde_json::Value>,
     pub headers: Vec<(header::HeaderName, HeaderValue)>,
+    /// When set, the answer is this `text/plain` body instead of the JSON error document
+    /// (what Go's `http.ServeContent`, and so distribution, sends for a bad `Range`).
+    pub plain_body: Option<String>,
 }
 
 impl RegistryError {
@@ -111,7 +109,22 @@ impl RegistryError {
             message: code.default_message().to_owned(),
             detail: None,
             headers: Vec::new(),
+            plain_body: None,
         }
+    }
+
+    /// 416 for an upload chunk that does not fit the upload (out of order, reversed or
+    /// malformed `Content-Range`): `BLOB_UPLOAD_INVALID` as the spec's table allows.
+    pub fn upload_range(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BlobUploadInvalid)
+            .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .detail(detail)
+    }
+
+    /// Answer with a `text/plain` body instead of the JSON error document.
+    pub fn plain(mut self, body: impl Into<String>) -> Self {
+        self.plain_body = Some(body.into());
+        self
     }
 
     /// Adds a human-readable explanation; shown to users by most clients.
@@ -194,7 +207,7 @@ impl From<crate::storage::StorageError> for RegistryError {
                 } else {
                     format!("0-{}", current - 1)
                 };
-                let mut err = RegistryError::new(ErrorCode::RangeInvalid).detail(format!(
+                let mut err = RegistryError::upload_range(format!(
                     "chunk does not start at the upload's current offset {current}"
                 ));
                 if let Ok(v) = HeaderValue::from_str(&range) {
@@ -223,13 +236,13 @@ impl From<crate::storage::StorageError> for RegistryError {
 
 impl IntoResponse for RegistryError {
     fn into_response(self) -> Response {
-        let body = self.body();
+        let (body, content_type) = match &self.plain_body {
+            Some(text) => (text.clone(), "text/plain; charset=utf-8"),
+            None => (self.body(), "application/json"),
+        };
         let mut resp = (self.status, body).into_response();
         let headers = resp.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         for (name, value) in self.headers {
             headers.insert(name, value);
         }

@@ -106,7 +106,7 @@ impl Redactor {
         if !s.iter().any(|(k, _)| k == secret) {
             s.push((secret.to_owned(), label.to_owned()));
             // longest first, so a secret containing another is replaced whole
-            s.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+            s.sort_by_key(|b| std::cmp::Reverse(b.0.len()));
         }
     }
 

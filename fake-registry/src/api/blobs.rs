@@ -87,9 +87,11 @@ fn unknown(digest: &Digest) -> RegistryError {
 /// Unsatisfiable ranges are 416 with `Content-Range: bytes */size`.
 pub(crate) fn parse_range(value: &str, size: u64) -> Result<Option<(u64, u64)>> {
     let unsatisfiable = || {
-        let mut e = RegistryError::new(ErrorCode::RangeInvalid).detail(format!(
-            "range {value:?} cannot be satisfied by a blob of {size} bytes"
-        ));
+        let mut e = RegistryError::new(ErrorCode::BlobUnknown)
+            .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
+            .plain(format!(
+                "invalid range: range {value:?} cannot be satisfied by a blob of {size} bytes\n"
+            ));
         if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
             e = e.with_header(header::CONTENT_RANGE, v);
         }

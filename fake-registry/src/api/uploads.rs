@@ -134,17 +134,26 @@ pub(super) async fn session(
 fn chunk_of(req: &Parts, body: Body) -> Result<Chunk> {
     let declared_len = content_length(&req.headers)?;
     let range = content_range(&req.headers)?;
-    if let (Some((start, end)), Some(len)) = (range, declared_len)
-        && end - start + 1 != len
+    // `end - start + 1` overflows for `0-18446744073709551615`; such a range cannot be
+    // satisfied by any body, so it is a 416 like any other range that does not fit.
+    let range_len = match range {
+        Some((start, end)) => Some((end - start).checked_add(1).ok_or_else(|| {
+            RegistryError::upload_range(format!(
+                "Content-Range {start}-{end} is longer than any upload"
+            ))
+        })?),
+        None => None,
+    };
+    if let (Some(range_len), Some((start, end)), Some(len)) = (range_len, range, declared_len)
+        && range_len != len
     {
         return Err(RegistryError::new(ErrorCode::SizeInvalid).detail(format!(
-            "Content-Range {start}-{end} is {} bytes but Content-Length is {len}",
-            end - start + 1
+            "Content-Range {start}-{end} is {range_len} bytes but Content-Length is {len}"
         )));
     }
     Ok(Chunk {
         expected_offset: range.map(|(s, _)| s),
-        expected_len: range.map(|(s, e)| e - s + 1).or(declared_len),
+        expected_len: range_len.or(declared_len),
         body: body_stream(body),
     })
 }
@@ -157,7 +166,7 @@ fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>> {
     };
     let text = v.to_str().unwrap_or("").trim();
     let invalid = || {
-        RegistryError::new(ErrorCode::RangeInvalid).detail(format!(
+        RegistryError::upload_range(format!(
             "Content-Range {text:?} is not of the form <start>-<end> with start <= end"
         ))
     };

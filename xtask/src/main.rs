@@ -1,0 +1,33 @@
+//! `cargo xtask`: the project's automation, in Rust (the rust-analyzer pattern).
+//!
+//! Every subcommand is a thin entry point; the work lives in the module named after it.
+
+mod conformance;
+mod install_clients;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "regcompat automation", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the pinned OCI distribution-spec conformance suite and run it, every
+    /// workflow enabled, against a fresh `fake-registry serve`. Fails unless zero failures.
+    Conformance(conformance::Args),
+    /// Install the real clients pinned in clients.toml into ~/.cache/regcompat (idempotent).
+    InstallClients(install_clients::Args),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Conformance(args) => conformance::run(args),
+        Command::InstallClients(args) => install_clients::run(args),
+    }
+}

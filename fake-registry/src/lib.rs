@@ -20,11 +20,13 @@ pub mod digest;
 pub mod error;
 pub mod fixtures;
 pub mod journal;
+pub mod listener;
 pub mod media;
 pub mod names;
 pub mod profile;
 pub mod server;
 pub mod storage;
+pub mod tls;
 pub mod vhost;
 
 pub use api::{Registry, RegistryOptions};

@@ -8,6 +8,7 @@ use crate::journal::Journal;
 use crate::profile::acr::{Acr, AcrOptions};
 use crate::profile::bearer::{Bearer, BearerOptions};
 use crate::profile::ecr::{Ecr, EcrOptions};
+use crate::profile::gitlab::{Gitlab, GitlabOptions};
 use crate::profile::{Profile, open::Open};
 use crate::storage::{Chunk, DiskStorage, MemoryStorage, Storage};
 use crate::vhost::VirtualHost;
@@ -47,6 +48,10 @@ enum AuthChoice {
     },
     Ecr {
         options: EcrOptions,
+        directory: Directory,
+    },
+    Gitlab {
+        options: GitlabOptions,
         directory: Directory,
     },
 }
@@ -112,6 +117,12 @@ impl FakeRegistryBuilder {
     pub fn ecr(mut self, options: EcrOptions, directory: Directory) -> Self {
         self.options.page_cap = Some(1000);
         self.auth = AuthChoice::Ecr { options, directory };
+        self
+    }
+
+    /// Behave like GitLab's container registry (profile `gitlab/1`).
+    pub fn gitlab(mut self, options: GitlabOptions, directory: Directory) -> Self {
+        self.auth = AuthChoice::Gitlab { options, directory };
         self
     }
 
@@ -214,6 +225,16 @@ impl FakeRegistryBuilder {
                 self.clock.clone(),
                 &journal.redactor,
             )),
+            AuthChoice::Gitlab { options, directory } => {
+                let issuer = TokenIssuer::generate("gitlab-issuer", self.clock.clone())
+                    .map_err(|e| StartError::Key(e.to_string()))?;
+                Arc::new(Gitlab::new(
+                    options,
+                    directory,
+                    Arc::new(issuer),
+                    &journal.redactor,
+                ))
+            }
         };
         let vhost = Arc::new(VirtualHost {
             name: self.name.clone(),

@@ -10,6 +10,7 @@
 pub mod acr;
 pub mod bearer;
 pub mod ecr;
+pub mod gitlab;
 pub mod open;
 
 use crate::auth::Scope;

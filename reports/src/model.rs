@@ -1,0 +1,226 @@
+//! The result model every writer renders: one run, its clients and scenarios, and one cell
+//! per (scenario, client) with the verdict and the evidence behind it.
+//!
+//! This is the JSON report's schema too ([`SCHEMA_VERSION`]); change it only by bumping the
+//! version, because platform teams diff nightly reports against older ones.
+
+use serde::{Deserialize, Serialize};
+
+/// The JSON report's schema identifier. Bump on any incompatible change.
+pub const SCHEMA_VERSION: &str = "regcompat.report/v1";
+
+/// One run of the matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Always [`SCHEMA_VERSION`] when written by this crate.
+    pub schema: String,
+    /// Unique per run (time-based), used to name history entries.
+    pub run_id: String,
+    /// RFC 3339.
+    pub started: String,
+    /// RFC 3339.
+    pub finished: String,
+    /// The regcompat version that produced the report.
+    pub regcompat_version: String,
+    pub clients: Vec<ClientInfo>,
+    pub scenarios: Vec<ScenarioInfo>,
+    pub cells: Vec<Cell>,
+}
+
+/// A client column of the matrix: one binary at one version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    /// The column's id, `name@version` (e.g. `crane@0.22.1`) or `name@dev` for a
+    /// maintainer's own build.
+    pub id: String,
+    pub name: String,
+    pub version: String,
+    /// Where the binary came from: `cache`, `system`, `path` (given with `--client`).
+    pub source: String,
+    /// The binary run, when one was found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Why this client could not run at all (every cell of its column is `not-run`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
+}
+
+/// A scenario row of the matrix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioInfo {
+    /// The scenario's id (its file stem, e.g. `acr-refresh-token-login`).
+    pub id: String,
+    pub title: String,
+    /// The scenario file, relative to the repository root.
+    pub file: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// The verdict of one cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The client really ran and behaved as the scenario expects (which may be a clean,
+    /// explained failure, e.g. on a wrong password).
+    Pass,
+    /// The client really ran and did not behave as expected.
+    Fail,
+    /// The scenario needs an action this client does not have.
+    NotApplicable,
+    /// The client could not be run (missing, failed to install, needs root…): never a pass.
+    NotRun,
+    /// The harness itself failed (could not start the registry, sandbox error…).
+    Error,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pass => "pass",
+            Self::Fail => "fail",
+            Self::NotApplicable => "not-applicable",
+            Self::NotRun => "not-run",
+            Self::Error => "error",
+        }
+    }
+
+    /// Whether this verdict should fail a CI job.
+    pub fn is_failure(self) -> bool {
+        matches!(self, Self::Fail | Self::Error)
+    }
+}
+
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One (scenario, client) cell with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// [`ScenarioInfo::id`].
+    pub scenario: String,
+    /// [`ClientInfo::id`].
+    pub client: String,
+    pub verdict: Verdict,
+    /// One line saying why: the first failed expectation, the missing capability, the
+    /// reason the client could not run.
+    pub reason: String,
+    pub duration_ms: u64,
+    /// What the client did, step by step (empty when it never ran).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepRecord>,
+    /// Every expectation checked, passed or not.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckRecord>,
+    /// The journal entries of this cell (fake-registry's `Entry`, secrets already
+    /// redacted at record time), kept as JSON so this crate does not depend on the registry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub journal: Vec<serde_json::Value>,
+    /// Files of evidence written beside the report (debug logs, HAR), relative paths.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<String>,
+}
+
+/// One client process the cell ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The scenario's abstract action (`login`, `pull`, `push`, `build-from`, `copy`).
+    pub action: String,
+    /// The argv actually executed.
+    pub argv: Vec<String>,
+    /// A shell command line that reproduces the step by hand (environment included).
+    pub repro: String,
+    /// `None` when the process was killed (timeout) or could not start.
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub duration_ms: u64,
+    /// The last lines of stdout and stderr (secrets redacted).
+    pub stdout_tail: String,
+    pub stderr_tail: String,
+    /// What the scenario expected of this step: `success` or `failure`.
+    pub expected: String,
+}
+
+/// One expectation of the scenario and whether it held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    /// Human-readable: "the token request carried Basic for principal sp-push".
+    pub description: String,
+    pub passed: bool,
+    /// What was observed, with journal sequence numbers when relevant.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+impl RunReport {
+    /// The cell of `scenario` × `client`, if the run has one.
+    pub fn cell(&self, scenario: &str, client: &str) -> Option<&Cell> {
+        self.cells
+            .iter()
+            .find(|c| c.scenario == scenario && c.client == client)
+    }
+
+    /// Counts of each verdict, in [`Verdict`] order.
+    pub fn totals(&self) -> std::collections::BTreeMap<Verdict, usize> {
+        let mut totals = std::collections::BTreeMap::new();
+        for c in &self.cells {
+            *totals.entry(c.verdict).or_insert(0) += 1;
+        }
+        totals
+    }
+
+    /// Whether a CI job running this matrix should fail.
+    pub fn has_failures(&self) -> bool {
+        self.cells.iter().any(|c| c.verdict.is_failure())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cell(verdict: Verdict) -> Cell {
+        Cell {
+            scenario: "s".into(),
+            client: "crane@0.22.1".into(),
+            verdict,
+            reason: String::new(),
+            duration_ms: 0,
+            steps: vec![],
+            checks: vec![],
+            journal: vec![],
+            artifacts: vec![],
+        }
+    }
+
+    #[test]
+    fn verdicts_serialise_kebab_case() {
+        let v = serde_json::to_string(&[Verdict::NotApplicable, Verdict::NotRun]).unwrap();
+        assert_eq!(v, r#"["not-applicable","not-run"]"#);
+    }
+
+    #[test]
+    fn not_run_and_not_applicable_do_not_fail_a_job_but_fail_and_error_do() {
+        assert!(!Verdict::NotRun.is_failure());
+        assert!(!Verdict::NotApplicable.is_failure());
+        assert!(Verdict::Fail.is_failure());
+        assert!(Verdict::Error.is_failure());
+        let mut r = RunReport {
+            schema: SCHEMA_VERSION.into(),
+            run_id: "r".into(),
+            started: String::new(),
+            finished: String::new(),
+            regcompat_version: String::new(),
+            clients: vec![],
+            scenarios: vec![],
+            cells: vec![cell(Verdict::Pass), cell(Verdict::NotRun)],
+        };
+        assert!(!r.has_failures());
+        r.cells.push(cell(Verdict::Error));
+        assert!(r.has_failures());
+        assert_eq!(r.totals()[&Verdict::Pass], 1);
+    }
+}

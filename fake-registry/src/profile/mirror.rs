@@ -15,7 +15,7 @@
 //!   upstream's 401/403 (status, `WWW-Authenticate`, body) back, like the NGINX cache of
 //!   buildkit#5939: the client is sent to the *upstream's* realm.
 //!
-//! A mirror is pull-only: writes answer 405 `UNSUPPORTED` (distribution `docs/recipes/mirror.md`:
+//! A mirror is pull-only: writes answer 405 `UNSUPPORTED` (distribution configuration docs, `proxy`:
 //! "Pushing to a registry configured as a pull-through cache is unsupported").
 //!
 //! Network rule: upstream traffic goes only to loopback. Every upstream and realm hostname

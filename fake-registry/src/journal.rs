@@ -3,7 +3,7 @@
 //! an entry is *recorded*: nothing secret is ever stored, exported or printed.
 
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Request headers worth keeping (others are noise); `authorization` is summarised, never kept.
@@ -89,10 +89,15 @@ pub struct Entry {
     pub leak: Option<String>,
 }
 
-/// Knows every secret of a run and the label to show instead.
+/// Knows every secret of a run and the label to show instead — and, for the leak detector
+/// ([`crate::leak`]), which registry each secret and each token signing key belongs to.
 #[derive(Debug, Default)]
 pub struct Redactor {
     secrets: RwLock<Vec<(String, String)>>,
+    /// secret → (registry, principal)
+    owners: RwLock<HashMap<String, (String, String)>>,
+    /// token key id → registry whose issuer signs with it
+    issuers: RwLock<HashMap<String, String>>,
 }
 
 impl Redactor {
@@ -108,6 +113,47 @@ impl Redactor {
             // longest first, so a secret containing another is replaced whole
             s.sort_by_key(|b| std::cmp::Reverse(b.0.len()));
         }
+    }
+
+    /// Records that `secret` is the credential of `principal` of `registry` (and redacts it).
+    pub fn claim(&self, secret: &str, registry: &str, principal: &str) {
+        self.add(secret, &format!("secret of {principal}"));
+        if secret.len() < 4 {
+            return;
+        }
+        self.owners
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                secret.to_owned(),
+                (registry.to_owned(), principal.to_owned()),
+            );
+    }
+
+    /// Records that tokens whose header says `kid` are signed by `registry`'s issuer.
+    pub fn claim_issuer(&self, kid: &str, registry: &str) {
+        self.issuers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(kid.to_owned(), registry.to_owned());
+    }
+
+    /// `(registry, principal)` owning a secret, when it is a registered credential.
+    pub fn owner_of_secret(&self, secret: &str) -> Option<(String, String)> {
+        self.owners
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(secret)
+            .cloned()
+    }
+
+    /// The registry whose issuer signs with `kid`.
+    pub fn owner_of_kid(&self, kid: &str) -> Option<String> {
+        self.issuers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(kid)
+            .cloned()
     }
 
     /// The label of a registered secret.

@@ -20,6 +20,7 @@ pub mod digest;
 pub mod error;
 pub mod fixtures;
 pub mod journal;
+pub mod leak;
 pub mod listener;
 pub mod media;
 pub mod names;

@@ -7,8 +7,10 @@ use crate::fixtures::Image;
 use crate::journal::Journal;
 use crate::profile::acr::{Acr, AcrOptions};
 use crate::profile::bearer::{Bearer, BearerOptions};
+use crate::profile::dockerhub::{Dockerhub, DockerhubOptions};
 use crate::profile::ecr::{Ecr, EcrOptions};
 use crate::profile::gitlab::{Gitlab, GitlabOptions};
+use crate::profile::mirror::{Mirror, MirrorOptions};
 use crate::profile::{Profile, open::Open};
 use crate::storage::{Chunk, DiskStorage, MemoryStorage, Storage};
 use crate::vhost::VirtualHost;
@@ -31,6 +33,7 @@ impl FakeRegistry {
             name: "registry".into(),
             auth: AuthChoice::Open,
             clock: Clock::system(),
+            journal: None,
         }
     }
 }
@@ -54,6 +57,14 @@ enum AuthChoice {
         options: GitlabOptions,
         directory: Directory,
     },
+    Dockerhub {
+        options: DockerhubOptions,
+        directory: Directory,
+    },
+    Mirror {
+        options: MirrorOptions,
+        directory: Directory,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +81,8 @@ pub enum StartError {
     },
     #[error("cannot create the token signing key: {0}")]
     Key(String),
+    #[error("bad profile configuration: {0}")]
+    Profile(String),
     #[error("cannot seed {repository}:{tag}: {reason}")]
     Seed {
         repository: String,
@@ -92,6 +105,7 @@ pub struct FakeRegistryBuilder {
     name: String,
     auth: AuthChoice,
     clock: Clock,
+    journal: Option<Arc<Journal>>,
 }
 
 impl FakeRegistryBuilder {
@@ -123,6 +137,25 @@ impl FakeRegistryBuilder {
     /// Behave like GitLab's container registry (profile `gitlab/1`).
     pub fn gitlab(mut self, options: GitlabOptions, directory: Directory) -> Self {
         self.auth = AuthChoice::Gitlab { options, directory };
+        self
+    }
+
+    /// Behave like Docker Hub (profile `dockerhub/1`): token service on a separate host.
+    pub fn dockerhub(mut self, options: DockerhubOptions, directory: Directory) -> Self {
+        self.auth = AuthChoice::Dockerhub { options, directory };
+        self
+    }
+
+    /// Be a pull-through cache of upstream registries (profile `mirror/1`).
+    pub fn mirror(mut self, options: MirrorOptions, directory: Directory) -> Self {
+        self.auth = AuthChoice::Mirror { options, directory };
+        self
+    }
+
+    /// Record into a shared journal (several registries of one test, one leak detector);
+    /// default: a journal of this registry's own.
+    pub fn journal(mut self, journal: Arc<Journal>) -> Self {
+        self.journal = Some(journal);
         self
     }
 
@@ -192,48 +225,53 @@ impl FakeRegistryBuilder {
             addr: self.listen,
             source,
         })?;
-        let journal = Arc::new(Journal::default());
+        let journal = self.journal.unwrap_or_default();
+        let redactor = journal.redactor.clone();
+        let issuer = |name: &str| {
+            TokenIssuer::generate(name, self.clock.clone())
+                .map(Arc::new)
+                .map_err(|e| StartError::Key(e.to_string()))
+        };
+        let name = self.name.clone();
+        // Ownership of credentials and signing keys, for the leak detector.
+        let register = |directory: &Directory, issuer: Option<&TokenIssuer>| {
+            crate::leak::register(&redactor, &name, directory, issuer);
+        };
         let profile: Arc<dyn Profile> = match self.auth {
             AuthChoice::Open => Arc::new(Open),
             AuthChoice::Bearer { options, directory } => {
-                let issuer = TokenIssuer::generate(
-                    &format!("{}-token-issuer", self.name),
-                    self.clock.clone(),
-                )
-                .map_err(|e| StartError::Key(e.to_string()))?;
-                Arc::new(Bearer::new(
-                    options,
-                    directory,
-                    Arc::new(issuer),
-                    journal.redactor.clone(),
-                ))
+                let issuer = issuer(&format!("{}-token-issuer", self.name))?;
+                register(&directory, Some(&issuer));
+                Arc::new(Bearer::new(options, directory, issuer, redactor.clone()))
             }
             AuthChoice::Acr { options, directory } => {
                 // ACR's tokens say `"iss":"Azure Container Registry"` (AAD-OAuth.md).
-                let issuer = TokenIssuer::generate("Azure Container Registry", self.clock.clone())
-                    .map_err(|e| StartError::Key(e.to_string()))?;
-                Arc::new(Acr::new(
-                    options,
-                    directory,
-                    Arc::new(issuer),
-                    journal.redactor.clone(),
-                ))
+                let issuer = issuer("Azure Container Registry")?;
+                register(&directory, Some(&issuer));
+                Arc::new(Acr::new(options, directory, issuer, redactor.clone()))
             }
-            AuthChoice::Ecr { options, directory } => Arc::new(Ecr::new(
-                options,
-                directory,
-                self.clock.clone(),
-                &journal.redactor,
-            )),
+            AuthChoice::Ecr { options, directory } => {
+                register(&directory, None);
+                Arc::new(Ecr::new(options, directory, self.clock.clone(), &redactor))
+            }
             AuthChoice::Gitlab { options, directory } => {
-                let issuer = TokenIssuer::generate("gitlab-issuer", self.clock.clone())
-                    .map_err(|e| StartError::Key(e.to_string()))?;
-                Arc::new(Gitlab::new(
-                    options,
-                    directory,
-                    Arc::new(issuer),
-                    &journal.redactor,
-                ))
+                let issuer = issuer(&options.issuer)?;
+                register(&directory, Some(&issuer));
+                Arc::new(Gitlab::new(options, directory, issuer, &redactor))
+            }
+            AuthChoice::Dockerhub { options, directory } => {
+                // Hub tokens say `"iss":"auth.docker.io"` (StackOverflow 39641186 capture).
+                let issuer = issuer(&options.auth_host)?;
+                register(&directory, Some(&issuer));
+                Arc::new(Dockerhub::new(options, directory, issuer, redactor.clone()))
+            }
+            AuthChoice::Mirror { options, directory } => {
+                let issuer = issuer(&format!("{}-token-issuer", self.name))?;
+                register(&directory, Some(&issuer));
+                Arc::new(
+                    Mirror::new(options, directory, issuer, redactor.clone())
+                        .map_err(|e| StartError::Profile(e.to_string()))?,
+                )
             }
         };
         let vhost = Arc::new(VirtualHost {

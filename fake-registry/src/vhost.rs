@@ -30,7 +30,7 @@ impl VirtualHost {
     pub async fn serve(&self, req: Request) -> Response {
         let started = Instant::now();
         let time = now_rfc3339();
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let host = parts
             .headers
             .get(header::HOST)
@@ -41,6 +41,11 @@ impl VirtualHost {
         let (method, path) = (parts.method.to_string(), parts.uri.path().to_owned());
         let query = parts.uri.query().map(str::to_owned);
         let request_headers = journal::request_headers(&parts.headers);
+        // Kept for the leak check after the request is consumed (only this header matters).
+        let mut presented = http::HeaderMap::new();
+        if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
+            presented.insert(header::AUTHORIZATION, v.clone());
+        }
         let mut ctx = Ctx {
             base_url: self.base_url.clone(),
             ..Ctx::default()
@@ -54,7 +59,14 @@ impl VirtualHost {
                 .authorize(&mut ctx, &parts, scope.as_ref())
                 .await
             {
-                Ok(()) => self.registry.handle(Request::from_parts(parts, body)).await,
+                Ok(()) => match self
+                    .profile
+                    .prepare(&mut ctx, &mut parts, &self.registry)
+                    .await
+                {
+                    Ok(()) => self.registry.handle(Request::from_parts(parts, body)).await,
+                    Err(answered) => answered,
+                },
                 Err(denied) => denied,
             };
             r.headers_mut().insert(
@@ -69,6 +81,7 @@ impl VirtualHost {
             }
         };
 
+        let leak = crate::leak::detect(&self.journal.redactor, &presented, &ctx.form, &self.name);
         self.journal.record(Entry {
             seq: 0,
             time,
@@ -84,7 +97,7 @@ impl VirtualHost {
             status: response.status().as_u16(),
             response_headers: journal::response_headers(response.headers()),
             notes: ctx.notes,
-            leak: None,
+            leak,
         });
         response
     }

@@ -107,6 +107,21 @@ impl TokenIssuer {
         &self.clock
     }
 
+    /// The libtrust-format key id every token's header carries (the leak detector maps it
+    /// back to the registry).
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Signs arbitrary claims with this issuer's key (GitLab nests a `user` JWT in its tokens).
+    pub fn sign_json(&self, claims: &serde_json::Value) -> Result<String, TokenError> {
+        let mut header = Header::new(self.algorithm);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some("JWT".into());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map_err(|e| TokenError::Signing(e.to_string()))
+    }
+
     /// Signs a token for `aud` carrying `access`, valid from `nbf_skew` seconds ago for
     /// `lifetime` seconds. Returns the compact JWT and its claims.
     pub fn issue(

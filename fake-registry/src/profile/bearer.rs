@@ -385,22 +385,45 @@ pub fn challenge(
     if let Some(e) = error {
         value.push_str(&format!(",error=\"{e}\""));
     }
-    let detail: serde_json::Value = match scope {
-        Some(s) => s
-            .actions
-            .iter()
-            .map(|a| json!({"Type": s.kind, "Class": "", "Name": s.name, "Action": a}))
-            .collect(),
-        None => serde_json::Value::Null,
-    };
-    let mut r = json_body(
-        StatusCode::UNAUTHORIZED,
-        &json!({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required", "detail": detail}]}),
+    let mut r = Response::new(Body::from(unauthorized_body(scope)));
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
     );
     if let Ok(v) = HeaderValue::from_str(&value) {
         r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
     r
+}
+
+/// The exact bytes distribution's registry sends with a 401: Go's `json.Encoder` output of
+/// `errcode.Errors` — fields in struct order (`code`, `message`, `detail`; the access items
+/// `Type`, `Class`, `Name`, `Action`) and a trailing newline. Captures: 157 bytes for
+/// `library/ubuntu` pull (distribution#2624, Docker Hub), 145 for the catalog (deckschrubber#26,
+/// GitLab). serde_json would sort the keys, so the body is written by hand.
+pub fn unauthorized_body(scope: Option<&Scope>) -> String {
+    let detail = match scope {
+        Some(s) => {
+            let items: Vec<String> = s
+                .actions
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{{\"Type\":{},\"Class\":\"\",\"Name\":{},\"Action\":{}}}",
+                        json!(s.kind),
+                        json!(s.name),
+                        json!(a)
+                    )
+                })
+                .collect();
+            format!("[{}]", items.join(","))
+        }
+        None => "null".to_owned(),
+    };
+    format!(
+        "{{\"errors\":[{{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\",\"detail\":{detail}}}]}}\n"
+    )
 }
 
 fn invalid_grant() -> Response {
@@ -443,7 +466,26 @@ pub fn humantime_rfc3339(unix: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::humantime_rfc3339;
+    use super::*;
+
+    #[test]
+    fn unauthorized_body_is_byte_exact() {
+        use crate::auth::Scope;
+        assert_eq!(
+            super::unauthorized_body(Some(&Scope::repository("library/ubuntu", &["pull"]))).len(),
+            157
+        );
+        let catalog = Scope {
+            kind: "registry".into(),
+            name: "catalog".into(),
+            actions: vec!["*".into()],
+        };
+        assert_eq!(
+            super::unauthorized_body(Some(&catalog)),
+            "{\"errors\":[{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\",\"detail\":[{\"Type\":\"registry\",\"Class\":\"\",\"Name\":\"catalog\",\"Action\":\"*\"}]}]}\n"
+        );
+        assert_eq!(super::unauthorized_body(Some(&catalog)).len(), 145);
+    }
 
     #[test]
     fn rfc3339() {

@@ -5,7 +5,12 @@
 //! rules, answers 403 `DENIED access forbidden` (with `http_status`) to anonymous requests for
 //! private projects, 401 with GitLab's "HTTP Basic: Access denied" text to bad credentials,
 //! and 200 with an empty `access` to users without rights (the registry then says
-//! `insufficient_scope`). Tokens: `aud` = service, `nbf = iat - 5`, 5-minute expiry.
+//! `insufficient_scope`). Tokens: `aud` = service, `nbf = iat - 5`, 5-minute expiry, `access`
+//! items with `meta`, `auth_type`, and a nested `user` JWT.
+//!
+//! The realm is on the registry's own host by default (what go-containerregistry's realm
+//! check needs on loopback, behaviours.md §5.1) or on a separate GitLab host
+//! (`realm_host`, like `registry.gitlab.com` → `gitlab.com/jwt/auth`).
 //!
 //! Sources (docs/profiles/gitlab.md): gitlabhq `jwt_controller.rb`,
 //! `container_registry_authentication_service.rb`, `config/routes.rb`,
@@ -14,53 +19,98 @@
 
 use super::bearer::{challenge, describe, json_body};
 use super::{Ctx, Profile, parse_urlencoded};
-use crate::auth::{Directory, Presented, Principal, Scope, TokenIssuer};
+use crate::auth::{Directory, Presented, Principal, PrincipalKind, Scope, TokenIssuer};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
-use serde_json::{Map, json};
+use serde::Deserialize;
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 pub const SERVICE: &str = "container_registry";
+/// `Namespace::NUMBER_OF_ANCESTORS_ALLOWED`: a registry path has fewer segments than this.
+const MAX_PATH_SEGMENTS: usize = 20;
 
 /// How `POST /jwt/auth` answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PostVariant {
     /// `post 'jwt/auth', to: proc { [404, {}, ['']] }`
+    #[default]
     EmptyNotFound,
     /// An HTML 404 page (what broke containerd 2.2, containerd#12822).
-    HtmlNotFound,
+    Html404,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Project {
     /// `group/subgroup/project`
     pub path: String,
+    #[serde(default)]
     pub public: bool,
+    /// Per-project container registry switch (`container_registry_enabled?`).
+    #[serde(default = "yes")]
+    pub registry_enabled: bool,
 }
 
-#[derive(Debug, Clone)]
+fn yes() -> bool {
+    true
+}
+
+impl Project {
+    pub fn new(path: &str, public: bool) -> Self {
+        Self {
+            path: path.to_owned(),
+            public,
+            registry_enabled: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct GitlabOptions {
-    /// `https://gitlab.example.com` — where `/jwt/auth` lives; `None` = the registry's own host.
+    /// The GitLab host serving `/jwt/auth` when it is not the registry's own host
+    /// (`gitlab.example.com`); the realm is then `https://<realm_host>/jwt/auth`.
+    pub realm_host: Option<String>,
+    /// The realm's scheme and authority override, for tests on plain HTTP
+    /// (`http://127.0.0.1:PORT`); wins over `realm_host` when building the realm URL.
     pub realm_base: Option<String>,
     pub projects: Vec<Project>,
     /// `container_registry_token_expire_delay`: 5 minutes by default (15 on GitLab.com).
     pub token_lifetime: i64,
     pub post_variant: PostVariant,
-    /// Older GitLab honoured only the last `scope` parameter.
+    /// Older GitLab honoured only the last `scope` parameter (manifest-tool#53, ggcr#220).
     pub last_scope_only: bool,
+    /// The registry `issuer` setting (`gitlab-issuer`, `omnibus-gitlab-issuer`).
+    pub issuer: String,
+    /// `registry.enabled`; off → 404 `UNAVAILABLE registry not enabled`.
+    pub registry_enabled: bool,
+}
+
+impl Default for GitlabOptions {
+    fn default() -> Self {
+        Self {
+            realm_host: None,
+            realm_base: None,
+            projects: Vec::new(),
+            token_lifetime: 300,
+            post_variant: PostVariant::EmptyNotFound,
+            last_scope_only: false,
+            issuer: "gitlab-issuer".into(),
+            registry_enabled: true,
+        }
+    }
 }
 
 impl GitlabOptions {
     pub fn new(projects: Vec<Project>) -> Self {
         Self {
-            realm_base: None,
             projects,
-            token_lifetime: 300,
-            post_variant: PostVariant::EmptyNotFound,
-            last_scope_only: false,
+            ..Self::default()
         }
     }
 }
@@ -95,50 +145,149 @@ impl Gitlab {
         }
     }
 
-    fn realm(&self, ctx: &Ctx) -> String {
-        format!(
-            "{}/jwt/auth",
-            self.options.realm_base.as_deref().unwrap_or(&ctx.base_url)
-        )
+    /// `https://<gitlab>`: where `/jwt/auth` lives.
+    fn gitlab_base(&self, ctx: &Ctx) -> String {
+        if let Some(base) = &self.options.realm_base {
+            return base.trim_end_matches('/').to_owned();
+        }
+        match &self.options.realm_host {
+            Some(host) => format!("https://{host}"),
+            None => ctx.base_url.clone(),
+        }
     }
 
-    /// `ContainerRegistry::Path`: at least two segments; the project is the longest of the
-    /// first three prefixes that names a project.
-    fn project_of(&self, image: &str) -> Option<&Project> {
-        let parts: Vec<&str> = image.split('/').collect();
-        if parts.len() < 2 {
+    fn realm(&self, ctx: &Ctx) -> String {
+        format!("{}/jwt/auth", self.gitlab_base(ctx))
+    }
+
+    /// `ContainerRegistry::Path#repository_project`: the candidates are the three longest
+    /// prefixes of at least two segments (`components.first(3)`), so an image sits at most
+    /// two levels below its project. The longest matching project wins.
+    fn project_of(&self, image: &str) -> Option<(usize, &Project)> {
+        let nodes: Vec<&str> = image.split('/').collect();
+        if nodes.len() < 2 || nodes.len() >= MAX_PATH_SEGMENTS {
             return None;
         }
-        (2..=parts.len().min(3))
-            .rev()
-            .map(|n| parts[..n].join("/"))
-            .find_map(|prefix| self.options.projects.iter().find(|p| p.path == prefix))
+        (2..=nodes.len()).rev().take(3).find_map(|n| {
+            let prefix = nodes[..n].join("/");
+            self.options
+                .projects
+                .iter()
+                .enumerate()
+                .find(|(_, p)| p.path == prefix)
+        })
     }
 
-    /// The actions granted on one scope: anonymous get `pull` on public projects only.
+    /// The actions of one scope a principal (or anonymous) may have (`can_access?`).
     fn allowed(&self, principal: Option<&Principal>, scope: &Scope) -> Vec<String> {
-        if scope.kind != "repository" {
-            return principal
-                .map(|p| p.allowed(scope, self.issuer.clock()))
-                .unwrap_or_default();
+        if scope.kind == "registry" {
+            // `process_registry_access`: admins only, `catalog` only, exactly `*`.
+            let admin = principal.is_some_and(|p| p.kind == PrincipalKind::AdminUser);
+            return if admin && scope.name == "catalog" && scope.actions == ["*"] {
+                scope.actions.clone()
+            } else {
+                Vec::new()
+            };
         }
-        let Some(project) = self.project_of(&scope.name) else {
+        if scope.kind != "repository" {
+            return Vec::new();
+        }
+        let Some((_, project)) = self.project_of(&scope.name) else {
             return Vec::new();
         };
-        match principal {
-            Some(p) => {
-                let mut a = p.allowed(scope, self.issuer.clock());
-                if project.public
-                    && scope.actions.iter().any(|x| x == "pull")
-                    && !a.iter().any(|x| x == "pull")
-                {
-                    a.insert(0, "pull".into());
-                }
-                a
-            }
-            None if project.public => scope.intersect(&["pull".into()]),
-            None => Vec::new(),
+        if !project.registry_enabled {
+            return Vec::new();
         }
+        let mut actions = principal
+            .map(|p| p.allowed(scope, self.issuer.clock()))
+            .unwrap_or_default();
+        // Anyone who can see a public project may pull its images.
+        if project.public
+            && scope.actions.iter().any(|a| a == "pull")
+            && !actions.iter().any(|a| a == "pull")
+        {
+            actions.insert(0, "pull".into());
+        }
+        actions
+    }
+
+    /// The `access` item GitLab writes for a granted scope (with `meta` for repositories).
+    fn access_item(&self, scope: &Scope, actions: Vec<String>) -> Value {
+        let mut item = json!({"type": scope.kind, "name": scope.name, "actions": actions});
+        if let Some((index, project)) = self.project_of(&scope.name) {
+            let root = project.path.split('/').next().unwrap_or("");
+            let root_id = self
+                .options
+                .projects
+                .iter()
+                .position(|p| p.path.split('/').next() == Some(root))
+                .unwrap_or(index);
+            item["meta"] = json!({
+                "project_path": project.path.to_ascii_lowercase(),
+                "project_id": 100 + index,
+                "root_namespace_id": 10 + root_id,
+            });
+        }
+        item
+    }
+
+    /// `auth_type` as `Gitlab::Auth::Result#type` names the way the client authenticated.
+    fn auth_type(principal: Option<&Principal>) -> Value {
+        match principal.map(|p| p.kind) {
+            None => Value::Null,
+            Some(PrincipalKind::AccessToken) => json!("personal_access_token"),
+            Some(PrincipalKind::DeployToken) => json!("deploy_token"),
+            Some(PrincipalKind::JobToken) => json!("build"),
+            Some(_) => json!("gitlab_or_ldap"),
+        }
+    }
+
+    /// The nested `user` JWT: `{"user_info": {...}}`, `null` info for anonymous.
+    fn user_token(&self, principal: Option<&Principal>) -> Result<String, String> {
+        let index = |p: &Principal| {
+            self.directory
+                .principals
+                .iter()
+                .position(|q| q.name == p.name)
+                .unwrap_or(0)
+                + 1
+        };
+        let info = match principal {
+            None => Value::Null,
+            Some(p) if p.kind == PrincipalKind::DeployToken => json!({
+                "token_type": Self::auth_type(Some(p)),
+                "username": p.username,
+                "deploy_token_id": index(p),
+            }),
+            Some(p) => json!({
+                "token_type": Self::auth_type(Some(p)),
+                "username": p.username,
+                "user_id": index(p),
+            }),
+        };
+        self.issuer
+            .sign_json(&json!({ "user_info": info }))
+            .map_err(|e| e.to_string())
+    }
+
+    fn token(&self, principal: Option<&Principal>, access: Vec<Value>) -> Result<String, String> {
+        let now = self.issuer.clock().now();
+        let mut claims = json!({
+            "iss": self.options.issuer,
+            "aud": SERVICE,
+            "iat": now,
+            "nbf": now - 5,
+            "exp": now + self.options.token_lifetime,
+            "jti": uuid::Uuid::new_v4().to_string(),
+            "auth_type": Self::auth_type(principal),
+            "access": access,
+            "user": self.user_token(principal)?,
+        });
+        // `token.subject = current_user.try(:username)`: deploy tokens have no user.
+        if let Some(p) = principal.filter(|p| p.kind != PrincipalKind::DeployToken) {
+            claims["sub"] = json!(p.username);
+        }
+        self.issuer.sign_json(&claims).map_err(|e| e.to_string())
     }
 
     fn auth(&self, ctx: &mut Ctx, parts: &Parts) -> Response {
@@ -147,12 +296,8 @@ impl Gitlab {
                 .push("POST /jwt/auth: GitLab serves GET only".into());
             ctx.auth.verdict = Some("post-not-found".into());
             return match self.options.post_variant {
-                PostVariant::EmptyNotFound => {
-                    let mut r = (StatusCode::NOT_FOUND, "").into_response();
-                    r.headers_mut().remove(header::CONTENT_TYPE);
-                    r
-                }
-                PostVariant::HtmlNotFound => {
+                PostVariant::EmptyNotFound => empty_not_found(),
+                PostVariant::Html404 => {
                     let mut r = (
                         StatusCode::NOT_FOUND,
                         "<!DOCTYPE html>\n<html>\n<head><title>The page you're looking for could not be found (404)</title></head>\n<body><h1>404</h1><p>The page could not be found or you don't have permission to view it.</p></body>\n</html>\n",
@@ -167,15 +312,42 @@ impl Gitlab {
             };
         }
         if parts.method != Method::GET {
-            return (StatusCode::NOT_FOUND, "").into_response();
+            return empty_not_found();
         }
         let params = parse_urlencoded(parts.uri.query().unwrap_or(""));
         for (k, v) in &params {
             ctx.form.insert(k.clone(), v.clone());
         }
+        // `SERVICES[params[:service]]` or `head :not_found`.
         if !params.iter().any(|(k, v)| k == "service" && v == SERVICE) {
             ctx.auth.verdict = Some("unknown-service".into());
-            return (StatusCode::NOT_FOUND, "").into_response();
+            return empty_not_found();
+        }
+        let presented = Presented::from_headers(&parts.headers);
+        ctx.auth = describe(&presented);
+        let principal = match &presented {
+            Presented::Basic { username, password } => {
+                match self.directory.basic(username, password) {
+                    Some(p) if !p.expired(self.issuer.clock()) => Some(p),
+                    _ => {
+                        ctx.auth.verdict = Some("bad-credentials".into());
+                        let gitlab = self.gitlab_base(ctx);
+                        return json_body(
+                            StatusCode::UNAUTHORIZED,
+                            &json!({"errors": [{"code": "UNAUTHORIZED", "message": access_denied_message(&gitlab)}]}),
+                        );
+                    }
+                }
+            }
+            _ => None,
+        };
+        ctx.auth.principal = principal.map(|p| p.name.clone());
+        if !self.options.registry_enabled {
+            ctx.auth.verdict = Some("registry-disabled".into());
+            return json_body(
+                StatusCode::NOT_FOUND,
+                &json!({"errors": [{"code": "UNAVAILABLE", "message": "registry not enabled"}], "http_status": 404}),
+            );
         }
         let mut scopes = Scope::parse_all(
             params
@@ -190,33 +362,12 @@ impl Gitlab {
             ));
             scopes = scopes.split_off(scopes.len() - 1);
         }
-        let presented = Presented::from_headers(&parts.headers);
-        ctx.auth = describe(&presented);
-        let principal = match &presented {
-            Presented::Basic { username, password } => {
-                match self.directory.basic(username, password) {
-                    Some(p) if !p.expired(self.issuer.clock()) => Some(p),
-                    _ => {
-                        ctx.auth.verdict = Some("bad-credentials".into());
-                        let gitlab = self.realm(ctx).trim_end_matches("/jwt/auth").to_owned();
-                        return json_body(
-                            StatusCode::UNAUTHORIZED,
-                            &json!({"errors": [{"code": "UNAUTHORIZED", "message": access_denied_message(&gitlab)}]}),
-                        );
-                    }
-                }
-            }
-            _ => None,
-        };
-        let access: Vec<Scope> = scopes
+        // `scopes` keeps only the scopes with at least one authorized action.
+        let access: Vec<Value> = scopes
             .iter()
             .filter_map(|s| {
                 let actions = self.allowed(principal, s);
-                (!actions.is_empty()).then(|| Scope {
-                    kind: s.kind.clone(),
-                    name: s.name.clone(),
-                    actions,
-                })
+                (!actions.is_empty()).then(|| self.access_item(s, actions))
             })
             .collect();
         // `unless scopes.any? || current_user || deploy_token || project` → 403.
@@ -227,39 +378,14 @@ impl Gitlab {
                 &json!({"errors": [{"code": "DENIED", "message": "access forbidden"}], "http_status": 403}),
             );
         }
-        ctx.auth.principal = principal.map(|p| p.name.clone());
-        let mut extra = Map::new();
-        extra.insert(
-            "auth_type".into(),
-            json!(if principal.is_some() {
-                "gitlab_or_ldap"
-            } else {
-                "none"
-            }),
-        );
-        if let Some(p) = principal {
-            extra.insert(
-                "user".into(),
-                json!({"user_info": {"token_type": "personal_access_token", "username": p.username, "user_id": 1}}),
-            );
-        }
-        match self.issuer.issue(
-            SERVICE,
-            principal.and_then(|p| p.username.as_deref()),
-            access.clone(),
-            self.options.token_lifetime,
-            5,
-            extra,
-        ) {
-            Ok((token, _)) => {
-                ctx.auth.verdict = Some(
-                    if access.is_empty() {
-                        "empty-access"
-                    } else {
-                        "ok"
-                    }
-                    .into(),
-                );
+        let verdict = match (principal.is_some(), access.is_empty()) {
+            (true, true) => "empty-access",
+            (false, _) => "anonymous",
+            (true, false) => "ok",
+        };
+        match self.token(principal, access) {
+            Ok(token) => {
+                ctx.auth.verdict = Some(verdict.into());
                 json_body(StatusCode::OK, &json!({ "token": token }))
             }
             Err(e) => json_body(
@@ -268,6 +394,29 @@ impl Gitlab {
             ),
         }
     }
+
+    /// Whether `/jwt/auth` is served for a request with this `Host`: on the registry's own
+    /// host by default, only on the GitLab host when the realm is separate.
+    fn serves_realm(&self, parts: &Parts) -> bool {
+        let Some(realm_host) = &self.options.realm_host else {
+            return true;
+        };
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| parts.uri.authority().map(|a| a.to_string()))
+            .unwrap_or_default();
+        let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+        host.eq_ignore_ascii_case(realm_host)
+    }
+}
+
+fn empty_not_found() -> Response {
+    let mut r = (StatusCode::NOT_FOUND, "").into_response();
+    r.headers_mut().remove(header::CONTENT_TYPE);
+    r
 }
 
 #[async_trait]
@@ -276,8 +425,12 @@ impl Profile for Gitlab {
         "gitlab/1"
     }
 
+    fn extra_hosts(&self) -> Vec<String> {
+        self.options.realm_host.iter().cloned().collect()
+    }
+
     async fn endpoint(&self, ctx: &mut Ctx, parts: &Parts, _body: Body) -> Option<Response> {
-        (parts.uri.path() == "/jwt/auth").then_some(())?;
+        (parts.uri.path() == "/jwt/auth" && self.serves_realm(parts)).then_some(())?;
         Some(self.auth(ctx, parts))
     }
 
@@ -303,6 +456,11 @@ impl Profile for Gitlab {
             }
         };
         ctx.auth.principal = claims.sub.clone();
+        ctx.auth.token = Some(format!(
+            "{} jti={}",
+            claims.iss,
+            &claims.jti[..8.min(claims.jti.len())]
+        ));
         if let Some(s) = scope
             && claims.granted(s).len() < s.actions.len()
         {

@@ -9,10 +9,13 @@
 
 pub mod acr;
 pub mod bearer;
+pub mod dockerhub;
 pub mod ecr;
 pub mod gitlab;
+pub mod mirror;
 pub mod open;
 
+use crate::api::Registry;
 use crate::auth::Scope;
 use crate::journal::AuthRecord;
 use async_trait::async_trait;
@@ -36,6 +39,12 @@ pub trait Profile: Send + Sync + 'static {
     /// The profile's name and version, e.g. `bearer/1`.
     fn name(&self) -> &str;
 
+    /// Hostnames besides the registry's own whose requests go to this profile's `endpoint`
+    /// (a token realm on a separate host such as `gitlab.example.com` or `auth.docker.io`).
+    fn extra_hosts(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Serves a path outside `/v2/` (a token endpoint…); `None` means "not mine" (404).
     async fn endpoint(&self, _ctx: &mut Ctx, _parts: &Parts, _body: Body) -> Option<Response> {
         None
@@ -49,6 +58,19 @@ pub trait Profile: Send + Sync + 'static {
         parts: &Parts,
         scope: Option<&Scope>,
     ) -> Result<(), Response>;
+
+    /// Runs after [`Profile::authorize`] let a `/v2/` request through and before the core API
+    /// serves it. A profile may rewrite the request (Docker Hub's `library/` defaulting, a
+    /// mirror's namespace), fill the registry's storage (a pull-through cache fetching on a
+    /// miss), or answer the request itself (`Err`). Default: nothing.
+    async fn prepare(
+        &self,
+        _ctx: &mut Ctx,
+        _parts: &mut Parts,
+        _registry: &Registry,
+    ) -> Result<(), Response> {
+        Ok(())
+    }
 }
 
 /// Reads a form-encoded body (token requests), bounded: token forms are small.

@@ -30,6 +30,20 @@ pub struct Args {
     list: bool,
 }
 
+impl Args {
+    /// Install exactly these clients (their default versions and what they require).
+    pub fn for_clients(clients: Vec<String>) -> Self {
+        Self {
+            clients,
+            manifest: None,
+            cache_dir: None,
+            force: false,
+            no_requires: false,
+            list: false,
+        }
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     let path = args
         .manifest

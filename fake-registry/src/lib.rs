@@ -19,6 +19,7 @@ pub mod auth;
 pub mod digest;
 pub mod error;
 pub mod fixtures;
+pub mod fleet;
 pub mod journal;
 pub mod leak;
 pub mod listener;

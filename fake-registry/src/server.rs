@@ -31,15 +31,15 @@ impl FakeRegistry {
             options: RegistryOptions::default(),
             seeds: Vec::new(),
             name: "registry".into(),
-            auth: AuthChoice::Open,
+            auth: ProfileChoice::Open,
             clock: Clock::system(),
             journal: None,
         }
     }
 }
 
-/// How the registry authenticates.
-enum AuthChoice {
+/// Which vendor profile a registry runs, with its options and principals.
+pub enum ProfileChoice {
     Open,
     Bearer {
         options: BearerOptions,
@@ -103,7 +103,7 @@ pub struct FakeRegistryBuilder {
     options: RegistryOptions,
     seeds: Vec<Seed>,
     name: String,
-    auth: AuthChoice,
+    auth: ProfileChoice,
     clock: Clock,
     journal: Option<Arc<Journal>>,
 }
@@ -117,38 +117,38 @@ impl FakeRegistryBuilder {
 
     /// Require Bearer tokens from a token service on this host (the distribution protocol).
     pub fn bearer(mut self, options: BearerOptions, directory: Directory) -> Self {
-        self.auth = AuthChoice::Bearer { options, directory };
+        self.auth = ProfileChoice::Bearer { options, directory };
         self
     }
 
     /// Behave like Azure Container Registry (profile `acr/1`).
     pub fn acr(mut self, options: AcrOptions, directory: Directory) -> Self {
-        self.auth = AuthChoice::Acr { options, directory };
+        self.auth = ProfileChoice::Acr { options, directory };
         self
     }
 
     /// Behave like Amazon ECR (profile `ecr/1`); list pages are capped at 1000.
     pub fn ecr(mut self, options: EcrOptions, directory: Directory) -> Self {
         self.options.page_cap = Some(1000);
-        self.auth = AuthChoice::Ecr { options, directory };
+        self.auth = ProfileChoice::Ecr { options, directory };
         self
     }
 
     /// Behave like GitLab's container registry (profile `gitlab/1`).
     pub fn gitlab(mut self, options: GitlabOptions, directory: Directory) -> Self {
-        self.auth = AuthChoice::Gitlab { options, directory };
+        self.auth = ProfileChoice::Gitlab { options, directory };
         self
     }
 
     /// Behave like Docker Hub (profile `dockerhub/1`): token service on a separate host.
     pub fn dockerhub(mut self, options: DockerhubOptions, directory: Directory) -> Self {
-        self.auth = AuthChoice::Dockerhub { options, directory };
+        self.auth = ProfileChoice::Dockerhub { options, directory };
         self
     }
 
     /// Be a pull-through cache of upstream registries (profile `mirror/1`).
     pub fn mirror(mut self, options: MirrorOptions, directory: Directory) -> Self {
-        self.auth = AuthChoice::Mirror { options, directory };
+        self.auth = ProfileChoice::Mirror { options, directory };
         self
     }
 
@@ -226,54 +226,7 @@ impl FakeRegistryBuilder {
             source,
         })?;
         let journal = self.journal.unwrap_or_default();
-        let redactor = journal.redactor.clone();
-        let issuer = |name: &str| {
-            TokenIssuer::generate(name, self.clock.clone())
-                .map(Arc::new)
-                .map_err(|e| StartError::Key(e.to_string()))
-        };
-        let name = self.name.clone();
-        // Ownership of credentials and signing keys, for the leak detector.
-        let register = |directory: &Directory, issuer: Option<&TokenIssuer>| {
-            crate::leak::register(&redactor, &name, directory, issuer);
-        };
-        let profile: Arc<dyn Profile> = match self.auth {
-            AuthChoice::Open => Arc::new(Open),
-            AuthChoice::Bearer { options, directory } => {
-                let issuer = issuer(&format!("{}-token-issuer", self.name))?;
-                register(&directory, Some(&issuer));
-                Arc::new(Bearer::new(options, directory, issuer, redactor.clone()))
-            }
-            AuthChoice::Acr { options, directory } => {
-                // ACR's tokens say `"iss":"Azure Container Registry"` (AAD-OAuth.md).
-                let issuer = issuer("Azure Container Registry")?;
-                register(&directory, Some(&issuer));
-                Arc::new(Acr::new(options, directory, issuer, redactor.clone()))
-            }
-            AuthChoice::Ecr { options, directory } => {
-                register(&directory, None);
-                Arc::new(Ecr::new(options, directory, self.clock.clone(), &redactor))
-            }
-            AuthChoice::Gitlab { options, directory } => {
-                let issuer = issuer(&options.issuer)?;
-                register(&directory, Some(&issuer));
-                Arc::new(Gitlab::new(options, directory, issuer, &redactor))
-            }
-            AuthChoice::Dockerhub { options, directory } => {
-                // Hub tokens say `"iss":"auth.docker.io"` (StackOverflow 39641186 capture).
-                let issuer = issuer(&options.auth_host)?;
-                register(&directory, Some(&issuer));
-                Arc::new(Dockerhub::new(options, directory, issuer, redactor.clone()))
-            }
-            AuthChoice::Mirror { options, directory } => {
-                let issuer = issuer(&format!("{}-token-issuer", self.name))?;
-                register(&directory, Some(&issuer));
-                Arc::new(
-                    Mirror::new(options, directory, issuer, redactor.clone())
-                        .map_err(|e| StartError::Profile(e.to_string()))?,
-                )
-            }
-        };
+        let profile = build_profile(self.auth, &self.name, &self.clock, &journal)?;
         let vhost = Arc::new(VirtualHost {
             name: self.name.clone(),
             base_url: format!("http://{addr}"),
@@ -300,6 +253,64 @@ impl FakeRegistryBuilder {
             task: Some(task),
         })
     }
+}
+
+/// Builds the profile of a registry named `name`: its token issuer (if it issues tokens), its
+/// credentials registered with the journal's redactor and the leak detector.
+pub(crate) fn build_profile(
+    choice: ProfileChoice,
+    name: &str,
+    clock: &Clock,
+    journal: &Journal,
+) -> Result<Arc<dyn Profile>, StartError> {
+    let redactor = journal.redactor.clone();
+    let issuer = |name: &str| {
+        TokenIssuer::generate(name, clock.clone())
+            .map(Arc::new)
+            .map_err(|e| StartError::Key(e.to_string()))
+    };
+    // Ownership of credentials and signing keys, for the leak detector.
+    let register = |directory: &Directory, issuer: Option<&TokenIssuer>| {
+        crate::leak::register(&redactor, name, directory, issuer);
+    };
+    let profile: Arc<dyn Profile> = match choice {
+        ProfileChoice::Open => Arc::new(Open),
+        ProfileChoice::Bearer { options, directory } => {
+            let issuer = issuer(&format!("{}-token-issuer", name))?;
+            register(&directory, Some(&issuer));
+            Arc::new(Bearer::new(options, directory, issuer, redactor.clone()))
+        }
+        ProfileChoice::Acr { options, directory } => {
+            // ACR's tokens say `"iss":"Azure Container Registry"` (AAD-OAuth.md).
+            let issuer = issuer("Azure Container Registry")?;
+            register(&directory, Some(&issuer));
+            Arc::new(Acr::new(options, directory, issuer, redactor.clone()))
+        }
+        ProfileChoice::Ecr { options, directory } => {
+            register(&directory, None);
+            Arc::new(Ecr::new(options, directory, clock.clone(), &redactor))
+        }
+        ProfileChoice::Gitlab { options, directory } => {
+            let issuer = issuer(&options.issuer)?;
+            register(&directory, Some(&issuer));
+            Arc::new(Gitlab::new(options, directory, issuer, &redactor))
+        }
+        ProfileChoice::Dockerhub { options, directory } => {
+            // Hub tokens say `"iss":"auth.docker.io"` (StackOverflow 39641186 capture).
+            let issuer = issuer(&options.auth_host)?;
+            register(&directory, Some(&issuer));
+            Arc::new(Dockerhub::new(options, directory, issuer, redactor.clone()))
+        }
+        ProfileChoice::Mirror { options, directory } => {
+            let issuer = issuer(&format!("{}-token-issuer", name))?;
+            register(&directory, Some(&issuer));
+            Arc::new(
+                Mirror::new(options, directory, issuer, redactor.clone())
+                    .map_err(|e| StartError::Profile(e.to_string()))?,
+            )
+        }
+    };
+    Ok(profile)
 }
 
 /// A running registry. Dropping it stops the server.

@@ -30,7 +30,8 @@ pub const AUTH_REQUIRED: &str =
 /// What ACR says when an identity token is sent as an SP password (fabric8io#1348).
 pub const SP_TOKEN_AS_PASSWORD: &str = "aad access token with sp failed unknown error";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AcrOptions {
     /// `myregistry.azurecr.io`: the realm host, the `service`, the tokens' `aud`.
     pub login_server: String,
@@ -40,6 +41,13 @@ pub struct AcrOptions {
     pub refresh_token_lifetime: i64,
     /// Registry-level anonymous pull (off by default, as on ACR).
     pub anonymous_pull: bool,
+}
+
+impl Default for AcrOptions {
+    /// The login server is filled from the host's name when a fleet config leaves it empty.
+    fn default() -> Self {
+        Self::new("")
+    }
 }
 
 impl AcrOptions {

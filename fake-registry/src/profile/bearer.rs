@@ -19,7 +19,8 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct BearerOptions {
     /// The `service` of challenges and the `aud` of tokens.
     pub service: String,
@@ -31,6 +32,12 @@ pub struct BearerOptions {
     pub lifetime: i64,
     /// Serve OAuth2 POST grants (`password`, `refresh_token`).
     pub allow_post: bool,
+}
+
+impl Default for BearerOptions {
+    fn default() -> Self {
+        Self::new("registry")
+    }
 }
 
 impl BearerOptions {

@@ -22,7 +22,8 @@ use http::{HeaderValue, StatusCode, header};
 /// ECR's message for an expired authorization token.
 pub const EXPIRED: &str = "Your authorization token has expired. Reauthenticate and try again.";
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct EcrOptions {
     /// `123456789012.dkr.ecr.us-east-2.amazonaws.com`
     pub host: String,

@@ -1,0 +1,399 @@
+//! A fleet: many virtual registries served by one process, each under its own hostname, on its
+//! own loopback address and port (443 by default), over TLS with certificates from a CA
+//! generated at start. One journal records every host, so a scenario can see the whole
+//! conversation — the registry, its token realm on another host, a mirror and its upstream.
+//!
+//! Hostnames are what clients dial; the runner makes them resolve to these addresses with a
+//! hosts file in the client's private mount namespace. Token realms are built from hostnames,
+//! never IP literals (go-containerregistry ≥ 0.21.4 refuses loopback-IP realms).
+
+use crate::api::{Registry, RegistryOptions};
+use crate::auth::Clock;
+use crate::fixtures::Image;
+use crate::journal::Journal;
+use crate::listener;
+use crate::server::{ProfileChoice, StartError, build_profile, push_image};
+use crate::storage::{DiskStorage, MemoryStorage, Storage};
+use crate::tls::{CertificateAuthority, TlsError};
+use crate::vhost::VirtualHost;
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// One registry of the fleet.
+pub struct HostSpec {
+    /// How journals and reports refer to it (`acr`, `mirror`).
+    pub name: String,
+    /// What clients dial: `myregistry.azurecr.io`.
+    pub hostname: String,
+    /// Loopback only; `None` = the next free address from [`FleetOptions::first_address`].
+    pub address: Option<IpAddr>,
+    /// 443 unless said otherwise; 0 = ephemeral.
+    pub port: u16,
+    pub tls: bool,
+    pub profile: ProfileChoice,
+    pub options: RegistryOptions,
+    pub storage: Option<PathBuf>,
+    pub seeds: Vec<(String, String, Image)>,
+}
+
+impl HostSpec {
+    /// An open registry on `hostname`, port 443, TLS.
+    pub fn new(name: &str, hostname: &str, profile: ProfileChoice) -> Self {
+        Self {
+            name: name.to_owned(),
+            hostname: hostname.to_ascii_lowercase(),
+            address: None,
+            port: 443,
+            tls: true,
+            profile,
+            options: RegistryOptions::default(),
+            storage: None,
+            seeds: Vec::new(),
+        }
+    }
+}
+
+pub struct FleetOptions {
+    /// Where `ca.pem` (and the CA key, mode 0600) are written.
+    pub state_dir: PathBuf,
+    pub clock: Clock,
+    /// Addresses for hosts that do not name one are taken from here upwards.
+    pub first_address: Ipv4Addr,
+}
+
+impl FleetOptions {
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            clock: Clock::system(),
+            first_address: Ipv4Addr::new(127, 0, 0, 2),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("host {name}: {reason}")]
+    Host { name: String, reason: String },
+    #[error("{0}")]
+    Start(#[from] StartError),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("cannot write {path}: {source}")]
+    State {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What clients need to know of one served hostname.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostInfo {
+    /// The registry's name (a realm host carries its registry's name).
+    pub name: String,
+    pub hostname: String,
+    pub addr: SocketAddr,
+    /// `https://hostname`, with `:port` when it is not the scheme's default.
+    pub url: String,
+    /// `acr/1`…
+    pub profile: String,
+    pub tls: bool,
+    /// `registry` for a registry, `realm` for a profile's extra host (token service).
+    pub role: String,
+}
+
+impl HostInfo {
+    /// `hostname` or `hostname:port`, as image references and `config.json` keys want it.
+    pub fn authority(&self) -> String {
+        authority(&self.hostname, self.addr.port(), self.tls)
+    }
+}
+
+fn authority(hostname: &str, port: u16, tls: bool) -> String {
+    let default = if tls { 443 } else { 80 };
+    if port == default {
+        hostname.to_owned()
+    } else {
+        format!("{hostname}:{port}")
+    }
+}
+
+pub struct Fleet;
+
+impl Fleet {
+    /// Binds every host, seeds it and serves it; returns once all accept connections.
+    pub async fn start(
+        hosts: Vec<HostSpec>,
+        options: FleetOptions,
+    ) -> Result<RunningFleet, FleetError> {
+        check_unique(&hosts)?;
+        std::fs::create_dir_all(&options.state_dir).map_err(|source| FleetError::State {
+            path: options.state_dir.clone(),
+            source,
+        })?;
+        let ca = CertificateAuthority::generate("regcompat fake registry CA")?;
+        let ca_path = options.state_dir.join("ca.pem");
+        ca.write_pem(&ca_path)?;
+        ca.write_key_pem(options.state_dir.join("ca-key.pem"))?;
+
+        let journal = Arc::new(Journal::default());
+        let mut addresses = AddressPool::new(options.first_address, &hosts);
+        let stop = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let mut infos = Vec::new();
+
+        // Bind first so that every hostname's address is known before any profile (a
+        // mirror resolves its upstreams by hostname) is built.
+        let mut bound = Vec::new();
+        for spec in hosts {
+            let ip = match spec.address {
+                Some(ip) => ip,
+                None => addresses.next()?,
+            };
+            if !ip.is_loopback() {
+                return Err(FleetError::Host {
+                    name: spec.name,
+                    reason: format!("address {ip} is not loopback (127.0.0.0/8 or ::1)"),
+                });
+            }
+            let listener = bind(&spec.name, SocketAddr::new(ip, spec.port)).await?;
+            bound.push((spec, listener));
+        }
+        let resolve: Vec<(String, SocketAddr)> = bound
+            .iter()
+            .filter_map(|(s, l)| l.local_addr().ok().map(|a| (s.hostname.clone(), a)))
+            .collect();
+
+        for (mut spec, listener) in bound {
+            let addr = listener.local_addr().map_err(|e| host_err(&spec.name, e))?;
+            if let ProfileChoice::Mirror { options: m, .. } = &mut spec.profile {
+                for (h, a) in &resolve {
+                    m.resolve.entry(h.clone()).or_insert(*a);
+                }
+                m.ca_pem.get_or_insert_with(|| ca_path.clone());
+            }
+            let storage: Arc<dyn Storage> = match &spec.storage {
+                Some(dir) => {
+                    Arc::new(
+                        DiskStorage::open(dir).map_err(|source| StartError::Storage {
+                            dir: dir.clone(),
+                            source,
+                        })?,
+                    )
+                }
+                None => Arc::new(MemoryStorage::new()),
+            };
+            for (repository, tag, image) in &spec.seeds {
+                push_image(storage.as_ref(), repository, tag, image)
+                    .await
+                    .map_err(|reason| StartError::Seed {
+                        repository: repository.clone(),
+                        tag: tag.clone(),
+                        reason,
+                    })?;
+            }
+            let registry = Registry::new(storage, spec.options);
+            let profile = build_profile(spec.profile, &spec.name, &options.clock, &journal)?;
+            let scheme = if spec.tls { "https" } else { "http" };
+            let url = format!(
+                "{scheme}://{}",
+                authority(&spec.hostname, addr.port(), spec.tls)
+            );
+            let extra_hosts = profile.extra_hosts();
+            let profile_name = profile.name().to_owned();
+            let vhost = Arc::new(VirtualHost {
+                name: spec.name.clone(),
+                base_url: url.clone(),
+                registry,
+                profile,
+                journal: journal.clone(),
+            });
+            let tls = if spec.tls {
+                Some(ca.issue(std::slice::from_ref(&spec.hostname), &[])?)
+            } else {
+                None
+            };
+            serve(&mut tasks, listener, tls, vhost.clone(), &stop);
+            infos.push(HostInfo {
+                name: spec.name.clone(),
+                hostname: spec.hostname.clone(),
+                addr,
+                url,
+                profile: profile_name.clone(),
+                tls: spec.tls,
+                role: "registry".into(),
+            });
+            // A profile's extra hosts (a token realm on another hostname) get their own
+            // address, port 443 and certificate, and are served by the same virtual host.
+            for extra in extra_hosts {
+                let extra = extra.to_ascii_lowercase();
+                if infos.iter().any(|h| h.hostname == extra) {
+                    continue;
+                }
+                let listener = bind(&spec.name, SocketAddr::new(addresses.next()?, 443)).await?;
+                let extra_addr = listener.local_addr().map_err(|e| host_err(&spec.name, e))?;
+                let tls = ca.issue(std::slice::from_ref(&extra), &[])?;
+                serve(&mut tasks, listener, Some(tls), vhost.clone(), &stop);
+                infos.push(HostInfo {
+                    name: spec.name.clone(),
+                    hostname: extra.clone(),
+                    addr: extra_addr,
+                    url: format!("https://{extra}"),
+                    profile: profile_name.clone(),
+                    tls: true,
+                    role: "realm".into(),
+                });
+            }
+        }
+        Ok(RunningFleet {
+            ca_path,
+            hosts: infos,
+            journal,
+            clock: options.clock,
+            stop,
+            tasks,
+        })
+    }
+}
+
+/// A running fleet. Dropping it stops every listener.
+pub struct RunningFleet {
+    ca_path: PathBuf,
+    hosts: Vec<HostInfo>,
+    journal: Arc<Journal>,
+    clock: Clock,
+    stop: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl RunningFleet {
+    /// The CA every host's certificate chains to (PEM), for clients to trust.
+    pub fn ca_pem_path(&self) -> &Path {
+        &self.ca_path
+    }
+
+    /// Every hostname served, realm hosts included.
+    pub fn hosts(&self) -> &[HostInfo] {
+        &self.hosts
+    }
+
+    /// The registry host named `name` (not its realm hosts).
+    pub fn host(&self, name: &str) -> Option<&HostInfo> {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name && h.role == "registry")
+    }
+
+    /// One journal for the whole fleet; `Entry.registry` names the host's registry.
+    pub fn journal(&self) -> Arc<Journal> {
+        self.journal.clone()
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Stops accepting, lets requests in flight finish (bounded by the listener's grace),
+    /// and waits until every listener is closed.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+impl Drop for RunningFleet {
+    fn drop(&mut self) {
+        self.stop.cancel();
+        self.tasks.abort_all();
+    }
+}
+
+fn serve(
+    tasks: &mut JoinSet<()>,
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    vhost: Arc<VirtualHost>,
+    stop: &CancellationToken,
+) {
+    let stopped = stop.clone();
+    tasks.spawn(async move {
+        let shutdown = async move { stopped.cancelled().await };
+        if let Err(e) = listener::serve(listener, tls, vhost.router(), shutdown).await {
+            tracing::error!(error = %e, "listener stopped");
+        }
+    });
+}
+
+async fn bind(name: &str, addr: SocketAddr) -> Result<tokio::net::TcpListener, FleetError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| FleetError::Host {
+            name: name.to_owned(),
+            reason: format!("cannot listen on {addr}: {e}"),
+        })
+}
+
+fn host_err(name: &str, e: std::io::Error) -> FleetError {
+    FleetError::Host {
+        name: name.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+fn check_unique(hosts: &[HostSpec]) -> Result<(), FleetError> {
+    let mut names = BTreeSet::new();
+    let mut hostnames = BTreeSet::new();
+    for h in hosts {
+        if !names.insert(h.name.as_str()) {
+            return Err(FleetError::Host {
+                name: h.name.clone(),
+                reason: "two hosts have this name".into(),
+            });
+        }
+        if !hostnames.insert(h.hostname.as_str()) {
+            return Err(FleetError::Host {
+                name: h.name.clone(),
+                reason: format!("hostname {} is served twice", h.hostname),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Hands out loopback addresses not named by any host.
+struct AddressPool {
+    next: u32,
+    taken: BTreeSet<IpAddr>,
+}
+
+impl AddressPool {
+    fn new(first: Ipv4Addr, hosts: &[HostSpec]) -> Self {
+        Self {
+            next: u32::from(first),
+            taken: hosts.iter().filter_map(|h| h.address).collect(),
+        }
+    }
+
+    /// The next free loopback address; an error once 127.0.0.0/8 is exhausted (never an
+    /// address outside loopback).
+    fn next(&mut self) -> Result<IpAddr, FleetError> {
+        loop {
+            let ip = IpAddr::V4(Ipv4Addr::from(self.next));
+            if !ip.is_loopback() || self.next == u32::MAX {
+                return Err(FleetError::Host {
+                    name: "fleet".into(),
+                    reason: "no free loopback address left in 127.0.0.0/8".into(),
+                });
+            }
+            self.next += 1;
+            if self.taken.insert(ip) {
+                return Ok(ip);
+            }
+        }
+    }
+}

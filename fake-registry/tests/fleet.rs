@@ -1,0 +1,327 @@
+//! A fleet over TLS: several registries by hostname on their own loopback addresses, port 443,
+//! certificates from the fleet's CA, HTTP/1.1 and HTTP/2, one journal; GitLab's realm on its
+//! own host; and a real client (`oci-client`) through ACR's token dance by hostname.
+
+mod support;
+
+use fake_registry::auth::{Directory, Grant, Principal, PrincipalKind};
+use fake_registry::fixtures::{self, Format, ImageSpec};
+use fake_registry::fleet::{Fleet, FleetOptions, HostSpec, RunningFleet};
+use fake_registry::profile::acr::AcrOptions;
+use fake_registry::profile::gitlab::{GitlabOptions, Project};
+use fake_registry::server::ProfileChoice;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use support::connect_proxy::ConnectProxy;
+
+const ACR: &str = "myregistry.azurecr.io";
+const GITLAB_REGISTRY: &str = "registry.gitlab.example.com";
+const GITLAB: &str = "gitlab.example.com";
+const SP_ID: &str = "11111111-2222-3333-4444-555555555555";
+const SP_SECRET: &str = "fleet-sp-S3cret~value";
+
+fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn directory() -> Directory {
+    Directory {
+        principals: vec![Principal {
+            name: "sp-acrpush".into(),
+            kind: PrincipalKind::ServicePrincipal,
+            username: Some(SP_ID.into()),
+            secret: SP_SECRET.into(),
+            grants: vec![Grant {
+                repositories: "**".into(),
+                actions: vec!["pull".into(), "push".into()],
+            }],
+            effective_from: None,
+            expires_at: None,
+        }],
+        anonymous: vec![],
+    }
+}
+
+/// A distinct /24 per test so tests in parallel never share an address.
+async fn fleet(dir: &std::path::Path, net: u8) -> RunningFleet {
+    let image = fixtures::generate(&ImageSpec::single(Format::Docker, &[1024])).unwrap();
+    let mut acr = HostSpec::new(
+        "acr",
+        ACR,
+        ProfileChoice::Acr {
+            options: AcrOptions::new(ACR),
+            directory: directory(),
+        },
+    );
+    acr.seeds
+        .push(("base/run".into(), "1".into(), image.clone()));
+    let mut gitlab_options = GitlabOptions::new(vec![Project::new("group/sub/app", true)]);
+    gitlab_options.realm_host = Some(GITLAB.into());
+    let mut gitlab = HostSpec::new(
+        "gitlab",
+        GITLAB_REGISTRY,
+        ProfileChoice::Gitlab {
+            options: gitlab_options,
+            directory: Directory::default(),
+        },
+    );
+    gitlab
+        .seeds
+        .push(("group/sub/app".into(), "latest".into(), image));
+    let open = HostSpec::new("open", "registry.example.com", ProfileChoice::Open);
+    let mut options = FleetOptions::new(dir);
+    options.first_address = Ipv4Addr::new(127, 0, net, 2);
+    Fleet::start(vec![acr, gitlab, open], options)
+        .await
+        .expect("fleet starts")
+}
+
+fn https_client(fleet: &RunningFleet, http2: bool) -> reqwest::Client {
+    install_crypto();
+    let ca = std::fs::read(fleet.ca_pem_path()).expect("ca.pem");
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("ca pem"));
+    for h in fleet.hosts() {
+        b = b.resolve(&h.hostname, h.addr);
+    }
+    if http2 {
+        b = b.http2_prior_knowledge();
+    } else {
+        b = b.http1_only();
+    }
+    b.build().expect("client")
+}
+
+#[tokio::test]
+async fn hosts_are_served_by_hostname_on_port_443_over_http1_and_http2() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = fleet(dir.path(), 201).await;
+    let names: Vec<_> = fleet.hosts().iter().map(|h| h.hostname.as_str()).collect();
+    assert_eq!(
+        names,
+        [ACR, GITLAB_REGISTRY, GITLAB, "registry.example.com"],
+        "the GitLab realm host is served too"
+    );
+    for h in fleet.hosts() {
+        assert_eq!(h.addr.port(), 443, "{}", h.hostname);
+        assert!(h.addr.ip().is_loopback());
+        assert!(!h.url.contains("127."), "URLs use hostnames: {}", h.url);
+    }
+    let addrs: std::collections::BTreeSet<_> = fleet.hosts().iter().map(|h| h.addr).collect();
+    assert_eq!(addrs.len(), 4, "each hostname has its own address");
+
+    for http2 in [false, true] {
+        let c = https_client(&fleet, http2);
+        let r = c
+            .get("https://registry.example.com/v2/")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let want = if http2 {
+            reqwest::Version::HTTP_2
+        } else {
+            reqwest::Version::HTTP_11
+        };
+        assert_eq!(r.version(), want);
+        assert_eq!(
+            r.headers()["docker-distribution-api-version"],
+            "registry/2.0"
+        );
+        // ACR's challenge names its realm by hostname.
+        let r = c.get(format!("https://{ACR}/v2/")).send().await.unwrap();
+        assert_eq!(r.status(), 401);
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            format!("Bearer realm=\"https://{ACR}/oauth2/token\",service=\"{ACR}\"")
+        );
+    }
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_trust_the_ca_is_refused() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = fleet(dir.path(), 202).await;
+    let addr = fleet.host("open").unwrap().addr;
+    let c = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .resolve("registry.example.com", addr)
+        .build()
+        .unwrap();
+    let err = c
+        .get("https://registry.example.com/v2/")
+        .send()
+        .await
+        .expect_err("an untrusted certificate fails the handshake");
+    assert!(err.is_connect(), "{err:?}");
+    // The certificate is for its own hostname only: dialling another name fails too.
+    let c = https_client(&fleet, false);
+    let c2 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(fleet.ca_pem_path()).unwrap()).unwrap(),
+        )
+        .resolve("other.example.com", addr)
+        .build()
+        .unwrap();
+    assert!(
+        c2.get("https://other.example.com/v2/")
+            .send()
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        c.get("https://registry.example.com/v2/")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn gitlab_realm_lives_on_the_gitlab_host_and_one_journal_sees_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = fleet(dir.path(), 203).await;
+    let c = https_client(&fleet, false);
+    let r = c
+        .get(format!(
+            "https://{GITLAB_REGISTRY}/v2/group/sub/app/manifests/latest"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(
+        challenge.starts_with(&format!("Bearer realm=\"https://{GITLAB}/jwt/auth\"")),
+        "{challenge}"
+    );
+    let r = c
+        .get(format!(
+            "https://{GITLAB}/jwt/auth?service=container_registry&scope=repository:group/sub/app:pull"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "anonymous pull of a public project");
+    let entries = fleet.journal().since(0);
+    let hosts: Vec<_> = entries
+        .iter()
+        .map(|e| (e.registry.as_str(), e.host.as_str()))
+        .collect();
+    assert_eq!(
+        hosts,
+        [("gitlab", GITLAB_REGISTRY), ("gitlab", GITLAB)],
+        "both hosts journaled under the registry's name"
+    );
+}
+
+#[tokio::test]
+async fn oci_client_pulls_and_pushes_through_acr_by_hostname() {
+    use oci_client::client::{ClientConfig, Config, ImageLayer};
+    use oci_client::manifest::IMAGE_LAYER_GZIP_MEDIA_TYPE;
+    use oci_client::secrets::RegistryAuth;
+    use oci_client::{Client, Reference};
+
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = fleet(dir.path(), 204).await;
+    let routes: HashMap<String, SocketAddr> = fleet
+        .hosts()
+        .iter()
+        .map(|h| (format!("{}:443", h.hostname), h.addr))
+        .collect();
+    let proxy = ConnectProxy::start(routes).await;
+    let ca = std::fs::read(fleet.ca_pem_path()).unwrap();
+    let client = Client::new(ClientConfig {
+        https_proxy: Some(proxy.url()),
+        extra_root_certificates: vec![oci_client::client::Certificate {
+            encoding: oci_client::client::CertificateEncoding::Pem,
+            data: ca,
+        }],
+        ..ClientConfig::default()
+    });
+    let auth = RegistryAuth::Basic(SP_ID.into(), SP_SECRET.into());
+
+    let pulled = client
+        .pull(
+            &Reference::try_from(format!("{ACR}/base/run:1")).unwrap(),
+            &auth,
+            vec![
+                IMAGE_LAYER_GZIP_MEDIA_TYPE,
+                "application/vnd.docker.image.rootfs.diff.tar.gzip",
+            ],
+        )
+        .await
+        .expect("pull through ACR's token dance");
+    assert_eq!(pulled.layers.len(), 1);
+
+    let layer = ImageLayer::new(
+        b"pushed through the fleet".to_vec(),
+        IMAGE_LAYER_GZIP_MEDIA_TYPE.into(),
+        None,
+    );
+    let config = Config::new(
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec(),
+        "application/vnd.oci.image.config.v1+json".into(),
+        None,
+    );
+    client
+        .push(
+            &Reference::try_from(format!("{ACR}/app/pushed:1")).unwrap(),
+            &[layer],
+            config,
+            &auth,
+            None,
+        )
+        .await
+        .expect("push through ACR");
+
+    let entries = fleet.journal().since(0);
+    let token_requests: Vec<_> = entries
+        .iter()
+        .filter(|e| e.path == "/oauth2/token")
+        .collect();
+    assert!(!token_requests.is_empty());
+    assert!(
+        token_requests
+            .iter()
+            .all(|e| e.auth.principal.as_deref() == Some("sp-acrpush") && e.status == 200),
+        "{token_requests:#?}"
+    );
+    assert!(entries.iter().all(|e| e.host == ACR && e.leak.is_none()));
+    // No secret in the journal.
+    let dump = serde_json::to_string(&entries).unwrap();
+    assert!(!dump.contains(SP_SECRET));
+    let _ = IpAddr::V4(Ipv4Addr::LOCALHOST);
+}
+
+#[tokio::test]
+async fn shutdown_frees_the_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let fleet = fleet(dir.path(), 205).await;
+    let addrs: Vec<SocketAddr> = fleet.hosts().iter().map(|h| h.addr).collect();
+    fleet.shutdown().await;
+    for a in addrs {
+        std::net::TcpListener::bind(a).expect("the address is free again");
+    }
+}
+
+#[tokio::test]
+async fn a_non_loopback_address_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = HostSpec::new("x", "x.example.com", ProfileChoice::Open);
+    h.address = Some("192.0.2.1".parse().unwrap());
+    let err = Fleet::start(vec![h], FleetOptions::new(dir.path()))
+        .await
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("not loopback"), "{err}");
+}

@@ -19,16 +19,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve an open (no auth) registry over plain HTTP until interrupted.
+    /// Serve until interrupted: an open (no auth) registry over plain HTTP, or with
+    /// --config the fleet of registries a TOML file declares (hostnames, TLS, profiles).
     ///
     /// Once it accepts connections it prints one JSON line to stdout:
-    /// {"ready":{"url":"http://ADDR","listen":"ADDR","storage":"memory"|DIR,"pid":N}}.
+    /// {"ready":{"url":"http://ADDR","listen":"ADDR","storage":"memory"|DIR,"pid":N}}, or
+    /// with --config {"ready":{"ca":PATH,"hosts":[{name,hostname,addr,url,profile,tls,role}],"pid":N}}.
     /// Logs go to stderr (RUST_LOG controls the level).
     Serve(ServeArgs),
 }
 
 #[derive(clap::Args)]
 struct ServeArgs {
+    /// Serve the fleet this TOML file declares (see fake-registry/src/config.rs for the
+    /// format) instead of one open registry; --listen and --storage are then ignored.
+    /// Errors in the file name its line and field.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// With --config: where the generated CA (ca.pem, ca-key.pem) is written
+    /// [default: a new directory under the system temp dir].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port (the ready line says which).
     #[arg(long, default_value = "127.0.0.1:5000")]
     listen: SocketAddr,
@@ -63,6 +74,9 @@ async fn main() -> Result<()> {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    if let Some(path) = &args.config {
+        return serve_fleet(path, args.state_dir.clone()).await;
+    }
     let options = RegistryOptions {
         max_manifest_bytes: args.max_manifest_bytes,
         chunk_min_length: args.chunk_min_length,
@@ -86,6 +100,37 @@ async fn serve(args: ServeArgs) -> Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await;
+    Ok(())
+}
+
+async fn serve_fleet(path: &std::path::Path, state_dir: Option<PathBuf>) -> Result<()> {
+    use fake_registry::config::FleetConfig;
+    use fake_registry::fleet::{Fleet, FleetOptions};
+    let config = FleetConfig::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let hosts = config
+        .into_hosts(now)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let state_dir = state_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("fake-registry-{}", std::process::id()))
+    });
+    let fleet = Fleet::start(hosts, FleetOptions::new(&state_dir))
+        .await
+        .context("starting the fleet")?;
+    let ready = serde_json::json!({
+        "ready": {
+            "ca": fleet.ca_pem_path(),
+            "hosts": fleet.hosts(),
+            "pid": std::process::id(),
+        }
+    });
+    println!("{ready}");
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    fleet.shutdown().await;
     Ok(())
 }
 

@@ -325,3 +325,74 @@ async fn a_non_loopback_address_is_refused() {
         .expect("refused");
     assert!(err.to_string().contains("not loopback"), "{err}");
 }
+
+#[tokio::test]
+async fn serve_config_prints_a_ready_line_and_serves_the_fleet() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fleet.toml");
+    std::fs::write(
+        &config,
+        "[[host]]\nname = \"acr\"\nhostname = \"myregistry.azurecr.io\"\naddress = \"127.0.206.2\"\nport = 0\n[host.profile]\nkind = \"acr\"\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fake-registry"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&line).expect(&line);
+    let host = &ready["ready"]["hosts"][0];
+    assert_eq!(host["hostname"], "myregistry.azurecr.io");
+    let addr: SocketAddr = host["addr"].as_str().unwrap().parse().unwrap();
+    let ca = std::fs::read(ready["ready"]["ca"].as_str().unwrap()).unwrap();
+    install_crypto();
+    let c = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .resolve("myregistry.azurecr.io", addr)
+        .build()
+        .unwrap();
+    let r = c
+        .get(format!("https://myregistry.azurecr.io:{}/v2/", addr.port()))
+        .send()
+        .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(r.unwrap().status(), 401);
+}
+
+#[test]
+fn serve_config_names_the_file_line_and_field_of_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"quay\"\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fake-registry"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:5:8: field `host[0].profile.kind`: unknown variant `quay`",
+            config.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: `kind` is one of"), "{stderr}");
+}

@@ -212,6 +212,21 @@ impl FleetConfig {
         Ok(config)
     }
 
+    /// Checks hosts that were parsed as part of a larger file (a scenario) from `text`.
+    pub fn validate_in(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        self.validate(&|span, field, message, hint| {
+            let (line, column) = line_col(text, span.start);
+            ConfigError {
+                origin: origin.to_owned(),
+                line,
+                column,
+                field,
+                message,
+                hint,
+            }
+        })
+    }
+
     fn validate(
         &self,
         at: &dyn Fn(Range<usize>, String, String, String) -> ConfigError,
@@ -446,8 +461,23 @@ fn is_hostname(name: &str) -> bool {
         })
 }
 
+/// A `toml` parse error of `text`, located like every config error (line, column, field,
+/// hint), for other TOML files of the project (scenarios) to report the same way.
+pub fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
+    let (line, column) = line_col(text, e.span().map(|s| s.start).unwrap_or(0));
+    let message = e.message().to_owned();
+    ConfigError {
+        origin: origin.to_owned(),
+        line,
+        column,
+        field: field_of(text, e.span()),
+        hint: hint_for(&message),
+        message,
+    }
+}
+
 /// 1-based line and column (in characters) of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = text.get(..offset).unwrap_or("");
     let line = before.matches('\n').count() + 1;

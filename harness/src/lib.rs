@@ -1,3 +1,11 @@
 //! regcompat harness: drives real registry clients against the fake registry.
+//!
+//! scenario file ([`scenario`]) → sandbox ([`sandbox`]) → client process ([`process`],
+//! [`clients`]) → fake registry → journal → verdict and cell ([`runner`]).
 
+pub mod clients;
+pub mod process;
 pub mod provision;
+pub mod runner;
+pub mod sandbox;
+pub mod scenario;

@@ -1,6 +1,8 @@
 //! regcompat reports: the result model of a matrix run and the writers that render it
 //! (JSON with a versioned schema, JUnit XML, Markdown, a static HTML page).
 
+pub mod junit;
+pub mod markdown;
 pub mod model;
 
 pub use model::{

@@ -1,0 +1,56 @@
+//! crane (go-containerregistry): reads `$DOCKER_CONFIG/config.json` (auths, identitytoken,
+//! credential helpers) and the system roots (`SSL_CERT_FILE`).
+
+use super::{Driver, ResolvedAction};
+use crate::sandbox::Sandbox;
+use crate::scenario::Action;
+use std::path::Path;
+
+pub struct Crane;
+
+impl Driver for Crane {
+    fn name(&self) -> &'static str {
+        "crane"
+    }
+
+    fn binary(&self) -> &'static str {
+        "crane"
+    }
+
+    fn supports(&self, _action: Action) -> bool {
+        true
+    }
+
+    fn argv(&self, bin: &Path, sandbox: &Sandbox, action: &ResolvedAction) -> Vec<String> {
+        let bin = bin.display().to_string();
+        let s = |x: &str| x.to_owned();
+        match action {
+            ResolvedAction::Login {
+                registry,
+                username,
+                password,
+            } => vec![
+                bin,
+                s("auth"),
+                s("login"),
+                registry.clone(),
+                s("-u"),
+                username.clone(),
+                s("-p"),
+                password.clone(),
+            ],
+            // An OCI layout handles single images and indexes alike.
+            ResolvedAction::Pull { image } => vec![
+                bin,
+                s("pull"),
+                s("--format=oci"),
+                image.clone(),
+                sandbox.work.join("pulled").display().to_string(),
+            ],
+            ResolvedAction::Push { layout, to } => {
+                vec![bin, s("push"), layout.display().to_string(), to.clone()]
+            }
+            ResolvedAction::Copy { from, to } => vec![bin, s("copy"), from.clone(), to.clone()],
+        }
+    }
+}

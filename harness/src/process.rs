@@ -1,0 +1,216 @@
+//! Running one client process: its own process group, its own private mount namespace with
+//! the cell's hosts file bound over `/etc/hosts`, a cleared environment, a timeout after
+//! which the whole group is killed (SIGTERM, then SIGKILL), and the group killed again when
+//! the process exits so nothing it started outlives it. Output is captured with a bounded
+//! tail.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+
+/// Bytes of stdout/stderr kept (the tail).
+const TAIL_BYTES: usize = 16 * 1024;
+/// Between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    /// Bound over `/etc/hosts` in the process's private mount namespace.
+    pub hosts_file: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// `None` when killed (timeout) or not started.
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub duration: Duration,
+    pub stdout: String,
+    pub stderr: String,
+    /// Why it could not start, if it did not.
+    pub spawn_error: Option<String>,
+}
+
+impl Invocation {
+    /// A shell line that reproduces this run by hand (environment included, hosts file
+    /// bound with `unshare`).
+    pub fn repro(&self) -> String {
+        let mut line = String::new();
+        if let Some(h) = &self.hosts_file {
+            line.push_str(&format!(
+                "unshare --mount --propagation private sh -c 'mount --bind {} /etc/hosts && exec \"$0\" \"$@\"' ",
+                shell_quote(&h.display().to_string())
+            ));
+        }
+        let mut cmd = format!(
+            "cd {} && env -i ",
+            shell_quote(&self.cwd.display().to_string())
+        );
+        for (k, v) in &self.env {
+            cmd.push_str(&format!("{k}={} ", shell_quote(v)));
+        }
+        let argv: Vec<String> = self.argv.iter().map(|a| shell_quote(a)).collect();
+        format!("{cmd}{line}{}", argv.join(" "))
+    }
+
+    pub async fn run(&self) -> Finished {
+        let started = Instant::now();
+        let not_started = |why: String| Finished {
+            exit_code: None,
+            timed_out: false,
+            duration: started.elapsed(),
+            stdout: String::new(),
+            stderr: String::new(),
+            spawn_error: Some(why),
+        };
+        let Some(program) = self.argv.first() else {
+            return not_started("empty command".into());
+        };
+        let hosts = match self.hosts_file.as_deref().map(path_cstring).transpose() {
+            Ok(h) => h,
+            Err(e) => return not_started(e),
+        };
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(&self.argv[1..])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // SAFETY: the closure only makes async-signal-safe system calls (setpgid, prctl,
+        // unshare, mount) on data allocated before the fork.
+        unsafe {
+            cmd.pre_exec(move || isolate(hosts.as_ref()));
+        }
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return not_started(format!("cannot start {program}: {e}")),
+        };
+        let pgid = child.id().map(|p| p as i32);
+        let mut out = child.stdout.take();
+        let mut err = child.stderr.take();
+        let read_out = tokio::spawn(async move { read_tail(out.as_mut()).await });
+        let read_err = tokio::spawn(async move { read_tail(err.as_mut()).await });
+        let (status, timed_out) = match tokio::time::timeout(self.timeout, child.wait()).await {
+            Ok(status) => (status.ok(), false),
+            Err(_) => {
+                kill_group(pgid, libc::SIGTERM);
+                let status = match tokio::time::timeout(KILL_GRACE, child.wait()).await {
+                    Ok(s) => s.ok(),
+                    Err(_) => {
+                        kill_group(pgid, libc::SIGKILL);
+                        child.wait().await.ok()
+                    }
+                };
+                let _ = status;
+                (None, true)
+            }
+        };
+        // Whatever the client left behind in its group goes too.
+        kill_group(pgid, libc::SIGKILL);
+        let stdout = read_out.await.unwrap_or_default();
+        let stderr = read_err.await.unwrap_or_default();
+        Finished {
+            exit_code: if timed_out {
+                None
+            } else {
+                status.and_then(|s| s.code())
+            },
+            timed_out,
+            duration: started.elapsed(),
+            stdout,
+            stderr,
+            spawn_error: None,
+        }
+    }
+}
+
+fn path_cstring(p: &Path) -> Result<CString, String> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("bad path {}", p.display()))
+}
+
+/// Runs in the child between fork and exec.
+fn isolate(hosts: Option<&CString>) -> std::io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    // SAFETY: plain system calls with valid pointers (static strings, CStrings that outlive
+    // the call) — async-signal-safe.
+    unsafe {
+        check(libc::setpgid(0, 0))?;
+        check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+        if let Some(hosts) = hosts {
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            check(libc::mount(
+                c"none".as_ptr(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            check(libc::mount(
+                hosts.as_ptr(),
+                c"/etc/hosts".as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND,
+                std::ptr::null(),
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+fn kill_group(pgid: Option<i32>, signal: libc::c_int) {
+    if let Some(pgid) = pgid.filter(|p| *p > 1) {
+        // SAFETY: kill(2) on a process group we created.
+        unsafe {
+            libc::kill(-pgid, signal);
+        }
+    }
+}
+
+async fn read_tail<R: tokio::io::AsyncRead + Unpin>(r: Option<&mut R>) -> String {
+    let Some(r) = r else {
+        return String::new();
+    };
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 8192];
+    // Bounded by the process's lifetime (its pipes close when it and its group are gone).
+    while let Ok(n) = r.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        tail.extend_from_slice(&buf[..n]);
+        if tail.len() > 2 * TAIL_BYTES {
+            tail.drain(..tail.len() - TAIL_BYTES);
+        }
+    }
+    if tail.len() > TAIL_BYTES {
+        tail.drain(..tail.len() - TAIL_BYTES);
+    }
+    String::from_utf8_lossy(&tail).into_owned()
+}
+
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c))
+    {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}

@@ -1,0 +1,447 @@
+//! The matrix: every scenario × every client, each cell in its own sandbox with its own fleet.
+//! The path of a cell reads straight: scenario file → sandbox (hosts file, CA, config.json) →
+//! client processes → fake registry → journal → verdict → [`reports::Cell`].
+
+use crate::clients::{Driver, ResolvedAction};
+use crate::process::Invocation;
+use crate::sandbox::Sandbox;
+use crate::scenario::{Action, Count, Outcome, Scenario};
+use base64::Engine as _;
+use fake_registry::auth::PrincipalKind;
+use fake_registry::config::FleetConfig;
+use fake_registry::fixtures::{self, Format, Image, ImageSpec};
+use fake_registry::fleet::{Fleet, FleetOptions, RunningFleet};
+use fake_registry::journal::{Entry, Redactor};
+use reports::{Cell, CheckRecord, StepRecord, Verdict};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The null GUID `az acr login` writes as the username beside an identity token.
+const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
+
+/// One client column: a driver and the binary it runs (or why it cannot run).
+pub struct ClientUnderTest {
+    pub id: String,
+    pub driver: Box<dyn Driver>,
+    pub binary: Result<PathBuf, String>,
+}
+
+/// Runs one cell. `index` picks the cell's loopback addresses (127.A.B.2 upwards), so cells
+/// running in parallel never share an address.
+pub async fn run_cell(
+    scenario_path: &Path,
+    client: &ClientUnderTest,
+    index: usize,
+    scratch: &Path,
+) -> Cell {
+    let started = Instant::now();
+    let scenario = match Scenario::load(scenario_path) {
+        Ok(s) => s,
+        Err(e) => {
+            return cell_of(
+                scenario_path,
+                client,
+                Verdict::Error,
+                format!("scenario: {e}"),
+                started,
+            );
+        }
+    };
+    let bin = match &client.binary {
+        Ok(b) => b.clone(),
+        Err(why) => return cell_of(scenario_path, client, Verdict::NotRun, why.clone(), started),
+    };
+    if let Some(step) = scenario
+        .steps
+        .iter()
+        .find(|s| !client.driver.supports(s.action))
+    {
+        return cell_of(
+            scenario_path,
+            client,
+            Verdict::NotApplicable,
+            format!("{} has no `{}` action", client.id, step.action.as_str()),
+            started,
+        );
+    }
+    let root = scratch.join(format!("{}--{}", scenario.id, client.id.replace('@', "-")));
+    let mut cell = match run_in_sandbox(scenario, client, &bin, index, &root).await {
+        Ok(cell) => cell,
+        Err(e) => cell_of(
+            scenario_path,
+            client,
+            Verdict::Error,
+            format!("harness: {e}"),
+            started,
+        ),
+    };
+    // The sandbox holds config.json with real (test) secrets: nothing of it is kept.
+    let _ = std::fs::remove_dir_all(&root);
+    cell.duration_ms = started.elapsed().as_millis() as u64;
+    cell
+}
+
+fn cell_of(
+    scenario_path: &Path,
+    client: &ClientUnderTest,
+    verdict: Verdict,
+    reason: String,
+    started: Instant,
+) -> Cell {
+    Cell {
+        scenario: stem(scenario_path),
+        client: client.id.clone(),
+        verdict,
+        reason,
+        duration_ms: started.elapsed().as_millis() as u64,
+        steps: vec![],
+        checks: vec![],
+        journal: vec![],
+        artifacts: vec![],
+    }
+}
+
+pub fn stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Loopback address of cell `index`'s first host.
+pub fn cell_address(index: usize) -> Ipv4Addr {
+    let i = index % (240 * 256);
+    Ipv4Addr::new(127, 10 + (i / 256) as u8, (i % 256) as u8, 2)
+}
+
+async fn run_in_sandbox(
+    scenario: Scenario,
+    client: &ClientUnderTest,
+    bin: &Path,
+    index: usize,
+    root: &Path,
+) -> Result<Cell, String> {
+    let _ = std::fs::remove_dir_all(root);
+    let sandbox = Sandbox::create(root).map_err(|e| e.to_string())?;
+
+    // Principals by name, for config.json and logins.
+    let mut principals = BTreeMap::new();
+    for h in &scenario.hosts {
+        for p in &h.principals {
+            principals.insert(
+                p.name.clone(),
+                (p.username.clone(), p.secret.clone(), p.kind),
+            );
+        }
+    }
+    let hosts_by_name: Vec<String> = scenario
+        .hosts
+        .iter()
+        .map(|h| h.name.get_ref().clone())
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let specs = FleetConfig {
+        hosts: scenario.hosts,
+    }
+    .into_hosts(now)?;
+    let mut options = FleetOptions::new(root.join("fleet"));
+    options.first_address = cell_address(index);
+    let fleet = Fleet::start(specs, options)
+        .await
+        .map_err(|e| format!("fake registry: {e}"))?;
+
+    let result = drive(
+        &fleet,
+        &sandbox,
+        client,
+        bin,
+        &scenario.client,
+        &scenario.steps,
+        &scenario.expectations,
+        &principals,
+        &hosts_by_name,
+        Duration::from_secs(scenario.timeout),
+    )
+    .await;
+    fleet.shutdown().await;
+    let (steps, checks, journal) = result?;
+    let failed_step = steps.iter().find(|s| !step_met(s));
+    let failed_check = checks.iter().find(|c| !c.passed);
+    let (verdict, reason) = match (failed_step, failed_check) {
+        (Some(s), _) => (
+            Verdict::Fail,
+            format!(
+                "`{}` expected {}, got {}",
+                s.action,
+                s.expected,
+                describe_exit(s)
+            ),
+        ),
+        (None, Some(c)) => (Verdict::Fail, format!("{}: {}", c.description, c.detail)),
+        (None, None) => (
+            Verdict::Pass,
+            format!(
+                "{} step(s) as expected, {} journal check(s) hold",
+                steps.len(),
+                checks.len()
+            ),
+        ),
+    };
+    Ok(Cell {
+        scenario: scenario.id,
+        client: client.id.clone(),
+        verdict,
+        reason,
+        duration_ms: 0,
+        steps,
+        checks,
+        journal,
+        artifacts: vec![],
+    })
+}
+
+fn step_met(s: &StepRecord) -> bool {
+    if s.expected == "any" {
+        return s.exit_code.is_some() || s.timed_out;
+    }
+    let succeeded = s.exit_code == Some(0) && !s.timed_out;
+    (s.expected == "success") == succeeded
+}
+
+fn describe_exit(s: &StepRecord) -> String {
+    if s.timed_out {
+        "a timeout (killed)".into()
+    } else {
+        match s.exit_code {
+            Some(0) => "success (exit 0)".into(),
+            Some(c) => format!("failure (exit {c})"),
+            None => "no exit code (did not start or was killed)".into(),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    fleet: &RunningFleet,
+    sandbox: &Sandbox,
+    client: &ClientUnderTest,
+    bin: &Path,
+    setup: &crate::scenario::ClientSetup,
+    steps: &[crate::scenario::Step],
+    expectations: &[crate::scenario::Expectation],
+    principals: &BTreeMap<String, (Option<String>, String, PrincipalKind)>,
+    host_names: &[String],
+    timeout: Duration,
+) -> Result<(Vec<StepRecord>, Vec<CheckRecord>, Vec<serde_json::Value>), String> {
+    let journal = fleet.journal();
+    let redactor = journal.redactor.clone();
+    let hosts: Vec<(String, std::net::IpAddr)> = fleet
+        .hosts()
+        .iter()
+        .map(|h| (h.hostname.clone(), h.addr.ip()))
+        .collect();
+    sandbox.write_hosts(&hosts).map_err(|e| e.to_string())?;
+    sandbox
+        .write_ca_bundle(fleet.ca_pem_path())
+        .map_err(|e| e.to_string())?;
+    let authority = |name: &str| fleet.host(name).map(|h| h.authority());
+    let resolve = |text: &str| {
+        let mut out = text.to_owned();
+        for name in host_names {
+            if let Some(a) = authority(name) {
+                out = out.replace(&format!("{{{name}}}"), &a);
+            }
+        }
+        out
+    };
+
+    // config.json, as the scenario says.
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    let mut auths = serde_json::Map::new();
+    for (host, principal) in &setup.auths {
+        let (user, secret, _) = principals
+            .get(principal.get_ref())
+            .ok_or("unknown principal")?;
+        let key = authority(host).ok_or("unknown host")?;
+        auths.insert(
+            key,
+            serde_json::json!({ "auth": b64(format!("{}:{secret}", user.clone().unwrap_or_default())) }),
+        );
+    }
+    for (host, principal) in &setup.identity_tokens {
+        let (_, secret, _) = principals
+            .get(principal.get_ref())
+            .ok_or("unknown principal")?;
+        let key = authority(host).ok_or("unknown host")?;
+        auths.insert(
+            key,
+            serde_json::json!({ "auth": b64(format!("{NULL_GUID}:")), "identitytoken": secret }),
+        );
+    }
+    let config = serde_json::json!({ "auths": auths });
+    sandbox
+        .write(
+            &sandbox.docker_config.join("config.json"),
+            config.to_string().as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
+
+    let mut records = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let action = match step.action {
+            Action::Login => {
+                let registry = step.registry.as_ref().ok_or("login needs registry")?;
+                let principal = step.principal.as_ref().ok_or("login needs principal")?;
+                let (user, secret, _) = principals
+                    .get(principal.get_ref())
+                    .ok_or("unknown principal")?;
+                let password = step.password.clone().unwrap_or_else(|| secret.clone());
+                redactor.add(&password, "a password given to login");
+                ResolvedAction::Login {
+                    registry: authority(registry.get_ref()).ok_or("unknown host")?,
+                    username: user.clone().unwrap_or_default(),
+                    password,
+                }
+            }
+            Action::Pull => ResolvedAction::Pull {
+                image: resolve(step.image.as_ref().ok_or("pull needs image")?.get_ref()),
+            },
+            Action::Push => {
+                let format = match step.format.as_deref() {
+                    Some("docker") => Format::Docker,
+                    _ => Format::Oci,
+                };
+                let layout = sandbox.work.join(format!("push-{i}"));
+                let image = fixtures::generate(
+                    &ImageSpec::single(format, &[2048]).with_seed(1000 + i as u64),
+                )
+                .map_err(|e| e.to_string())?;
+                write_oci_layout(&layout, &image)?;
+                ResolvedAction::Push {
+                    layout,
+                    to: resolve(step.to.as_ref().ok_or("push needs to")?.get_ref()),
+                }
+            }
+            Action::Copy => ResolvedAction::Copy {
+                from: resolve(step.image.as_ref().ok_or("copy needs image")?.get_ref()),
+                to: resolve(step.to.as_ref().ok_or("copy needs to")?.get_ref()),
+            },
+        };
+        let invocation = Invocation {
+            argv: client.driver.argv(bin, sandbox, &action),
+            env: sandbox.env(),
+            cwd: sandbox.work.clone(),
+            hosts_file: Some(sandbox.hosts_file.clone()),
+            timeout,
+        };
+        let finished = invocation.run().await;
+        let mut stderr = finished.stderr;
+        if let Some(why) = &finished.spawn_error {
+            stderr = format!("{why}\n{stderr}");
+        }
+        records.push(StepRecord {
+            action: step.action.as_str().into(),
+            argv: invocation.argv.iter().map(|a| redactor.redact(a)).collect(),
+            repro: redactor.redact(&invocation.repro()),
+            exit_code: finished.exit_code,
+            timed_out: finished.timed_out,
+            duration_ms: finished.duration.as_millis() as u64,
+            stdout_tail: redactor.redact(&finished.stdout),
+            stderr_tail: redactor.redact(&stderr),
+            expected: match step.expect {
+                Outcome::Success => "success".into(),
+                Outcome::Failure => "failure".into(),
+                Outcome::Any => "any".into(),
+            },
+        });
+    }
+    let entries = journal.all();
+    let mut checks = Vec::new();
+    checks.push(CheckRecord {
+        description: "the client talked to the fake registry".into(),
+        passed: !entries.is_empty(),
+        detail: format!("{} request(s) in the journal", entries.len()),
+    });
+    for e in expectations {
+        checks.push(check(e, &entries));
+    }
+    let journal_json = entries
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
+    Ok((records, checks, journal_json))
+}
+
+fn check(e: &crate::scenario::Expectation, entries: &[Entry]) -> CheckRecord {
+    if e.no_leaks {
+        let leaks: Vec<String> = entries
+            .iter()
+            .filter_map(|x| x.leak.as_ref().map(|l| format!("#{} {l}", x.seq)))
+            .collect();
+        return CheckRecord {
+            description: e.what.clone(),
+            passed: leaks.is_empty(),
+            detail: if leaks.is_empty() {
+                "no request presented another registry's credential".into()
+            } else {
+                leaks.join("; ")
+            },
+        };
+    }
+    let matching: Vec<&Entry> = entries.iter().filter(|x| e.matches(x)).collect();
+    let count = Count::parse(e.count.get_ref()).unwrap_or(Count::AtLeast(1));
+    let seqs: Vec<String> = matching
+        .iter()
+        .take(8)
+        .map(|x| format!("#{} {} {} → {}", x.seq, x.method, x.path, x.status))
+        .collect();
+    CheckRecord {
+        description: e.what.clone(),
+        passed: count.holds(matching.len()),
+        detail: format!(
+            "{} matching request(s), wanted {}{}",
+            matching.len(),
+            e.count.get_ref(),
+            if seqs.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", seqs.join(", "))
+            }
+        ),
+    }
+}
+
+/// Writes `image` as an OCI image layout (the format `crane push` and `skopeo copy oci:`
+/// read).
+pub fn write_oci_layout(dir: &Path, image: &Image) -> Result<(), String> {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).map_err(|e| e.to_string())?;
+    let write = |path: PathBuf, data: &[u8]| std::fs::write(&path, data).map_err(|e| e.to_string());
+    write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    for b in &image.blobs {
+        write(blobs.join(b.digest.hex()), &b.bytes)?;
+    }
+    for m in &image.manifests {
+        write(blobs.join(m.digest.hex()), &m.bytes)?;
+    }
+    let top = image.top();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": top.media_type,
+            "digest": top.digest.to_string(),
+            "size": top.bytes.len(),
+            "annotations": { "org.opencontainers.image.ref.name": "latest" }
+        }]
+    });
+    write(dir.join("index.json"), index.to_string().as_bytes())
+}
+
+/// Shared by the xtask and tests: the redactor type clients' tails go through.
+pub type SharedRedactor = Arc<Redactor>;

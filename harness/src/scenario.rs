@@ -1,0 +1,450 @@
+//! Scenario files (`scenarios/*.toml`): data, not code. A scenario declares the registries to
+//! start (the fleet's `[[host]]` tables), the client-side configuration to write, the steps
+//! as abstract actions, and what must be true afterwards — of each step's outcome and of the
+//! journal. Every error names the file, line, column and field, with a hint.
+//!
+//! ```toml
+//! title = "ACR: a service principal pulls with Basic credentials"
+//! description = "behaviours.md §1.3: GET /oauth2/token with Basic, access_token only"
+//!
+//! [[host]]                      # as in a fleet config (fake-registry/src/config.rs)
+//! name = "acr"
+//! hostname = "myregistry.azurecr.io"
+//! [host.profile]
+//! kind = "acr"
+//! # [[host.principal]] … [[host.seed]] …
+//!
+//! [client]
+//! auths = { acr = "sp-acrpull" }        # config.json `auths`: host name → principal
+//! identity_tokens = { acr = "identity" } # null-GUID auth + `identitytoken` (az acr login)
+//!
+//! [[step]]
+//! action = "pull"                        # login | pull | push | copy
+//! image = "{acr}/base/run:1"             # {name} = that host's hostname[:port]
+//! expect = "success"                     # or "failure", or "any"
+//!
+//! [[expect]]                             # journal assertions
+//! what = "the token request carried the SP's Basic credentials"
+//! registry = "acr"
+//! path = "/oauth2/token"
+//! principal = "sp-acrpull"
+//! status = 200
+//! count = ">=1"                          # ">=N", "<=N", "N"
+//! [[expect]]
+//! what = "no credential of another registry was presented anywhere"
+//! no_leaks = true
+//! ```
+
+use fake_registry::config::{ConfigError, FleetConfig, HostConfig, line_col, toml_error};
+use fake_registry::journal::Entry;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "host")]
+    pub hosts: Vec<HostConfig>,
+    #[serde(default)]
+    pub client: ClientSetup,
+    #[serde(rename = "step")]
+    pub steps: Vec<Step>,
+    #[serde(default, rename = "expect")]
+    pub expectations: Vec<Expectation>,
+    /// Seconds each client process may run (default 120).
+    #[serde(default = "default_timeout")]
+    pub timeout: u64,
+    /// Set by the loader: the file stem.
+    #[serde(skip)]
+    pub id: String,
+    /// Set by the loader: the file's path.
+    #[serde(skip)]
+    pub file: String,
+}
+
+fn default_timeout() -> u64 {
+    120
+}
+
+/// What the harness writes into the client's `config.json` before the first step.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSetup {
+    /// Host name → principal whose username and secret go into `auths[<host>].auth`.
+    #[serde(default)]
+    pub auths: BTreeMap<String, Spanned<String>>,
+    /// Host name → refresh-token principal: `auth` = base64(null GUID:) and `identitytoken`
+    /// = the principal's secret, as `az acr login` writes it.
+    #[serde(default)]
+    pub identity_tokens: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Login,
+    Pull,
+    Push,
+    Copy,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Pull => "pull",
+            Self::Push => "push",
+            Self::Copy => "copy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Success,
+    Failure,
+    /// Either is correct (e.g. `crane auth login` only stores credentials, `skopeo login`
+    /// checks them): the steps after it decide.
+    Any,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub action: Action,
+    /// `pull`, `copy` (source): an image reference with `{host}` placeholders.
+    #[serde(default)]
+    pub image: Option<Spanned<String>>,
+    /// `push`, `copy`: the destination reference.
+    #[serde(default)]
+    pub to: Option<Spanned<String>>,
+    /// `login`: the host to log in to (its name) and the principal whose credentials to use.
+    #[serde(default)]
+    pub registry: Option<Spanned<String>>,
+    #[serde(default)]
+    pub principal: Option<Spanned<String>>,
+    /// `login`: use this password instead of the principal's secret (wrong-password cases).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// `push`: the local image to push, generated from this spec (`"docker"`/`"oci"`).
+    #[serde(default)]
+    pub format: Option<String>,
+    pub expect: Outcome,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// What the assertion means, as the report shows it.
+    pub what: String,
+    #[serde(default)]
+    pub registry: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Exact path, or a glob with `*` (any characters).
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub status: Option<u16>,
+    /// `none`, `basic`, `bearer`.
+    #[serde(default)]
+    pub scheme: Option<String>,
+    #[serde(default)]
+    pub principal: Option<String>,
+    #[serde(default)]
+    pub grant_type: Option<String>,
+    #[serde(default = "default_count")]
+    pub count: Spanned<String>,
+    /// No request anywhere presented another registry's credential.
+    #[serde(default)]
+    pub no_leaks: bool,
+}
+
+fn default_count() -> Spanned<String> {
+    Spanned::new(0..0, ">=1".into())
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            line: 0,
+            column: 0,
+            field: String::new(),
+            message: format!("cannot read the file: {e}"),
+            hint: String::new(),
+        })?;
+        let mut s = Self::parse(&text, &origin)?;
+        s.id = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        s.file = origin;
+        Ok(s)
+    }
+
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let s: Scenario = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
+        let err = |span: std::ops::Range<usize>, field: String, message: String, hint: &str| {
+            let (line, column) = line_col(text, span.start);
+            ConfigError {
+                origin: origin.to_owned(),
+                line,
+                column,
+                field,
+                message,
+                hint: hint.to_owned(),
+            }
+        };
+        // The hosts are checked like a fleet config; addresses are the runner's to choose.
+        let fleet = FleetConfig { hosts: s.hosts };
+        fleet.validate_in(text, origin)?;
+        for (i, h) in fleet.hosts.iter().enumerate() {
+            if let Some(a) = &h.address {
+                return Err(err(
+                    a.span(),
+                    format!("host[{i}].address"),
+                    "a scenario does not choose addresses".into(),
+                    "remove it: the runner gives each cell its own loopback addresses so cells \
+                     can run in parallel",
+                ));
+            }
+        }
+        let names: Vec<String> = fleet
+            .hosts
+            .iter()
+            .map(|h| h.name.get_ref().clone())
+            .collect();
+        let principals: Vec<String> = fleet
+            .hosts
+            .iter()
+            .flat_map(|h| h.principals.iter().map(|p| p.name.clone()))
+            .collect();
+        let s = Scenario {
+            hosts: fleet.hosts,
+            ..s
+        };
+        let known_host = |v: &Spanned<String>, field: String| {
+            if names.contains(v.get_ref()) {
+                Ok(())
+            } else {
+                Err(err(
+                    v.span(),
+                    field,
+                    format!("no host is named {:?}", v.get_ref()),
+                    &format!("hosts of this scenario: {}", names.join(", ")),
+                ))
+            }
+        };
+        let known_principal = |v: &Spanned<String>, field: String| {
+            if principals.contains(v.get_ref()) {
+                Ok(())
+            } else {
+                Err(err(
+                    v.span(),
+                    field,
+                    format!("no principal is named {:?}", v.get_ref()),
+                    &format!("principals of this scenario: {}", principals.join(", ")),
+                ))
+            }
+        };
+        for (k, v) in s.client.auths.iter() {
+            known_host(
+                &Spanned::new(v.span(), k.clone()),
+                format!("client.auths.{k}"),
+            )?;
+            known_principal(v, format!("client.auths.{k}"))?;
+        }
+        for (k, v) in s.client.identity_tokens.iter() {
+            known_host(
+                &Spanned::new(v.span(), k.clone()),
+                format!("client.identity_tokens.{k}"),
+            )?;
+            known_principal(v, format!("client.identity_tokens.{k}"))?;
+        }
+        for (i, step) in s.steps.iter().enumerate() {
+            let need = |v: &Option<Spanned<String>>, name: &str| -> Result<(), ConfigError> {
+                if v.is_none() {
+                    let (line, column) = step_line(text, i);
+                    return Err(ConfigError {
+                        origin: origin.to_owned(),
+                        line,
+                        column,
+                        field: format!("step[{i}].{name}"),
+                        message: format!("action `{}` needs `{name}`", step.action.as_str()),
+                        hint: "login: registry, principal; pull: image; push: to; copy: \
+                               image, to"
+                            .into(),
+                    });
+                }
+                Ok(())
+            };
+            match step.action {
+                Action::Login => {
+                    need(&step.registry, "registry")?;
+                    need(&step.principal, "principal")?;
+                }
+                Action::Pull => need(&step.image, "image")?,
+                Action::Push => need(&step.to, "to")?,
+                Action::Copy => {
+                    need(&step.image, "image")?;
+                    need(&step.to, "to")?;
+                }
+            }
+            if let Some(r) = &step.registry {
+                known_host(r, format!("step[{i}].registry"))?;
+            }
+            if let Some(p) = &step.principal {
+                known_principal(p, format!("step[{i}].principal"))?;
+            }
+            for (name, v) in [("image", &step.image), ("to", &step.to)] {
+                if let Some(v) = v {
+                    for placeholder in placeholders(v.get_ref()) {
+                        if !names.contains(&placeholder) {
+                            return Err(err(
+                                v.span(),
+                                format!("step[{i}].{name}"),
+                                format!("{{{placeholder}}} names no host"),
+                                &format!("hosts of this scenario: {}", names.join(", ")),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        for (i, e) in s.expectations.iter().enumerate() {
+            Count::parse(e.count.get_ref()).map_err(|m| {
+                err(
+                    e.count.span(),
+                    format!("expect[{i}].count"),
+                    m,
+                    "write \">=1\", \"<=2\" or \"0\"",
+                )
+            })?;
+        }
+        if s.steps.is_empty() {
+            return Err(ConfigError {
+                origin: origin.to_owned(),
+                line: 1,
+                column: 1,
+                field: "step".into(),
+                message: "a scenario needs at least one step".into(),
+                hint: "add a [[step]] table".into(),
+            });
+        }
+        Ok(s)
+    }
+}
+
+/// `{acr}` placeholders of a reference.
+pub fn placeholders(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        out.push(rest[start + 1..start + end].to_owned());
+        rest = &rest[start + end + 1..];
+    }
+    out
+}
+
+fn step_line(text: &str, index: usize) -> (usize, usize) {
+    let offset = text
+        .match_indices("[[step]]")
+        .nth(index)
+        .map_or(0, |(i, _)| i);
+    line_col(text, offset)
+}
+
+/// How many matching journal entries an expectation wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    AtLeast(usize),
+    AtMost(usize),
+    Exactly(usize),
+}
+
+impl Count {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        let num = |s: &str| {
+            s.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("count {text:?} is not a number with >=, <= or nothing"))
+        };
+        if let Some(n) = t.strip_prefix(">=") {
+            Ok(Self::AtLeast(num(n)?))
+        } else if let Some(n) = t.strip_prefix("<=") {
+            Ok(Self::AtMost(num(n)?))
+        } else {
+            Ok(Self::Exactly(num(t.trim_start_matches("=="))?))
+        }
+    }
+
+    pub fn holds(self, n: usize) -> bool {
+        match self {
+            Self::AtLeast(m) => n >= m,
+            Self::AtMost(m) => n <= m,
+            Self::Exactly(m) => n == m,
+        }
+    }
+}
+
+impl Expectation {
+    /// Whether `e` is one of the requests this expectation counts.
+    pub fn matches(&self, e: &Entry) -> bool {
+        let eq = |want: &Option<String>, got: &str| want.as_ref().is_none_or(|w| w == got);
+        eq(&self.registry, &e.registry)
+            && eq(&self.host, &e.host)
+            && self
+                .method
+                .as_ref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(&e.method))
+            && self.path.as_ref().is_none_or(|p| glob(p, &e.path))
+            && self.status.is_none_or(|s| s == e.status)
+            && eq(&self.scheme, &e.auth.scheme)
+            && self
+                .principal
+                .as_ref()
+                .is_none_or(|p| e.auth.principal.as_deref() == Some(p))
+            && self
+                .grant_type
+                .as_ref()
+                .is_none_or(|g| e.form.get("grant_type") == Some(g))
+    }
+}
+
+/// `*` matches any run of characters.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let mut rest = text;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            let Some(r) = rest.strip_prefix(part) else {
+                return false;
+            };
+            rest = r;
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else if let Some(at) = rest.find(part) {
+            rest = &rest[at + part.len()..];
+        } else {
+            return false;
+        }
+    }
+    true
+}

@@ -496,6 +496,10 @@ fn field_of(text: &str, span: Option<Range<usize>>) -> String {
     let Some(span) = span else {
         return String::new();
     };
+    // A span over the whole document (a missing top-level field) names no table.
+    if span.start == 0 && (span.end == 0 || span.end >= text.trim_end().len()) {
+        return String::new();
+    }
     let start = span.start.min(text.len());
     // When the span starts on a table header (`[host.profile]`), that header is the field.
     let line_end = text

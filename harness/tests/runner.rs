@@ -1,0 +1,279 @@
+//! The runner itself: malformed scenarios are refused with file, line and field; a hanging
+//! client is killed with its whole process group; nothing a cell starts outlives it; two
+//! cells in parallel see only their own hosts file and config; the hosts guard holds.
+
+use harness::clients::{Driver, ResolvedAction};
+use harness::process::Invocation;
+use harness::runner::{ClientUnderTest, run_cell};
+use harness::sandbox::Sandbox;
+use harness::scenario::{Action, Scenario};
+use reports::Verdict;
+use rstest::rstest;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const HOST: &str = "title = \"t\"\n[[host]]\nname = \"reg\"\nhostname = \"registry.example.com\"\n[host.profile]\nkind = \"open\"\n";
+
+#[rstest]
+#[case::no_steps(HOST, 1, "", "missing field `step`")]
+#[case::unknown_action(
+    &format!("{HOST}[[step]]\naction = \"build\"\nexpect = \"success\"\n"),
+    8, "step[0].action", "unknown variant `build`"
+)]
+#[case::missing_expect(
+    &format!("{HOST}[[step]]\naction = \"pull\"\nimage = \"{{reg}}/a:1\"\n"),
+    7, "step[0]", "missing field `expect`"
+)]
+#[case::pull_without_image(
+    &format!("{HOST}[[step]]\naction = \"pull\"\nexpect = \"success\"\n"),
+    7, "step[0].image", "needs `image`"
+)]
+#[case::placeholder_of_no_host(
+    &format!("{HOST}[[step]]\naction = \"pull\"\nimage = \"{{acr}}/a:1\"\nexpect = \"success\"\n"),
+    9, "step[0].image", "{acr} names no host"
+)]
+#[case::unknown_principal_in_auths(
+    &format!("{HOST}[client]\nauths = {{ reg = \"nobody\" }}\n[[step]]\naction = \"pull\"\nimage = \"{{reg}}/a:1\"\nexpect = \"success\"\n"),
+    8, "client.auths.reg", "no principal is named"
+)]
+#[case::address_chosen_by_scenario(
+    "title = \"t\"\n[[host]]\nname = \"reg\"\nhostname = \"registry.example.com\"\naddress = \"127.0.0.5\"\n[host.profile]\nkind = \"open\"\n[[step]]\naction = \"pull\"\nimage = \"{reg}/a:1\"\nexpect = \"success\"\n",
+    5,
+    "host[0].address",
+    "does not choose addresses"
+)]
+#[case::bad_count(
+    &format!("{HOST}[[step]]\naction = \"pull\"\nimage = \"{{reg}}/a:1\"\nexpect = \"success\"\n[[expect]]\nwhat = \"x\"\ncount = \"many\"\n"),
+    13, "expect[0].count", "not a number"
+)]
+#[case::unknown_key(
+    &format!("{HOST}[[step]]\naction = \"pull\"\nimage = \"{{reg}}/a:1\"\nexpect = \"success\"\nretries = 3\n"),
+    11, "step[0].retries", "unknown field `retries`"
+)]
+#[case::non_loopback_host_address_in_fleet_part(
+    "title = \"t\"\n[[host]]\nname = \"reg\"\nhostname = \"10.1.2.3\"\n[host.profile]\nkind = \"open\"\n[[step]]\naction = \"pull\"\nimage = \"{reg}/a:1\"\nexpect = \"success\"\n",
+    4,
+    "host[0].hostname",
+    "not a DNS hostname"
+)]
+fn malformed_scenarios_name_line_and_field(
+    #[case] text: &str,
+    #[case] line: usize,
+    #[case] field: &str,
+    #[case] message: &str,
+) {
+    let e = Scenario::parse(text, "scenarios/x.toml").expect_err("refused");
+    let shown = e.to_string();
+    assert!(shown.starts_with("scenarios/x.toml:"), "{shown}");
+    assert_eq!((e.line, e.field.as_str()), (line, field), "{shown}");
+    assert!(e.message.contains(message), "{shown}");
+}
+
+#[test]
+fn every_scenario_in_the_repository_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "toml") {
+            Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 20, "only {n} scenarios");
+}
+
+/// Processes whose environment carries `marker` (set on every process a test starts).
+fn processes_with(marker: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(env) = std::fs::read(format!("/proc/{pid}/environ"))
+            && env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes())
+        {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_hanging_client_is_killed_with_its_whole_group() {
+    let marker = format!("REGCOMPAT_TEST_MARKER=hang-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    // The "client" starts a grandchild in the background, then hangs itself.
+    let inv = Invocation {
+        argv: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "sleep 1000 & sleep 1000".into(),
+        ],
+        env: vec![(
+            marker.split_once('=').unwrap().0.into(),
+            marker.split_once('=').unwrap().1.into(),
+        )],
+        cwd: dir.path().to_owned(),
+        hosts_file: None,
+        timeout: Duration::from_millis(500),
+    };
+    let finished = inv.run().await;
+    assert!(finished.timed_out);
+    assert_eq!(finished.exit_code, None);
+    // Reaping may lag a moment behind the kill; bounded wait.
+    for _ in 0..50 {
+        if processes_with(&marker).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(processes_with(&marker), Vec::<u32>::new(), "leftovers");
+}
+
+#[tokio::test]
+async fn a_background_process_of_a_finished_client_does_not_outlive_it() {
+    let marker = format!("REGCOMPAT_TEST_MARKER=bg-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let inv = Invocation {
+        argv: vec!["/bin/sh".into(), "-c".into(), "sleep 1000 & exit 0".into()],
+        env: vec![(
+            marker.split_once('=').unwrap().0.into(),
+            marker.split_once('=').unwrap().1.into(),
+        )],
+        cwd: dir.path().to_owned(),
+        hosts_file: None,
+        timeout: Duration::from_secs(30),
+    };
+    let finished = inv.run().await;
+    assert_eq!(finished.exit_code, Some(0));
+    for _ in 0..50 {
+        if processes_with(&marker).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(processes_with(&marker), Vec::<u32>::new(), "leftovers");
+}
+
+#[tokio::test]
+async fn the_hosts_file_is_bound_over_etc_hosts_for_the_client_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::create(dir.path()).unwrap();
+    sandbox
+        .write_hosts(&[("only.in.this.cell".into(), "127.0.77.2".parse().unwrap())])
+        .unwrap();
+    let inv = Invocation {
+        argv: vec!["/bin/cat".into(), "/etc/hosts".into()],
+        env: sandbox.env(),
+        cwd: sandbox.work.clone(),
+        hosts_file: Some(sandbox.hosts_file.clone()),
+        timeout: Duration::from_secs(10),
+    };
+    let finished = inv.run().await;
+    assert_eq!(finished.exit_code, Some(0), "{}", finished.stderr);
+    assert!(finished.stdout.contains("127.0.77.2\tonly.in.this.cell"));
+    let machine = std::fs::read_to_string("/etc/hosts").unwrap();
+    assert!(
+        !machine.contains("only.in.this.cell"),
+        "the machine's file is untouched"
+    );
+}
+
+/// A driver whose "client" prints what it sees: its /etc/hosts and config.json.
+struct Peek;
+
+impl Driver for Peek {
+    fn name(&self) -> &'static str {
+        "peek"
+    }
+    fn binary(&self) -> &'static str {
+        "sh"
+    }
+    fn supports(&self, action: Action) -> bool {
+        action == Action::Pull
+    }
+    fn argv(&self, bin: &Path, _s: &Sandbox, action: &ResolvedAction) -> Vec<String> {
+        let ResolvedAction::Pull { image } = action else {
+            return vec![];
+        };
+        vec![
+            bin.display().to_string(),
+            "-c".into(),
+            format!(
+                "echo IMAGE={image}; cat /etc/hosts; cat \"$DOCKER_CONFIG/config.json\"; \
+                 exec {curl} -sS -o /dev/null --cacert \"$SSL_CERT_FILE\" https://{host}/v2/",
+                curl = "curl",
+                host = image.split('/').next().unwrap_or("")
+            ),
+        ]
+    }
+}
+
+fn scenario(dir: &Path, name: &str, hostname: &str, user: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "title = \"{name}\"\n[[host]]\nname = \"reg\"\nhostname = \"{hostname}\"\n[host.profile]\nkind = \"bearer\"\n[[host.principal]]\nname = \"{user}\"\nkind = \"user\"\nusername = \"{user}\"\nsecret = \"{user}-S3cret-value\"\ngrants = [\"**:pull\"]\n[client]\nauths = {{ reg = \"{user}\" }}\n[[step]]\naction = \"pull\"\nimage = \"{{reg}}/a:1\"\nexpect = \"success\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn two_cells_in_parallel_see_only_their_own_hosts_and_config() {
+    if !Path::new("/usr/bin/curl").exists() {
+        panic!("this test needs /usr/bin/curl");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let a = scenario(dir.path(), "cell-a", "a.example.com", "alice");
+    let b = scenario(dir.path(), "cell-b", "b.example.com", "bob");
+    let client = |id: &str| ClientUnderTest {
+        id: id.into(),
+        driver: Box::new(Peek),
+        binary: Ok(PathBuf::from("/bin/sh")),
+    };
+    let (ca, cb) = (client("peek@1"), client("peek@1"));
+    let scratch = dir.path().join("scratch");
+    let (cell_a, cell_b) = tokio::join!(
+        run_cell(&a, &ca, 900, &scratch),
+        run_cell(&b, &cb, 901, &scratch)
+    );
+    for (cell, mine, other, user, other_user) in [
+        (&cell_a, "a.example.com", "b.example.com", "alice", "bob"),
+        (&cell_b, "b.example.com", "a.example.com", "bob", "alice"),
+    ] {
+        assert_eq!(cell.verdict, Verdict::Pass, "{cell:#?}");
+        let out = &cell.steps[0].stdout_tail;
+        assert!(out.contains(mine), "{out}");
+        assert!(!out.contains(other), "{out}");
+        // config.json holds base64(user:secret); the other cell's user is not in it.
+        use base64::Engine as _;
+        let mine_b64 =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{user}-S3cret-value"));
+        let other_b64 = base64::engine::general_purpose::STANDARD
+            .encode(format!("{other_user}:{other_user}-S3cret-value"));
+        assert!(out.contains(&mine_b64[..8]), "{out}");
+        assert!(!out.contains(&other_b64[..8]), "{out}");
+        // The client really reached its own registry.
+        assert!(!cell.journal.is_empty());
+    }
+    assert!(!scratch.join("cell-a--peek-1").exists(), "sandbox removed");
+}
+
+#[tokio::test]
+async fn a_missing_client_is_not_run_never_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = scenario(dir.path(), "x", "a.example.com", "alice");
+    let client = ClientUnderTest {
+        id: "ghost@1".into(),
+        driver: Box::new(Peek),
+        binary: Err("ghost@1 is not installed".into()),
+    };
+    let cell = run_cell(&a, &client, 902, &dir.path().join("s")).await;
+    assert_eq!(cell.verdict, Verdict::NotRun);
+    assert!(cell.reason.contains("not installed"));
+    assert!(cell.steps.is_empty());
+}

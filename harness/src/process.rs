@@ -134,6 +134,74 @@ impl Invocation {
     }
 }
 
+/// A long-running process (a daemon such as dockerd) started with the same isolation as a
+/// client, its output going to a log file. Stopped with its whole group.
+pub struct Daemon {
+    child: tokio::process::Child,
+    pgid: Option<i32>,
+    pub log: PathBuf,
+}
+
+impl Invocation {
+    /// Starts the process and returns at once; output goes to `log`.
+    pub fn spawn_daemon(&self, log: &Path) -> Result<Daemon, String> {
+        let program = self.argv.first().ok_or("empty command")?;
+        let hosts = self.hosts_file.as_deref().map(path_cstring).transpose()?;
+        let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let file2 = file.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(&self.argv[1..])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(file2))
+            .kill_on_drop(true);
+        // SAFETY: as in `run`: only async-signal-safe calls on pre-allocated data.
+        unsafe {
+            cmd.pre_exec(move || isolate(hosts.as_ref()));
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {program}: {e}"))?;
+        let pgid = child.id().map(|p| p as i32);
+        Ok(Daemon {
+            child,
+            pgid,
+            log: log.to_owned(),
+        })
+    }
+}
+
+impl Daemon {
+    /// Whether it is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM to the group, up to `grace` to exit, then SIGKILL; waits for the leader.
+    pub async fn stop(mut self, grace: Duration) {
+        kill_group(self.pgid, libc::SIGTERM);
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
+            kill_group(self.pgid, libc::SIGKILL);
+            let _ = self.child.wait().await;
+        }
+        // Children it started (containerd…) go with the group.
+        kill_group(self.pgid, libc::SIGKILL);
+    }
+
+    /// The last `n` bytes of its log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        let start = text.len().saturating_sub(n);
+        String::from_utf8_lossy(&text[start..]).into_owned()
+    }
+}
+
 fn path_cstring(p: &Path) -> Result<CString, String> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| format!("bad path {}", p.display()))
 }

@@ -79,7 +79,7 @@ pub async fn run_cell(
         ),
     };
     // The sandbox holds config.json with real (test) secrets: nothing of it is kept.
-    let _ = std::fs::remove_dir_all(&root);
+    Sandbox::at(&root).remove();
     cell.duration_ms = started.elapsed().as_millis() as u64;
     cell
 }
@@ -291,6 +291,51 @@ async fn drive(
         )
         .map_err(|e| e.to_string())?;
 
+    let mut env = sandbox.env();
+    env.extend(client.driver.env(sandbox));
+    let daemon = match client.driver.daemon(bin, sandbox) {
+        Some(argv) => Some(start_daemon(client, bin, sandbox, argv, &env).await?),
+        None => None,
+    };
+    let result = run_steps(
+        steps, client, bin, sandbox, &env, principals, &resolve, &authority, &redactor, timeout,
+    )
+    .await;
+    if let Some(d) = daemon {
+        d.stop(Duration::from_secs(10)).await;
+    }
+    let records = result?;
+    let entries = journal.all();
+    let mut checks = Vec::new();
+    checks.push(CheckRecord {
+        description: "the client talked to the fake registry".into(),
+        passed: !entries.is_empty(),
+        detail: format!("{} request(s) in the journal", entries.len()),
+    });
+    for e in expectations {
+        checks.push(check(e, &entries));
+    }
+    let journal_json = entries
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
+    Ok((records, checks, journal_json))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_steps(
+    steps: &[crate::scenario::Step],
+    client: &ClientUnderTest,
+    bin: &Path,
+    sandbox: &Sandbox,
+    env: &[(String, String)],
+    principals: &BTreeMap<String, (Option<String>, String, PrincipalKind)>,
+    resolve: &(dyn Fn(&str) -> String + Sync),
+    authority: &(dyn Fn(&str) -> Option<String> + Sync),
+    redactor: &Redactor,
+    timeout: Duration,
+) -> Result<Vec<StepRecord>, String> {
+    let env = env.to_vec();
     let mut records = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let action = match step.action {
@@ -322,8 +367,16 @@ async fn drive(
                 )
                 .map_err(|e| e.to_string())?;
                 write_oci_layout(&layout, &image)?;
+                let layer = sandbox.work.join(format!("push-{i}-layer.tar.gz"));
+                let layer_blob = image
+                    .blobs
+                    .iter()
+                    .find(|b| b.media_type.contains("layer") || b.media_type.contains("rootfs"))
+                    .ok_or("the generated image has no layer")?;
+                std::fs::write(&layer, &layer_blob.bytes).map_err(|e| e.to_string())?;
                 ResolvedAction::Push {
                     layout,
+                    layer,
                     to: resolve(step.to.as_ref().ok_or("push needs to")?.get_ref()),
                 }
             }
@@ -332,49 +385,88 @@ async fn drive(
                 to: resolve(step.to.as_ref().ok_or("copy needs to")?.get_ref()),
             },
         };
-        let invocation = Invocation {
-            argv: client.driver.argv(bin, sandbox, &action),
-            env: sandbox.env(),
-            cwd: sandbox.work.clone(),
-            hosts_file: Some(sandbox.hosts_file.clone()),
-            timeout,
+        let commands = client.driver.commands(bin, sandbox, &action);
+        let expected = match step.expect {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Any => "any",
         };
-        let finished = invocation.run().await;
-        let mut stderr = finished.stderr;
-        if let Some(why) = &finished.spawn_error {
-            stderr = format!("{why}\n{stderr}");
+        let first = records.len();
+        for argv in commands {
+            let invocation = Invocation {
+                argv,
+                env: env.clone(),
+                cwd: sandbox.work.clone(),
+                hosts_file: Some(sandbox.hosts_file.clone()),
+                timeout,
+            };
+            let finished = invocation.run().await;
+            let mut stderr = finished.stderr;
+            if let Some(why) = &finished.spawn_error {
+                stderr = format!("{why}\n{stderr}");
+            }
+            let ok = finished.exit_code == Some(0);
+            records.push(StepRecord {
+                action: step.action.as_str().into(),
+                argv: invocation.argv.iter().map(|a| redactor.redact(a)).collect(),
+                repro: redactor.redact(&invocation.repro()),
+                exit_code: finished.exit_code,
+                timed_out: finished.timed_out,
+                duration_ms: finished.duration.as_millis() as u64,
+                stdout_tail: redactor.redact(&finished.stdout),
+                stderr_tail: redactor.redact(&stderr),
+                // Commands before the last one of an action must succeed; the last one run
+                // carries the action's expectation (set below).
+                expected: "success".into(),
+            });
+            if !ok {
+                break;
+            }
         }
-        records.push(StepRecord {
-            action: step.action.as_str().into(),
-            argv: invocation.argv.iter().map(|a| redactor.redact(a)).collect(),
-            repro: redactor.redact(&invocation.repro()),
-            exit_code: finished.exit_code,
-            timed_out: finished.timed_out,
-            duration_ms: finished.duration.as_millis() as u64,
-            stdout_tail: redactor.redact(&finished.stdout),
-            stderr_tail: redactor.redact(&stderr),
-            expected: match step.expect {
-                Outcome::Success => "success".into(),
-                Outcome::Failure => "failure".into(),
-                Outcome::Any => "any".into(),
-            },
-        });
+        if let Some(last) = records.get_mut(first..).and_then(|r| r.last_mut()) {
+            last.expected = expected.into();
+        }
     }
-    let entries = journal.all();
-    let mut checks = Vec::new();
-    checks.push(CheckRecord {
-        description: "the client talked to the fake registry".into(),
-        passed: !entries.is_empty(),
-        detail: format!("{} request(s) in the journal", entries.len()),
-    });
-    for e in expectations {
-        checks.push(check(e, &entries));
+    Ok(records)
+}
+
+/// Starts the client's daemon in the cell's isolation and waits (bounded) until it answers.
+async fn start_daemon(
+    client: &ClientUnderTest,
+    bin: &Path,
+    sandbox: &Sandbox,
+    argv: Vec<String>,
+    env: &[(String, String)],
+) -> Result<crate::process::Daemon, String> {
+    let daemon = Invocation {
+        argv,
+        env: env.to_vec(),
+        cwd: sandbox.work.clone(),
+        hosts_file: Some(sandbox.hosts_file.clone()),
+        timeout: Duration::from_secs(0),
     }
-    let journal_json = entries
-        .iter()
-        .filter_map(|e| serde_json::to_value(e).ok())
-        .collect();
-    Ok((records, checks, journal_json))
+    .spawn_daemon(&sandbox.root.join("daemon.log"))?;
+    let ready = Invocation {
+        argv: client.driver.daemon_ready(bin, sandbox),
+        env: env.to_vec(),
+        cwd: sandbox.work.clone(),
+        hosts_file: Some(sandbox.hosts_file.clone()),
+        timeout: Duration::from_secs(10),
+    };
+    let mut daemon = daemon;
+    for _ in 0..120 {
+        if !daemon.alive() {
+            let tail = daemon.log_tail(2000);
+            return Err(format!("{} daemon exited at start: {tail}", client.id));
+        }
+        if ready.run().await.exit_code == Some(0) {
+            return Ok(daemon);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let tail = daemon.log_tail(2000);
+    daemon.stop(Duration::from_secs(5)).await;
+    Err(format!("{} daemon not ready after 60 s: {tail}", client.id))
 }
 
 fn check(e: &crate::scenario::Expectation, entries: &[Entry]) -> CheckRecord {

@@ -31,19 +31,34 @@ pub struct Sandbox {
     pub work: PathBuf,
     pub hosts_file: PathBuf,
     pub ca_bundle: PathBuf,
+    /// A short directory for unix sockets (their paths are limited to 107 bytes, too short
+    /// for paths under `root`): `/tmp/rc-<hash of root>`.
+    pub sockets: PathBuf,
 }
 
 impl Sandbox {
     /// Creates the directories under `root` (which must not exist yet or be empty).
     pub fn create(root: &Path) -> Result<Self, SandboxError> {
-        let s = Self {
+        let s = Self::at(root);
+        s.make_dirs()?;
+        Ok(s)
+    }
+
+    /// The sandbox's paths under `root`, without creating anything.
+    pub fn at(root: &Path) -> Self {
+        Self {
             root: root.to_owned(),
             home: root.join("home"),
             docker_config: root.join("home/.docker"),
             work: root.join("work"),
             hosts_file: root.join("hosts"),
             ca_bundle: root.join("ca-bundle.pem"),
-        };
+            sockets: std::env::temp_dir().join(format!("rc-{:08x}", short_hash(root))),
+        }
+    }
+
+    fn make_dirs(&self) -> Result<(), SandboxError> {
+        let (s, root) = (self, &self.root);
         for dir in [
             &s.home,
             &s.docker_config,
@@ -52,13 +67,14 @@ impl Sandbox {
             &root.join("xdg/cache"),
             &root.join("xdg/data"),
             &root.join("xdg/runtime"),
+            &s.sockets,
         ] {
             std::fs::create_dir_all(dir).map_err(|source| SandboxError::Io {
                 path: dir.clone(),
                 source,
             })?;
         }
-        Ok(s)
+        Ok(())
     }
 
     /// Writes the hosts file; refuses any hostname that would resolve outside loopback.
@@ -108,6 +124,24 @@ impl Sandbox {
             ("LANG".into(), "C.UTF-8".into()),
         ]
     }
+}
+
+/// Removes the sandbox and its socket directory.
+impl Sandbox {
+    pub fn remove(&self) {
+        let _ = std::fs::remove_dir_all(&self.sockets);
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+fn short_hash(path: &Path) -> u32 {
+    // FNV-1a: stable, tiny, good enough to keep parallel cells apart.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in path.as_os_str().as_encoded_bytes() {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h
 }
 
 /// The hosts file text for `entries`, with localhost first; refuses non-loopback addresses.

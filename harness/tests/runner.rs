@@ -277,3 +277,36 @@ async fn a_missing_client_is_not_run_never_pass() {
     assert!(cell.reason.contains("not installed"));
     assert!(cell.steps.is_empty());
 }
+
+#[tokio::test]
+async fn a_daemon_is_stopped_with_everything_it_started() {
+    let marker = format!("REGCOMPAT_TEST_MARKER=daemon-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    let (k, v) = marker.split_once('=').unwrap();
+    let inv = Invocation {
+        argv: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "sleep 1000 & sleep 1000 & wait".into(),
+        ],
+        env: vec![(k.into(), v.into())],
+        cwd: dir.path().to_owned(),
+        hosts_file: None,
+        timeout: Duration::from_secs(0),
+    };
+    let mut daemon = inv.spawn_daemon(&dir.path().join("d.log")).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(daemon.alive());
+    assert!(
+        processes_with(&marker).len() >= 3,
+        "the daemon and its children run"
+    );
+    daemon.stop(Duration::from_secs(5)).await;
+    for _ in 0..50 {
+        if processes_with(&marker).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(processes_with(&marker), Vec::<u32>::new(), "leftovers");
+}

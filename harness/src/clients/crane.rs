@@ -47,7 +47,7 @@ impl Driver for Crane {
                 image.clone(),
                 sandbox.work.join("pulled").display().to_string(),
             ],
-            ResolvedAction::Push { layout, to } => {
+            ResolvedAction::Push { layout, to, .. } => {
                 vec![bin, s("push"), layout.display().to_string(), to.clone()]
             }
             ResolvedAction::Copy { from, to } => vec![bin, s("copy"), from.clone(), to.clone()],

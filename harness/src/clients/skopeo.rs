@@ -50,7 +50,7 @@ impl Driver for Skopeo {
                 format!("docker://{image}"),
                 format!("oci:{}:pulled", sandbox.work.join("pulled").display()),
             ],
-            ResolvedAction::Push { layout, to } => vec![
+            ResolvedAction::Push { layout, to, .. } => vec![
                 bin,
                 s("copy"),
                 authfile,

@@ -4,6 +4,7 @@
 //! [`clients`]) → fake registry → journal → verdict and cell ([`runner`]).
 
 pub mod clients;
+pub mod credhelper;
 pub mod process;
 pub mod provision;
 pub mod runner;

@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Names the built `docker-credential-regcompat` (set by `cargo xtask run-scenarios`).
+pub const CREDHELPER_BIN_ENV: &str = "REGCOMPAT_CREDHELPER_BIN";
+
 /// The null GUID `az acr login` writes as the username beside an identity token.
 const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
 
@@ -283,7 +286,52 @@ async fn drive(
             serde_json::json!({ "auth": b64(format!("{NULL_GUID}:")), "identitytoken": secret }),
         );
     }
-    let config = serde_json::json!({ "auths": auths });
+    let mut config = serde_json::json!({ "auths": auths });
+    if let Some(store) = &setup.creds_store {
+        config["credsStore"] = serde_json::json!(store);
+    }
+    if !setup.cred_helpers.is_empty() {
+        let mut helpers = serde_json::Map::new();
+        for (host, helper) in &setup.cred_helpers {
+            let key = authority(host).ok_or("unknown host")?;
+            helpers.insert(key, serde_json::json!(helper.get_ref()));
+        }
+        config["credHelpers"] = serde_json::Value::Object(helpers);
+    }
+    // The harness's credential helper: its store, and the binary on the clients' PATH.
+    let mut store = crate::credhelper::Store::new();
+    for (host, principal) in &setup.helper_credentials {
+        let (user, secret, _) = principals
+            .get(principal.get_ref())
+            .ok_or("unknown principal")?;
+        let key = authority(host).ok_or("unknown host")?;
+        store.insert(
+            key.clone(),
+            crate::credhelper::Credential {
+                server_url: key,
+                username: user.clone().unwrap_or_default(),
+                secret: secret.clone(),
+            },
+        );
+    }
+    let store_file = sandbox.root.join("credhelper.json");
+    crate::credhelper::save(&store_file, &store).map_err(|e| e.to_string())?;
+    let helper_dir = sandbox.root.join("bin");
+    let uses_helper = setup.creds_store.is_some() || !setup.cred_helpers.is_empty();
+    if uses_helper {
+        let helper = std::env::var_os(CREDHELPER_BIN_ENV)
+            .map(PathBuf::from)
+            .filter(|p| p.is_file())
+            .ok_or_else(|| {
+                format!(
+                    "the scenario uses a credential helper but {CREDHELPER_BIN_ENV} does not name \
+                     the built docker-credential-regcompat"
+                )
+            })?;
+        std::fs::create_dir_all(&helper_dir).map_err(|e| e.to_string())?;
+        std::fs::copy(&helper, helper_dir.join("docker-credential-regcompat"))
+            .map_err(|e| e.to_string())?;
+    }
     sandbox
         .write(
             &sandbox.docker_config.join("config.json"),
@@ -292,6 +340,15 @@ async fn drive(
         .map_err(|e| e.to_string())?;
 
     let mut env = sandbox.env();
+    for (k, v) in env.iter_mut() {
+        if k == "PATH" {
+            *v = format!("{}:{v}", helper_dir.display());
+        }
+    }
+    env.push((
+        crate::credhelper::STORE_ENV.into(),
+        store_file.display().to_string(),
+    ));
     env.extend(client.driver.env(sandbox));
     let daemon = match client.driver.daemon(bin, sandbox) {
         Some(argv) => Some(start_daemon(client, bin, sandbox, argv, &env).await?),

@@ -17,6 +17,9 @@
 //! [client]
 //! auths = { acr = "sp-acrpull" }        # config.json `auths`: host name → principal
 //! identity_tokens = { acr = "identity" } # null-GUID auth + `identitytoken` (az acr login)
+//! creds_store = "regcompat"              # config.json `credsStore`
+//! cred_helpers = { acr = "regcompat" }   # config.json `credHelpers` (host → helper)
+//! helper_credentials = { acr = "sp" }    # what docker-credential-regcompat answers
 //!
 //! [[step]]
 //! action = "pull"                        # login | pull | push | copy
@@ -82,6 +85,16 @@ pub struct ClientSetup {
     /// = the principal's secret, as `az acr login` writes it.
     #[serde(default)]
     pub identity_tokens: BTreeMap<String, Spanned<String>>,
+    /// `credsStore` of config.json (`"regcompat"` = the harness's helper).
+    #[serde(default)]
+    pub creds_store: Option<String>,
+    /// `credHelpers` of config.json: host name → helper name.
+    #[serde(default)]
+    pub cred_helpers: BTreeMap<String, Spanned<String>>,
+    /// What the harness's helper (`docker-credential-regcompat`) holds: host name →
+    /// principal whose username and secret it answers with.
+    #[serde(default)]
+    pub helper_credentials: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -270,6 +283,19 @@ impl Scenario {
                 format!("client.identity_tokens.{k}"),
             )?;
             known_principal(v, format!("client.identity_tokens.{k}"))?;
+        }
+        for (k, v) in s.client.cred_helpers.iter() {
+            known_host(
+                &Spanned::new(v.span(), k.clone()),
+                format!("client.cred_helpers.{k}"),
+            )?;
+        }
+        for (k, v) in s.client.helper_credentials.iter() {
+            known_host(
+                &Spanned::new(v.span(), k.clone()),
+                format!("client.helper_credentials.{k}"),
+            )?;
+            known_principal(v, format!("client.helper_credentials.{k}"))?;
         }
         for (i, step) in s.steps.iter().enumerate() {
             let need = |v: &Option<Spanned<String>>, name: &str| -> Result<(), ConfigError> {

@@ -49,6 +49,12 @@ pub trait Profile: Send + Sync + 'static {
         parts: &Parts,
         scope: Option<&Scope>,
     ) -> Result<(), Response>;
+
+    /// Hostnames besides the registry's own whose requests go to this profile's `endpoint`
+    /// (a token realm on a separate host such as `gitlab.example.com` or `auth.docker.io`).
+    fn extra_hosts(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Reads a form-encoded body (token requests), bounded: token forms are small.

@@ -16,8 +16,10 @@
 
 pub mod api;
 pub mod auth;
+pub mod config;
 pub mod digest;
 pub mod error;
+pub mod fault;
 pub mod fixtures;
 pub mod journal;
 pub mod listener;

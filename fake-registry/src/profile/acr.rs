@@ -30,7 +30,10 @@ pub const AUTH_REQUIRED: &str =
 /// What ACR says when an identity token is sent as an SP password (fabric8io#1348).
 pub const SP_TOKEN_AS_PASSWORD: &str = "aad access token with sp failed unknown error";
 
-#[derive(Debug, Clone)]
+/// In a fleet config (`[host.profile] kind = "acr"`) every field is optional; lifetimes are
+/// whole seconds; `login_server` defaults to the host's `hostname[:port]`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AcrOptions {
     /// `myregistry.azurecr.io`: the realm host, the `service`, the tokens' `aud`.
     pub login_server: String,
@@ -40,15 +43,28 @@ pub struct AcrOptions {
     pub refresh_token_lifetime: i64,
     /// Registry-level anonymous pull (off by default, as on ACR).
     pub anonymous_pull: bool,
+    /// `<account>.blob.core.windows.net[:port]`: blob GETs answer 307 to this storage host
+    /// (behaviours.md §1.3). `None`: blobs are served by the registry itself.
+    pub blob_redirect: Option<String>,
+}
+
+impl Default for AcrOptions {
+    fn default() -> Self {
+        Self {
+            login_server: String::new(),
+            access_token_lifetime: 4500,
+            refresh_token_lifetime: 3 * 3600,
+            anonymous_pull: false,
+            blob_redirect: None,
+        }
+    }
 }
 
 impl AcrOptions {
     pub fn new(login_server: &str) -> Self {
         Self {
             login_server: login_server.to_ascii_lowercase(),
-            access_token_lifetime: 4500,
-            refresh_token_lifetime: 3 * 3600,
-            anonymous_pull: false,
+            ..Self::default()
         }
     }
 }

@@ -19,7 +19,10 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-#[derive(Debug, Clone)]
+/// In a fleet config (`[host.profile] kind = "bearer"`) every field is optional; `lifetime`
+/// is whole seconds; `service` defaults to the host's `hostname[:port]`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct BearerOptions {
     /// The `service` of challenges and the `aud` of tokens.
     pub service: String,
@@ -33,14 +36,23 @@ pub struct BearerOptions {
     pub allow_post: bool,
 }
 
-impl BearerOptions {
-    pub fn new(service: &str) -> Self {
+impl Default for BearerOptions {
+    fn default() -> Self {
         Self {
-            service: service.to_owned(),
+            service: String::new(),
             realm: None,
             token_path: "/token".into(),
             lifetime: 300,
             allow_post: true,
+        }
+    }
+}
+
+impl BearerOptions {
+    pub fn new(service: &str) -> Self {
+        Self {
+            service: service.to_owned(),
+            ..Self::default()
         }
     }
 }
@@ -287,6 +299,15 @@ impl Profile for Bearer {
     async fn endpoint(&self, ctx: &mut Ctx, parts: &Parts, body: Body) -> Option<Response> {
         (parts.uri.path() == self.options.token_path).then_some(())?;
         Some(self.token_endpoint(ctx, parts, body).await)
+    }
+
+    fn extra_hosts(&self) -> Vec<String> {
+        self.options
+            .realm
+            .as_deref()
+            .and_then(super::url_authority)
+            .into_iter()
+            .collect()
     }
 
     async fn authorize(

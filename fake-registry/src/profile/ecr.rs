@@ -22,19 +22,25 @@ use http::{HeaderValue, StatusCode, header};
 /// ECR's message for an expired authorization token.
 pub const EXPIRED: &str = "Your authorization token has expired. Reauthenticate and try again.";
 
-#[derive(Debug, Clone)]
+/// In a fleet config (`[host.profile] kind = "ecr"`) every field is optional; `host`
+/// defaults to the host's `hostname[:port]`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct EcrOptions {
     /// `123456789012.dkr.ecr.us-east-2.amazonaws.com`
     pub host: String,
     /// Repositories that exist (ECR refuses pushes to others). `None`: any repository exists.
     pub repositories: Option<Vec<String>>,
+    /// `<bucket>.s3.<region>.amazonaws.com[:port]`: blob GETs answer 307 to this S3-like
+    /// storage host (behaviours.md §4.4). `None`: blobs are served by the registry itself.
+    pub blob_redirect: Option<String>,
 }
 
 impl EcrOptions {
     pub fn new(host: &str) -> Self {
         Self {
             host: host.to_ascii_lowercase(),
-            repositories: None,
+            ..Self::default()
         }
     }
 

@@ -25,23 +25,30 @@ use std::sync::Arc;
 
 pub const SERVICE: &str = "container_registry";
 
-/// How `POST /jwt/auth` answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How `POST /jwt/auth` answers (config: `"empty-not-found"`, `"html-not-found"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PostVariant {
+    #[default]
     /// `post 'jwt/auth', to: proc { [404, {}, ['']] }`
     EmptyNotFound,
     /// An HTML 404 page (what broke containerd 2.2, containerd#12822).
     HtmlNotFound,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Project {
     /// `group/subgroup/project`
     pub path: String,
+    #[serde(default)]
     pub public: bool,
 }
 
-#[derive(Debug, Clone)]
+/// In a fleet config (`[host.profile] kind = "gitlab"`) every field is optional;
+/// `token_lifetime` is whole seconds; projects are `{ path = "group/project", public = true }`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct GitlabOptions {
     /// `https://gitlab.example.com` — where `/jwt/auth` lives; `None` = the registry's own host.
     pub realm_base: Option<String>,
@@ -53,14 +60,23 @@ pub struct GitlabOptions {
     pub last_scope_only: bool,
 }
 
-impl GitlabOptions {
-    pub fn new(projects: Vec<Project>) -> Self {
+impl Default for GitlabOptions {
+    fn default() -> Self {
         Self {
             realm_base: None,
-            projects,
+            projects: Vec::new(),
             token_lifetime: 300,
             post_variant: PostVariant::EmptyNotFound,
             last_scope_only: false,
+        }
+    }
+}
+
+impl GitlabOptions {
+    pub fn new(projects: Vec<Project>) -> Self {
+        Self {
+            projects,
+            ..Self::default()
         }
     }
 }
@@ -274,6 +290,16 @@ impl Gitlab {
 impl Profile for Gitlab {
     fn name(&self) -> &str {
         "gitlab/1"
+    }
+
+    /// GitLab's `/jwt/auth` lives on the GitLab host (`gitlab.example.com`), not the registry's.
+    fn extra_hosts(&self) -> Vec<String> {
+        self.options
+            .realm_base
+            .as_deref()
+            .and_then(super::url_authority)
+            .into_iter()
+            .collect()
     }
 
     async fn endpoint(&self, ctx: &mut Ctx, parts: &Parts, _body: Body) -> Option<Response> {

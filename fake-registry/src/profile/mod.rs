@@ -57,6 +57,14 @@ pub trait Profile: Send + Sync + 'static {
     }
 }
 
+/// The `host[:port]` of an `https://host[:port][/path]` URL (`None` for anything else), as
+/// [`Profile::extra_hosts`] wants it.
+pub fn url_authority(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (!authority.is_empty()).then(|| authority.to_ascii_lowercase())
+}
+
 /// Reads a form-encoded body (token requests), bounded: token forms are small.
 pub async fn read_form(body: Body) -> Result<Vec<(String, String)>, String> {
     let bytes = axum::body::to_bytes(body, 64 * 1024)

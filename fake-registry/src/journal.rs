@@ -222,8 +222,14 @@ impl Journal {
 
     /// HTTP Archive 1.2 export (what browsers and proxies read), from the redacted entries.
     pub fn to_har(&self, after: u64) -> serde_json::Value {
-        let entries: Vec<serde_json::Value> = self
-            .since(after)
+        har_of(self.since(after))
+    }
+}
+
+/// HTTP Archive 1.2 of some (already redacted) entries.
+pub fn har_of(entries: Vec<Entry>) -> serde_json::Value {
+    {
+        let entries: Vec<serde_json::Value> = entries
             .into_iter()
             .map(|e| {
                 let headers = |m: &BTreeMap<String, String>| -> Vec<serde_json::Value> {

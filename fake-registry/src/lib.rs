@@ -14,6 +14,7 @@
 //! trait, memory and disk backends); [`digest`], [`names`] and [`media`] hold the spec's
 //! grammars; [`fixtures`] generates images; [`server`] starts it all.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod config;
@@ -21,11 +22,13 @@ pub mod digest;
 pub mod error;
 pub mod fault;
 pub mod fixtures;
+pub mod fleet;
 pub mod journal;
 pub mod listener;
 pub mod media;
 pub mod names;
 pub mod profile;
+pub mod redirect;
 pub mod server;
 pub mod storage;
 pub mod tls;

@@ -236,13 +236,13 @@ impl FakeRegistryBuilder {
                 ))
             }
         };
-        let vhost = Arc::new(VirtualHost {
-            name: self.name.clone(),
-            base_url: format!("http://{addr}"),
-            registry: registry.clone(),
+        let vhost = Arc::new(VirtualHost::new(
+            &self.name,
+            &format!("http://{addr}"),
+            registry.clone(),
             profile,
-            journal: journal.clone(),
-        });
+            journal.clone(),
+        ));
         let (tx, rx) = oneshot::channel::<()>();
         let app = vhost.router();
         let task = tokio::spawn(async move {

@@ -4,6 +4,8 @@
 
 mod conformance;
 mod install_clients;
+mod report_writers;
+mod run_scenarios;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -22,12 +24,26 @@ enum Command {
     Conformance(conformance::Args),
     /// Install the real clients pinned in clients.toml into ~/.cache/regcompat (idempotent).
     InstallClients(install_clients::Args),
+    /// Run the scenario matrix (scenarios × clients) against in-process fake registries;
+    /// installs missing clients first; reports go to reports/out/.
+    RunScenarios(run_scenarios::Args),
 }
 
 fn main() -> Result<()> {
+    // The xtask binary doubles as the sandbox's credential helper: the runner links it
+    // into each cell as `docker-credential-regcompat`.
+    let invoked_as = std::env::args_os().next().map(std::path::PathBuf::from);
+    if invoked_as
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .is_some_and(|n| n == harness::credhelper::BINARY)
+    {
+        std::process::exit(harness::credhelper::main_with_env());
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Conformance(args) => conformance::run(args),
         Command::InstallClients(args) => install_clients::run(args),
+        Command::RunScenarios(args) => run_scenarios::run(args),
     }
 }

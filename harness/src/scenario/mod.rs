@@ -83,14 +83,6 @@ impl Scenario {
         self.fleet.hosts.iter().map(|h| h.name.as_str()).collect()
     }
 
-    /// `host/principal` → (username, secret).
-    pub fn principal(&self, reference: &str) -> Option<(Option<&str>, &str)> {
-        let (host, name) = reference.split_once('/')?;
-        let h = self.fleet.hosts.iter().find(|h| h.name == host)?;
-        let p = h.principals.iter().find(|p| p.name == name)?;
-        Some((p.username.as_deref(), p.secret.as_deref()?))
-    }
-
     /// The actions the steps need.
     pub fn actions(&self) -> Vec<Action> {
         let mut a: Vec<Action> = self.steps.iter().map(|s| s.action).collect();
@@ -153,19 +145,12 @@ impl Scenario {
                     format!("use one of the scenario's hosts: {host_list}"),
                 ));
             };
-            let Some(p) = h.principals.iter().find(|p| p.name == name) else {
+            if !h.principals.iter().any(|p| p.name == name) {
                 let names: Vec<&str> = h.principals.iter().map(|p| p.name.as_str()).collect();
                 return Err((
                     field,
                     format!("host {host:?} has no principal {name:?}"),
                     format!("use one of: {}", names.join(", ")),
-                ));
-            };
-            if p.secret.is_none() {
-                return Err((
-                    field,
-                    format!("principal {reference:?} has no `secret`"),
-                    "give the principal a literal `secret` so the harness can write it into the client's configuration".into(),
                 ));
             }
             Ok(())
@@ -239,6 +224,11 @@ impl Scenario {
                 && fake_registry::fixtures::Platform::parse(p).is_err()
             {
                 return fail(at("platform"), format!("{p:?} is not a platform"), "write os/arch[/variant], e.g. \"linux/arm64\"");
+            }
+            if let Some(secs) = s.advance_clock
+                && !(0..=400 * 24 * 3600).contains(&secs)
+            {
+                return fail(at("advance_clock"), format!("{secs} seconds is out of range"), "move the fleet's clock forward by 0..=400 days, in seconds (ECR tokens expire after 43200)");
             }
             if let Some(src) = &s.source
                 && let Err(m) = src.spec()

@@ -177,6 +177,9 @@ pub struct Step {
     /// push: the image the harness generates locally and the client pushes.
     #[serde(default)]
     pub source: Option<ImageConfig>,
+    /// Seconds to move the fleet's clock forward before this step (token expiry).
+    #[serde(default)]
+    pub advance_clock: Option<i64>,
     #[serde(default)]
     pub expect: Outcome,
 }

@@ -110,7 +110,10 @@ pub fn matches(j: &JournalExpect, e: &Entry) -> bool {
     if r.registry.as_ref().is_some_and(|x| x != &e.registry) {
         return false;
     }
-    if r.method.as_ref().is_some_and(|x| !x.eq_ignore_ascii_case(&e.method)) {
+    if r.method
+        .as_ref()
+        .is_some_and(|x| !x.split('|').any(|m| m.trim().eq_ignore_ascii_case(&e.method)))
+    {
         return false;
     }
     if r.path.as_ref().is_some_and(|p| !glob_match(p, &e.path)) {

@@ -302,9 +302,9 @@ impl Scenario {
                 return fail(f("auth.scheme"), format!("unknown scheme {s:?}"), "use none, basic or bearer");
             }
             if let Some(m) = &j.request.method
-                && !["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"].contains(&m.as_str())
+                && !m.split('|').all(|m| ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"].contains(&m.trim()))
             {
-                return fail(f("request.method"), format!("{m:?} is not an HTTP method the registry serves"), "use GET, HEAD, POST, PUT, PATCH or DELETE (uppercase)");
+                return fail(f("request.method"), format!("{m:?} is not an HTTP method the registry serves"), "use GET, HEAD, POST, PUT, PATCH or DELETE (uppercase), or alternatives like \"GET|HEAD\"");
             }
         }
         Ok(())

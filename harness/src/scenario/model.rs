@@ -240,6 +240,7 @@ pub struct RequestMatch {
     /// The fleet host name that served it.
     #[serde(default)]
     pub registry: Option<String>,
+    /// `GET`, or alternatives: `GET|HEAD`.
     #[serde(default)]
     pub method: Option<String>,
     /// `*` matches any run of characters: `/v2/*/manifests/*`.

@@ -57,9 +57,17 @@ pub fn run(op: &str, input: &str, file: &Path, log: Option<&Path>) -> (String, i
                     secret: c.secret.clone(),
                 };
                 let json = serde_json::to_string(&reply).unwrap_or_default();
-                (json, 0, format!("get {server:?} -> found (username {:?})", c.username))
+                (
+                    json,
+                    0,
+                    format!("get {server:?} -> found (username {:?})", c.username),
+                )
             }
-            None => (NOT_FOUND.to_owned(), 1, format!("get {server:?} -> not found")),
+            None => (
+                NOT_FOUND.to_owned(),
+                1,
+                format!("get {server:?} -> not found"),
+            ),
         },
         "store" => match serde_json::from_str::<Credentials>(input) {
             Ok(c) => {
@@ -76,7 +84,11 @@ pub fn run(op: &str, input: &str, file: &Path, log: Option<&Path>) -> (String, i
                     Err(e) => (format!("cannot save: {e}"), 1, note),
                 }
             }
-            Err(e) => (format!("bad store request: {e}"), 1, "store: bad request".into()),
+            Err(e) => (
+                format!("bad store request: {e}"),
+                1,
+                "store: bad request".into(),
+            ),
         },
         "erase" => {
             let existed = store.remove(&server).is_some();
@@ -88,8 +100,13 @@ pub fn run(op: &str, input: &str, file: &Path, log: Option<&Path>) -> (String, i
             }
         }
         "list" => {
-            let list: BTreeMap<&String, &String> = store.iter().map(|(k, v)| (k, &v.username)).collect();
-            (serde_json::to_string(&list).unwrap_or_default(), 0, "list".into())
+            let list: BTreeMap<&String, &String> =
+                store.iter().map(|(k, v)| (k, &v.username)).collect();
+            (
+                serde_json::to_string(&list).unwrap_or_default(),
+                0,
+                "list".into(),
+            )
         }
         other => (
             format!("unknown operation {other:?}: use get, store, erase or list"),
@@ -98,7 +115,10 @@ pub fn run(op: &str, input: &str, file: &Path, log: Option<&Path>) -> (String, i
         ),
     };
     if let Some(log) = log
-        && let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log)
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
     {
         let _ = writeln!(f, "{note}");
     }
@@ -114,7 +134,9 @@ fn save(file: &Path, store: &Store) -> std::io::Result<()> {
 pub fn main_with_env() -> i32 {
     let op = std::env::args().nth(1).unwrap_or_default();
     let Some(file) = std::env::var_os(FILE_VAR) else {
-        eprintln!("{BINARY}: {FILE_VAR} is not set (this helper only runs inside a regcompat sandbox)");
+        eprintln!(
+            "{BINARY}: {FILE_VAR} is not set (this helper only runs inside a regcompat sandbox)"
+        );
         return 1;
     };
     let log = std::env::var_os(LOG_VAR);

@@ -34,13 +34,17 @@ pub fn write_oci_layout(image: &Image, dir: &Path, tag: &str) -> io::Result<()> 
             "annotations": { "org.opencontainers.image.ref.name": tag },
         }],
     });
-    fs::write(dir.join("index.json"), serde_json::to_vec_pretty(&index).map_err(io::Error::other)?)
+    fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec_pretty(&index).map_err(io::Error::other)?,
+    )
 }
 
 /// Writes a single-platform `image` as a `docker save` archive tagged `repo_tag`.
 pub fn write_docker_archive(image: &Image, path: &Path, repo_tag: &str) -> io::Result<()> {
     let top = image.top();
-    let manifest: serde_json::Value = serde_json::from_slice(&top.bytes).map_err(io::Error::other)?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&top.bytes).map_err(io::Error::other)?;
     let Some(config) = manifest["config"]["digest"].as_str() else {
         return Err(io::Error::other(
             "the image is an index: `docker load` takes one platform; give the push step a single-platform `source`",
@@ -67,13 +71,19 @@ pub fn write_docker_archive(image: &Image, path: &Path, repo_tag: &str) -> io::R
     add(&config_name, &blob(config)?.bytes)?;
     let mut layers = Vec::new();
     for l in manifest["layers"].as_array().into_iter().flatten() {
-        let Some(d) = l["digest"].as_str() else { continue };
+        let Some(d) = l["digest"].as_str() else {
+            continue;
+        };
         // docker load decompresses gzip'd layer files itself
         let name = format!("{}/layer.tar", hex_of(d));
         add(&name, &blob(d)?.bytes)?;
         layers.push(name);
     }
-    let archive_manifest = json!([{ "Config": config_name, "RepoTags": [repo_tag], "Layers": layers }]);
-    add("manifest.json", &serde_json::to_vec(&archive_manifest).map_err(io::Error::other)?)?;
+    let archive_manifest =
+        json!([{ "Config": config_name, "RepoTags": [repo_tag], "Layers": layers }]);
+    add(
+        "manifest.json",
+        &serde_json::to_vec(&archive_manifest).map_err(io::Error::other)?,
+    )?;
     tar.into_inner()?.sync_all()
 }

@@ -329,11 +329,18 @@ pub fn repro(spec: &Spec, stdin_shown: Option<&str>) -> String {
     } else {
         let mut inner = String::new();
         for (s, t) in &spec.isolation.binds {
-            inner.push_str(&format!("mount --bind {} {} && ", q(&s.display().to_string()), q(&t.display().to_string())));
+            inner.push_str(&format!(
+                "mount --bind {} {} && ",
+                q(&s.display().to_string()),
+                q(&t.display().to_string())
+            ));
         }
         inner.push_str("exec ");
         inner.push_str(&argv.join(" "));
-        line.push_str(&format!(" unshare --mount --propagation private sh -c {}", q(&inner)));
+        line.push_str(&format!(
+            " unshare --mount --propagation private sh -c {}",
+            q(&inner)
+        ));
     }
     line
 }
@@ -357,7 +364,11 @@ pub fn processes_with_env(var: &str, value: &str) -> Vec<u32> {
         return found;
     };
     for entry in dir.flatten().take(1_000_000) {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         if pid == std::process::id() {
@@ -369,7 +380,10 @@ pub fn processes_with_env(var: &str, value: &str) -> Vec<u32> {
         if env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes()) {
             // zombies still show their environment until reaped; they are gone for our purpose
             let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            let zombie = state.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z'));
+            let zombie = state
+                .rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'));
             if !zombie {
                 found.push(pid);
             }

@@ -7,6 +7,7 @@
 //! next cell starts on that worker; after the run no process carrying the run's marker
 //! may remain (checked, and killed if any did).
 
+use crate::client_config;
 use crate::clients::{self, Binaries, CellEnv, Driver, Invocation, ResolvedStep};
 use crate::credhelper;
 use crate::image_source;
@@ -14,7 +15,6 @@ use crate::process::{self, Isolation, Spec};
 use crate::sandbox::{RUN_ID_VAR, Sandbox};
 use crate::scenario::{self, Outcome, Scenario};
 use crate::verdict;
-use crate::client_config;
 use fake_registry::auth::Clock;
 use fake_registry::fleet::{Fleet, FleetOptions, RunningFleet};
 use reports::{Cell, ClientInfo, RunReport, SCHEMA_VERSION, ScenarioInfo, StepRecord, Verdict};
@@ -55,17 +55,25 @@ pub struct RunOutcome {
 
 /// A fresh run id: time-based, unique enough per machine.
 pub fn new_run_id() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     format!("{}-{}", now.as_secs(), std::process::id())
 }
 
 fn rfc3339_now() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     fake_registry::profile::bearer::humantime_rfc3339(now.as_secs() as i64)
 }
 
 /// Runs every (scenario, client) cell.
-pub fn run_matrix(scenarios: &[Scenario], clients: &[ClientColumn], opts: &RunOptions) -> RunOutcome {
+pub fn run_matrix(
+    scenarios: &[Scenario],
+    clients: &[ClientColumn],
+    opts: &RunOptions,
+) -> RunOutcome {
     let started = rfc3339_now();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -99,7 +107,12 @@ pub fn run_matrix(scenarios: &[Scenario], clients: &[ClientColumn], opts: &RunOp
                             let (sc, col) = (&scenarios[s], &clients[c]);
                             bar.set_message(format!("{} × {}", sc.id, col.info.id));
                             let cell = run_cell(rt.handle(), sc, col, opts);
-                            bar.println(format!("{:<15} {} × {}", cell.verdict.as_str(), sc.id, col.info.id));
+                            bar.println(format!(
+                                "{:<15} {} × {}",
+                                cell.verdict.as_str(),
+                                sc.id,
+                                col.info.id
+                            ));
                             bar.inc(1);
                             if let Ok(mut r) = results.lock() {
                                 r[i] = Some(cell);
@@ -112,7 +125,12 @@ pub fn run_matrix(scenarios: &[Scenario], clients: &[ClientColumn], opts: &RunOp
         Err(e) => {
             let mut r = results.lock().unwrap_or_else(|p| p.into_inner());
             for (i, &(s, c)) in cells.iter().enumerate() {
-                r[i] = Some(harness_error(&scenarios[s], &clients[c], format!("cannot start the async runtime: {e}"), 0));
+                r[i] = Some(harness_error(
+                    &scenarios[s],
+                    &clients[c],
+                    format!("cannot start the async runtime: {e}"),
+                    0,
+                ));
             }
         }
     }
@@ -133,7 +151,10 @@ pub fn run_matrix(scenarios: &[Scenario], clients: &[ClientColumn], opts: &RunOp
         finished: rfc3339_now(),
         regcompat_version: env!("CARGO_PKG_VERSION").into(),
         clients: clients.iter().map(|c| c.info.clone()).collect(),
-        scenarios: scenarios.iter().map(|s| scenario_info(s, &opts.root)).collect(),
+        scenarios: scenarios
+            .iter()
+            .map(|s| scenario_info(s, &opts.root))
+            .collect(),
         cells,
     };
     RunOutcome { report, leftovers }
@@ -153,7 +174,13 @@ pub fn scenario_info(s: &Scenario, root: &Path) -> ScenarioInfo {
     }
 }
 
-fn empty_cell(sc: &Scenario, col: &ClientColumn, verdict: Verdict, reason: String, ms: u64) -> Cell {
+fn empty_cell(
+    sc: &Scenario,
+    col: &ClientColumn,
+    verdict: Verdict,
+    reason: String,
+    ms: u64,
+) -> Cell {
     Cell {
         scenario: sc.id.clone(),
         client: col.info.id.clone(),
@@ -175,7 +202,11 @@ fn harness_error(sc: &Scenario, col: &ClientColumn, reason: String, ms: u64) -> 
 pub fn not_applicable(sc: &Scenario, driver: &dyn Driver) -> Option<String> {
     for s in &sc.steps {
         if !driver.supports(s.action) {
-            return Some(format!("{} has no `{}` action", driver.name(), s.action.as_str()));
+            return Some(format!(
+                "{} has no `{}` action",
+                driver.name(),
+                s.action.as_str()
+            ));
         }
         if let Err(why) = driver.applicable(s) {
             return Some(why);
@@ -185,19 +216,32 @@ pub fn not_applicable(sc: &Scenario, driver: &dyn Driver) -> Option<String> {
 }
 
 /// Runs one cell; never panics on client or registry misbehaviour.
-pub fn run_cell(rt: &tokio::runtime::Handle, sc: &Scenario, col: &ClientColumn, opts: &RunOptions) -> Cell {
+pub fn run_cell(
+    rt: &tokio::runtime::Handle,
+    sc: &Scenario,
+    col: &ClientColumn,
+    opts: &RunOptions,
+) -> Cell {
     let t0 = Instant::now();
     let ms = |t: Instant| t.elapsed().as_millis() as u64;
     if let Some(why) = &col.info.unavailable {
         return empty_cell(sc, col, Verdict::NotRun, why.clone(), 0);
     }
     let Some(driver) = clients::driver(&col.driver) else {
-        return empty_cell(sc, col, Verdict::NotRun, format!("no driver for client {:?}", col.driver), 0);
+        return empty_cell(
+            sc,
+            col,
+            Verdict::NotRun,
+            format!("no driver for client {:?}", col.driver),
+            0,
+        );
     };
     if let Some(why) = not_applicable(sc, driver.as_ref()) {
         return empty_cell(sc, col, Verdict::NotApplicable, why, 0);
     }
-    let rel = PathBuf::from("cells").join(&sc.id).join(col.info.id.replace(['/', '@'], "_"));
+    let rel = PathBuf::from("cells")
+        .join(&sc.id)
+        .join(col.info.id.replace(['/', '@'], "_"));
     let dir = opts.out_dir.join(&rel);
     let _ = std::fs::remove_dir_all(&dir);
     let sandbox = match Sandbox::create(&dir) {
@@ -239,7 +283,8 @@ pub fn run_cell(rt: &tokio::runtime::Handle, sc: &Scenario, col: &ClientColumn, 
         dir.join("journal.json"),
         serde_json::to_vec_pretty(&cell.journal).unwrap_or_default(),
     );
-    cell.artifacts.push(rel.join("journal.json").display().to_string());
+    cell.artifacts
+        .push(rel.join("journal.json").display().to_string());
     cell
 }
 
@@ -279,8 +324,14 @@ impl<'a> CellRun<'a> {
         sandbox.write_hosts(&entries).map_err(|e| e.to_string())?;
         let ca = std::fs::read_to_string(fleet.ca_pem_path())
             .map_err(|e| format!("cannot read the fleet CA: {e}"))?;
-        let authorities: Vec<String> = fleet.hosts().iter().map(|h| h.authority().to_owned()).collect();
-        sandbox.write_trust(&ca, &authorities).map_err(|e| e.to_string())?;
+        let authorities: Vec<String> = fleet
+            .hosts()
+            .iter()
+            .map(|h| h.authority().to_owned())
+            .collect();
+        sandbox
+            .write_trust(&ca, &authorities)
+            .map_err(|e| e.to_string())?;
 
         // the credential helper, first on PATH
         let bin = sandbox.root.join("bin");
@@ -296,8 +347,18 @@ impl<'a> CellRun<'a> {
             }
         }
         let helper_file = sandbox.root.join("etc/credential-helper.json");
-        env.push((credhelper::FILE_VAR.into(), helper_file.display().to_string()));
-        env.push((credhelper::LOG_VAR.into(), sandbox.logs.join("credential-helper.log").display().to_string()));
+        env.push((
+            credhelper::FILE_VAR.into(),
+            helper_file.display().to_string(),
+        ));
+        env.push((
+            credhelper::LOG_VAR.into(),
+            sandbox
+                .logs
+                .join("credential-helper.log")
+                .display()
+                .to_string(),
+        ));
 
         let creds = fleet.credentials();
         let authority = |name: &str| fleet.host(name).map(|h| h.authority().to_owned());
@@ -312,7 +373,12 @@ impl<'a> CellRun<'a> {
 
         let mut secrets: Vec<(String, String)> = creds
             .iter()
-            .map(|c| (c.secret.clone(), format!("secret of {}/{}", c.host, c.principal)))
+            .map(|c| {
+                (
+                    c.secret.clone(),
+                    format!("secret of {}/{}", c.host, c.principal),
+                )
+            })
             .collect();
         for s in &sc.steps {
             if let Some(p) = &s.password {
@@ -324,7 +390,8 @@ impl<'a> CellRun<'a> {
             for c in creds {
                 let user = c.username.clone().unwrap_or_default();
                 use base64::Engine;
-                let b = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
+                let b =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
                 secrets.push((b, format!("{label} (base64)")));
             }
         }
@@ -360,7 +427,16 @@ impl<'a> CellRun<'a> {
         let prepared = match self.driver.prepare(&cell_env, &self.col.bins) {
             Ok(p) => p,
             Err(e) => {
-                return harness_error(self.sc, self.col, format!("{} could not be prepared: {}", self.driver.name(), process::redact(&e, &self.secrets)), t0.elapsed().as_millis() as u64);
+                return harness_error(
+                    self.sc,
+                    self.col,
+                    format!(
+                        "{} could not be prepared: {}",
+                        self.driver.name(),
+                        process::redact(&e, &self.secrets)
+                    ),
+                    t0.elapsed().as_millis() as u64,
+                );
             }
         };
         let mut env = self.env.clone();
@@ -376,7 +452,9 @@ impl<'a> CellRun<'a> {
                     break;
                 }
             };
-            let invocations = self.driver.invocations(&resolved, &cell_env, &self.col.bins);
+            let invocations = self
+                .driver
+                .invocations(&resolved, &cell_env, &self.col.bins);
             let n = invocations.len();
             for (j, inv) in invocations.into_iter().enumerate() {
                 let last = j + 1 == n;
@@ -384,10 +462,21 @@ impl<'a> CellRun<'a> {
                 let label = if last {
                     step.action.as_str().to_owned()
                 } else {
-                    format!("{} ({})", step.action.as_str(), inv.argv.get(1).cloned().unwrap_or_default())
+                    format!(
+                        "{} ({})",
+                        step.action.as_str(),
+                        inv.argv.get(1).cloned().unwrap_or_default()
+                    )
                 };
-                let record = self.run_invocation(&inv, &env, &label, expected, &format!("step{}-{}", i + 1, j + 1));
-                let deviated = record.timed_out || (record.exit_code == Some(0)) != (expected == Outcome::Success);
+                let record = self.run_invocation(
+                    &inv,
+                    &env,
+                    &label,
+                    expected,
+                    &format!("step{}-{}", i + 1, j + 1),
+                );
+                let deviated = record.timed_out
+                    || (record.exit_code == Some(0)) != (expected == Outcome::Success);
                 cell.steps.push(record);
                 if deviated {
                     break 'steps;
@@ -403,7 +492,8 @@ impl<'a> CellRun<'a> {
         }
         let helper_log = self.sandbox.logs.join("credential-helper.log");
         if helper_log.exists() {
-            cell.artifacts.push(rel.join("logs/credential-helper.log").display().to_string());
+            cell.artifacts
+                .push(rel.join("logs/credential-helper.log").display().to_string());
         }
         cell
     }
@@ -411,9 +501,14 @@ impl<'a> CellRun<'a> {
     fn resolve(&self, index: usize, step: &crate::scenario::Step) -> Result<ResolvedStep, String> {
         let authority = |name: &str| self.fleet.host(name).map(|h| h.authority().to_owned());
         let expand = |t: &Option<String>| t.as_ref().map(|t| scenario::expand(t, &authority));
-        let (mut username, mut password, mut label) = (step.username.clone(), step.password.clone(), "password".to_owned());
+        let (mut username, mut password, mut label) = (
+            step.username.clone(),
+            step.password.clone(),
+            "password".to_owned(),
+        );
         if let Some(p) = &step.principal {
-            let c = client_config::credential(self.fleet.credentials(), p).ok_or_else(|| format!("no credential for {p}"))?;
+            let c = client_config::credential(self.fleet.credentials(), p)
+                .ok_or_else(|| format!("no credential for {p}"))?;
             username = username.or_else(|| c.username.clone());
             if password.is_none() {
                 password = Some(c.secret.clone());
@@ -440,21 +535,31 @@ impl<'a> CellRun<'a> {
             let config = step.source.clone().unwrap_or_default();
             let spec = config.spec()?;
             let force_index = spec.force_index;
-            let image = fake_registry::fixtures::generate(&spec.with_seed(index as u64 + 1)).map_err(|e| e.to_string())?;
+            let image = fake_registry::fixtures::generate(&spec.with_seed(index as u64 + 1))
+                .map_err(|e| e.to_string())?;
             let layout = self.sandbox.work.join(format!("push-{index}"));
-            image_source::write_oci_layout(&image, &layout, "latest").map_err(|e| format!("cannot write the OCI layout: {e}"))?;
+            image_source::write_oci_layout(&image, &layout, "latest")
+                .map_err(|e| format!("cannot write the OCI layout: {e}"))?;
             r.oci_layout = Some(layout);
             if !force_index {
                 let archive = self.sandbox.work.join(format!("push-{index}.tar"));
                 let tag = r.image.clone().unwrap_or_default();
-                image_source::write_docker_archive(&image, &archive, &tag).map_err(|e| format!("cannot write the docker archive: {e}"))?;
+                image_source::write_docker_archive(&image, &archive, &tag)
+                    .map_err(|e| format!("cannot write the docker archive: {e}"))?;
                 r.docker_archive = Some(archive);
             }
         }
         Ok(r)
     }
 
-    fn run_invocation(&self, inv: &Invocation, env: &[(String, String)], action: &str, expected: Outcome, name: &str) -> StepRecord {
+    fn run_invocation(
+        &self,
+        inv: &Invocation,
+        env: &[(String, String)],
+        action: &str,
+        expected: Outcome,
+        name: &str,
+    ) -> StepRecord {
         let mut env = env.to_vec();
         env.extend(inv.env.iter().cloned());
         let spec = Spec {
@@ -469,7 +574,12 @@ impl<'a> CellRun<'a> {
         let repro = process::repro(&spec, inv.stdin.as_ref().map(|(_, shown)| shown.as_str()));
         let timeout = Duration::from_secs(self.sc.meta.timeout);
         let (exit_code, timed_out, duration_ms, err) = match process::run(&spec, timeout) {
-            Ok(f) => (f.exit_code, f.timed_out, f.duration.as_millis() as u64, None),
+            Ok(f) => (
+                f.exit_code,
+                f.timed_out,
+                f.duration.as_millis() as u64,
+                None,
+            ),
             Err(e) => (None, false, 0, Some(e.to_string())),
         };
         let redact = |t: String| process::redact(&t, &self.secrets);

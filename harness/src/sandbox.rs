@@ -21,7 +21,9 @@ pub const RUN_ID_VAR: &str = "REGCOMPAT_RUN_ID";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("hostname {hostname:?} would resolve to {addr}, outside 127.0.0.0/8: refusing to run (clients may only reach loopback)")]
+    #[error(
+        "hostname {hostname:?} would resolve to {addr}, outside 127.0.0.0/8: refusing to run (clients may only reach loopback)"
+    )]
     NotLoopback { hostname: String, addr: IpAddr },
     #[error("{hostname:?} is not a hostname a hosts file can carry")]
     BadHostname { hostname: String },
@@ -134,7 +136,10 @@ impl Sandbox {
             ("TMPDIR".into(), p(&self.tmp)),
             // Go's x509 reads SSL_CERT_FILE instead of the system locations (clients.md §0.4)
             ("SSL_CERT_FILE".into(), p(&self.ca_bundle)),
-            ("REGISTRY_AUTH_FILE".into(), p(&self.docker_config.join("config.json"))),
+            (
+                "REGISTRY_AUTH_FILE".into(),
+                p(&self.docker_config.join("config.json")),
+            ),
             (RUN_ID_VAR.into(), run_id.into()),
             ("LANG".into(), "C.UTF-8".into()),
         ];
@@ -146,7 +151,9 @@ impl Sandbox {
 
 /// The hosts file for `entries`, or the guard's refusal.
 pub fn hosts_file_text(entries: &[(String, IpAddr)]) -> Result<String, SandboxError> {
-    let mut text = String::from("# written by regcompat for one cell; bind-mounted over /etc/hosts\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let mut text = String::from(
+        "# written by regcompat for one cell; bind-mounted over /etc/hosts\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    );
     for (hostname, addr) in entries {
         if !addr.is_loopback() {
             return Err(SandboxError::NotLoopback {
@@ -181,7 +188,8 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), SandboxError> {
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), SandboxError> {
     use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_err("cannot chmod", path))
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(io_err("cannot chmod", path))
 }
 
 #[cfg(test)]

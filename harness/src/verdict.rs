@@ -8,14 +8,22 @@ use reports::{CheckRecord, StepRecord, Verdict};
 
 /// The checks of a cell whose client ran: `steps` are the invocation records, of which
 /// `steps_run` scenario steps completed (a step may take several invocations).
-pub fn checks(scenario: &Scenario, steps: &[StepRecord], steps_run: usize, journal: &[Entry]) -> Vec<CheckRecord> {
+pub fn checks(
+    scenario: &Scenario,
+    steps: &[StepRecord],
+    steps_run: usize,
+    journal: &[Entry],
+) -> Vec<CheckRecord> {
     let planned = scenario.steps.len();
     let mut out = Vec::new();
     for (i, s) in steps.iter().enumerate() {
         let succeeded = s.exit_code == Some(0);
         let expected_success = s.expected == "success";
         let detail = if s.timed_out {
-            format!("timed out after {} ms (process group killed)", s.duration_ms)
+            format!(
+                "timed out after {} ms (process group killed)",
+                s.duration_ms
+            )
         } else {
             match s.exit_code {
                 Some(c) => format!("exit code {c}"),
@@ -43,7 +51,11 @@ pub fn checks(scenario: &Scenario, steps: &[StepRecord], steps_run: usize, journ
     if scenario.expect.no_leaks {
         let leaks: Vec<String> = journal
             .iter()
-            .filter_map(|e| e.leak.as_ref().map(|l| format!("#{} {} {}: {l}", e.seq, e.method, e.path)))
+            .filter_map(|e| {
+                e.leak
+                    .as_ref()
+                    .map(|l| format!("#{} {} {}: {l}", e.seq, e.method, e.path))
+            })
             .collect();
         out.push(CheckRecord {
             description: "no request presented another registry's credential".into(),
@@ -92,14 +104,22 @@ pub fn verdict(checks: &[CheckRecord]) -> (Verdict, String) {
 fn journal_check(j: &JournalExpect, journal: &[Entry]) -> CheckRecord {
     let count: Count = j.count();
     let matching: Vec<&Entry> = journal.iter().filter(|e| matches(j, e)).collect();
-    let seqs: Vec<String> = matching.iter().take(20).map(|e| format!("#{}", e.seq)).collect();
+    let seqs: Vec<String> = matching
+        .iter()
+        .take(20)
+        .map(|e| format!("#{}", e.seq))
+        .collect();
     CheckRecord {
         description: j.that.clone(),
         passed: count.holds(matching.len()),
         detail: format!(
             "expected {count} matching requests, saw {}{}",
             matching.len(),
-            if seqs.is_empty() { String::new() } else { format!(" ({})", seqs.join(", ")) }
+            if seqs.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", seqs.join(", "))
+            }
         ),
     }
 }
@@ -110,10 +130,10 @@ pub fn matches(j: &JournalExpect, e: &Entry) -> bool {
     if r.registry.as_ref().is_some_and(|x| x != &e.registry) {
         return false;
     }
-    if r.method
-        .as_ref()
-        .is_some_and(|x| !x.split('|').any(|m| m.trim().eq_ignore_ascii_case(&e.method)))
-    {
+    if r.method.as_ref().is_some_and(|x| {
+        !x.split('|')
+            .any(|m| m.trim().eq_ignore_ascii_case(&e.method))
+    }) {
         return false;
     }
     if r.path.as_ref().is_some_and(|p| !glob_match(p, &e.path)) {
@@ -129,16 +149,28 @@ pub fn matches(j: &JournalExpect, e: &Entry) -> bool {
         return false;
     }
     if let Some(a) = &j.auth {
-        if a.scheme.as_ref().is_some_and(|x| !x.eq_ignore_ascii_case(&e.auth.scheme)) {
+        if a.scheme
+            .as_ref()
+            .is_some_and(|x| !x.eq_ignore_ascii_case(&e.auth.scheme))
+        {
             return false;
         }
-        if a.username.as_ref().is_some_and(|x| Some(x) != e.auth.username.as_ref()) {
+        if a.username
+            .as_ref()
+            .is_some_and(|x| Some(x) != e.auth.username.as_ref())
+        {
             return false;
         }
-        if a.principal.as_ref().is_some_and(|x| Some(x) != e.auth.principal.as_ref()) {
+        if a.principal
+            .as_ref()
+            .is_some_and(|x| Some(x) != e.auth.principal.as_ref())
+        {
             return false;
         }
-        if a.verdict.as_ref().is_some_and(|x| Some(x) != e.auth.verdict.as_ref()) {
+        if a.verdict
+            .as_ref()
+            .is_some_and(|x| Some(x) != e.auth.verdict.as_ref())
+        {
             return false;
         }
     }

@@ -23,7 +23,13 @@ fn spec(dir: &Path, argv: &[&str], run_id: &str, isolation: Isolation) -> Spec {
 
 fn alive(pid: u32) -> bool {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !stat.is_empty() && !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z')
+    !stat.is_empty()
+        && !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
 }
 
 #[test]
@@ -32,7 +38,12 @@ fn a_hanging_client_is_killed_with_its_whole_group_at_the_timeout() {
     let run_id = format!("test-timeout-{}", std::process::id());
     // the "client" starts a grandchild that also hangs, then hangs itself
     let script = "sleep 1000 & echo grandchild=$! ; exec sleep 1000";
-    let s = spec(dir.path(), &["sh", "-c", script], &run_id, Isolation::default());
+    let s = spec(
+        dir.path(),
+        &["sh", "-c", script],
+        &run_id,
+        Isolation::default(),
+    );
     let group = process::spawn(&s).unwrap();
     let pgid = group.pgid();
     let finished = group.wait(Duration::from_millis(500));
@@ -40,7 +51,11 @@ fn a_hanging_client_is_killed_with_its_whole_group_at_the_timeout() {
     assert_eq!(finished.exit_code, None);
     assert!(finished.signal.is_some());
     let out = std::fs::read_to_string(dir.path().join("out")).unwrap();
-    let grandchild: u32 = out.trim().trim_start_matches("grandchild=").parse().unwrap();
+    let grandchild: u32 = out
+        .trim()
+        .trim_start_matches("grandchild=")
+        .parse()
+        .unwrap();
     // the kill is synchronous, but the kernel reaps the orphaned grandchild through init
     let mut gone = false;
     for _ in 0..200 {
@@ -57,7 +72,12 @@ fn a_hanging_client_is_killed_with_its_whole_group_at_the_timeout() {
 #[test]
 fn a_finished_client_reports_its_exit_code_and_output_tail() {
     let dir = tempfile::tempdir().unwrap();
-    let s = spec(dir.path(), &["sh", "-c", "echo hello; echo oops >&2; exit 3"], "t", Isolation::default());
+    let s = spec(
+        dir.path(),
+        &["sh", "-c", "echo hello; echo oops >&2; exit 3"],
+        "t",
+        Isolation::default(),
+    );
     let f = process::run(&s, Duration::from_secs(30)).unwrap();
     assert_eq!(f.exit_code, Some(3));
     assert!(!f.timed_out);
@@ -73,7 +93,12 @@ fn the_hosts_file_is_bind_mounted_only_inside_the_child() {
         .write_hosts(&[("registry.example.test".into(), "127.0.9.2".parse().unwrap())])
         .unwrap();
     let before = std::fs::read_to_string("/etc/hosts").unwrap();
-    let s = spec(dir.path(), &["cat", "/etc/hosts"], "t", Isolation::hosts(&sandbox.hosts_file));
+    let s = spec(
+        dir.path(),
+        &["cat", "/etc/hosts"],
+        "t",
+        Isolation::hosts(&sandbox.hosts_file),
+    );
     let f = process::run(&s, Duration::from_secs(30)).unwrap();
     assert_eq!(f.exit_code, Some(0), "{}", process::tail(&s.stderr, 4096));
     let seen = std::fs::read_to_string(dir.path().join("out")).unwrap();
@@ -89,8 +114,16 @@ fn secrets_are_redacted_from_tails_and_repro_lines_quote_arguments() {
         "password [REDACTED:secret of acr/sp] here"
     );
     let dir = Path::new("/tmp/x");
-    let s = spec(dir, &["crane", "pull", "a b"], "t", Isolation::hosts(Path::new("/tmp/x/hosts")));
+    let s = spec(
+        dir,
+        &["crane", "pull", "a b"],
+        "t",
+        Isolation::hosts(Path::new("/tmp/x/hosts")),
+    );
     let line = process::repro(&s, None);
-    assert!(line.starts_with("cd /tmp/x && env -i PATH=/usr/bin:/bin"), "{line}");
+    assert!(
+        line.starts_with("cd /tmp/x && env -i PATH=/usr/bin:/bin"),
+        "{line}"
+    );
     assert!(line.contains("unshare --mount --propagation private sh -c 'mount --bind /tmp/x/hosts /etc/hosts && exec crane pull '\\''a b'\\'''"), "{line}");
 }

@@ -64,7 +64,11 @@ fn stand_in_clients_cannot_pass_hang_until_killed_and_leave_nothing_running() {
     let missing = column("crane@missing", PathBuf::from("/nonexistent"));
     let mut missing = missing;
     missing.info.unavailable = Some("not installed".into());
-    let columns = vec![column("crane@liar", liar), column("crane@hanger", hanger), missing];
+    let columns = vec![
+        column("crane@liar", liar),
+        column("crane@hanger", hanger),
+        missing,
+    ];
     let opts = RunOptions {
         out_dir: dir.path().join("out"),
         jobs: 3,
@@ -78,9 +82,17 @@ fn stand_in_clients_cannot_pass_hang_until_killed_and_leave_nothing_running() {
 
     let liar = r.cell("stand-in", "crane@liar").unwrap();
     assert_eq!(liar.verdict, Verdict::Fail, "{liar:?}");
-    assert!(liar.reason.contains("talked to the fake registry"), "{}", liar.reason);
+    assert!(
+        liar.reason.contains("talked to the fake registry"),
+        "{}",
+        liar.reason
+    );
     assert_eq!(liar.steps[0].exit_code, Some(0));
-    assert!(liar.steps[0].repro.contains("unshare --mount"), "{}", liar.steps[0].repro);
+    assert!(
+        liar.steps[0].repro.contains("unshare --mount"),
+        "{}",
+        liar.steps[0].repro
+    );
 
     let hanger = r.cell("stand-in", "crane@hanger").unwrap();
     assert_eq!(hanger.verdict, Verdict::Fail);

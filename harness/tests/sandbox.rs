@@ -19,7 +19,10 @@ fn the_hosts_guard_refuses_an_address_outside_loopback(#[case] addr: &str) {
         ("bad.example.test".to_string(), addr),
     ];
     let err = hosts_file_text(&entries).unwrap_err();
-    assert!(matches!(err, SandboxError::NotLoopback { ref hostname, .. } if hostname == "bad.example.test"), "{err}");
+    assert!(
+        matches!(err, SandboxError::NotLoopback { ref hostname, .. } if hostname == "bad.example.test"),
+        "{err}"
+    );
     // and nothing is written
     let dir = tempfile::tempdir().unwrap();
     let s = Sandbox::create(dir.path()).unwrap();
@@ -43,12 +46,20 @@ fn two_cells_in_parallel_do_not_see_each_others_configuration() {
         .map(|i| Sandbox::create(&dir.path().join(format!("cell{i}"))).unwrap())
         .collect();
     for (i, c) in cells.iter().enumerate() {
-        std::fs::write(c.docker_config.join("config.json"), format!("{{\"cell\":{i}}}")).unwrap();
-        c.write_hosts(&[(format!("reg{i}.example.test"), format!("127.0.{i}.2").parse().unwrap())])
-            .unwrap();
+        std::fs::write(
+            c.docker_config.join("config.json"),
+            format!("{{\"cell\":{i}}}"),
+        )
+        .unwrap();
+        c.write_hosts(&[(
+            format!("reg{i}.example.test"),
+            format!("127.0.{i}.2").parse().unwrap(),
+        )])
+        .unwrap();
     }
     // both run at once; each prints what it sees of "its" config and of /etc/hosts
-    let script = "sleep 0.2; cat \"$DOCKER_CONFIG/config.json\"; echo; cat /etc/hosts; ls \"$HOME/..\"";
+    let script =
+        "sleep 0.2; cat \"$DOCKER_CONFIG/config.json\"; echo; cat /etc/hosts; ls \"$HOME/..\"";
     let handles: Vec<_> = cells
         .iter()
         .cloned()
@@ -64,7 +75,12 @@ fn two_cells_in_parallel_do_not_see_each_others_configuration() {
                     isolation: Isolation::hosts(&c.hosts_file),
                 };
                 let f = process::run(&spec, Duration::from_secs(30)).unwrap();
-                assert_eq!(f.exit_code, Some(0), "{}", process::tail(&spec.stderr, 4096));
+                assert_eq!(
+                    f.exit_code,
+                    Some(0),
+                    "{}",
+                    process::tail(&spec.stderr, 4096)
+                );
                 std::fs::read_to_string(&spec.stdout).unwrap()
             })
         })

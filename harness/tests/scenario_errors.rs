@@ -28,13 +28,33 @@ fn a_good_scenario_parses() {
 // 2 unknown top-level key, with the valid keys listed
 #[case("[scenario]\ntitle = \"t\"\n[stepz]\n", 3, "stepz", "`scenario`")]
 // 3 missing title
-#[case("[scenario]\ndescription = \"d\"\n", 1, "scenario.title", "add the field")]
+#[case(
+    "[scenario]\ndescription = \"d\"\n",
+    1,
+    "scenario.title",
+    "add the field"
+)]
 // 4 unknown action
-#[case("[scenario]\ntitle = \"t\"\n[[step]]\naction = \"fetch\"\n", 4, "step[0].action", "login")]
+#[case(
+    "[scenario]\ntitle = \"t\"\n[[step]]\naction = \"fetch\"\n",
+    4,
+    "step[0].action",
+    "login"
+)]
 // 5 a host error is reported at the host's line, through the fleet's parser
-#[case("[scenario]\ntitle = \"t\"\n[[host]]\nname = \"reg\"\nhostname = \"registry.example.test\"\naddress = \"10.1.2.3\"\nprofile = { kind = \"open\" }\n", 6, "host[0].address", "127.0.0.0/8")]
+#[case(
+    "[scenario]\ntitle = \"t\"\n[[host]]\nname = \"reg\"\nhostname = \"registry.example.test\"\naddress = \"10.1.2.3\"\nprofile = { kind = \"open\" }\n",
+    6,
+    "host[0].address",
+    "127.0.0.0/8"
+)]
 // 6 no host at all
-#[case("[scenario]\ntitle = \"t\"\n[[step]]\naction = \"pull\"\nimage = \"{reg}/a:1\"\n", 0, "host", "[[host]]")]
+#[case(
+    "[scenario]\ntitle = \"t\"\n[[step]]\naction = \"pull\"\nimage = \"{reg}/a:1\"\n",
+    0,
+    "host",
+    "[[host]]"
+)]
 // 7 a reference not starting with a host template
 #[case(&format!("[scenario]\ntitle = \"t\"\n{HOST}[[step]]\naction = \"pull\"\nimage = \"docker.io/library/alpine:3\"\n"), 9, "step[0].image", "reach the fake registry")]
 // 8 a template naming no host
@@ -70,7 +90,10 @@ fn malformed_scenarios_name_file_line_field_and_hint(
     assert_eq!(e.file, "scenarios/broken.toml", "{shown}");
     if line > 0 {
         assert_eq!(e.line, line, "{shown}");
-        assert!(shown.starts_with(&format!("scenarios/broken.toml:{line}:")), "{shown}");
+        assert!(
+            shown.starts_with(&format!("scenarios/broken.toml:{line}:")),
+            "{shown}"
+        );
     }
     assert_eq!(e.field, field, "{shown}");
     assert!(!e.hint.is_empty(), "{shown}");

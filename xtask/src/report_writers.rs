@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 
 pub fn write_all(report: &RunReport, out: &Path) -> Result<Vec<PathBuf>> {
     let json = out.join("report.json");
-    std::fs::write(&json, serde_json::to_vec_pretty(report)?).with_context(|| format!("writing {}", json.display()))?;
+    std::fs::write(&json, serde_json::to_vec_pretty(report)?)
+        .with_context(|| format!("writing {}", json.display()))?;
     let junit = out.join("junit.xml");
-    std::fs::write(&junit, junit_xml(report)).with_context(|| format!("writing {}", junit.display()))?;
+    std::fs::write(&junit, junit_xml(report))
+        .with_context(|| format!("writing {}", junit.display()))?;
     let md = out.join("matrix.md");
     std::fs::write(&md, markdown(report)).with_context(|| format!("writing {}", md.display()))?;
     Ok(vec![json, junit, md])
@@ -39,12 +41,19 @@ pub fn markdown(report: &RunReport) -> String {
     for sc in &report.scenarios {
         s.push_str(&format!("| {} |", sc.id));
         for c in &report.clients {
-            let v = report.cell(&sc.id, &c.id).map(|c| symbol(c.verdict)).unwrap_or("—");
+            let v = report
+                .cell(&sc.id, &c.id)
+                .map(|c| symbol(c.verdict))
+                .unwrap_or("—");
             s.push_str(&format!(" {v} |"));
         }
         s.push('\n');
     }
-    let totals: Vec<String> = report.totals().iter().map(|(v, n)| format!("{n} {v}")).collect();
+    let totals: Vec<String> = report
+        .totals()
+        .iter()
+        .map(|(v, n)| format!("{n} {v}"))
+        .collect();
     s.push_str(&format!("\n{}\n", totals.join(", ")));
     s
 }
@@ -97,9 +106,10 @@ pub fn junit_xml(report: &RunReport) -> String {
                 Verdict::Pass => {}
                 Verdict::Fail => x.push_str(&format!("      <failure message=\"{reason}\"/>\n")),
                 Verdict::Error => x.push_str(&format!("      <error message=\"{reason}\"/>\n")),
-                Verdict::NotApplicable | Verdict::NotRun => {
-                    x.push_str(&format!("      <skipped message=\"{}: {reason}\"/>\n", cell.verdict))
-                }
+                Verdict::NotApplicable | Verdict::NotRun => x.push_str(&format!(
+                    "      <skipped message=\"{}: {reason}\"/>\n",
+                    cell.verdict
+                )),
             }
             if let Some(step) = cell.steps.last() {
                 x.push_str(&format!(

@@ -46,7 +46,11 @@ pub fn run(args: Args) -> Result<()> {
     let files = scenario::discover(&root.join("scenarios"), args.scenario.as_deref())
         .context("reading scenarios/")?;
     if files.is_empty() {
-        bail!("no scenario matches {:?} in {}", args.scenario, root.join("scenarios").display());
+        bail!(
+            "no scenario matches {:?} in {}",
+            args.scenario,
+            root.join("scenarios").display()
+        );
     }
     let mut scenarios = Vec::new();
     let mut errors = Vec::new();
@@ -74,12 +78,14 @@ pub fn run(args: Args) -> Result<()> {
             .map(String::from)
             .collect()
     };
-    let manifest = Manifest::load(provision::default_manifest_path()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let manifest =
+        Manifest::load(provision::default_manifest_path()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let columns = resolve_clients(&requests, &manifest, !args.no_install)?;
 
     let out = args.out.unwrap_or_else(|| root.join("reports/out"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let helper = std::env::current_exe().context("locating the xtask binary (it is also the credential helper)")?;
+    let helper = std::env::current_exe()
+        .context("locating the xtask binary (it is also the credential helper)")?;
     let opts = RunOptions {
         out_dir: out.clone(),
         jobs: args.jobs,
@@ -103,7 +109,10 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("wrote {}", w.display());
     }
     if !outcome.leftovers.is_empty() {
-        bail!("processes outlived the run and were killed: {:?}", outcome.leftovers);
+        bail!(
+            "processes outlived the run and were killed: {:?}",
+            outcome.leftovers
+        );
     }
     if outcome.report.has_failures() {
         bail!("the matrix has fail or error cells");
@@ -112,7 +121,11 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// `--client` requests → matrix columns, installing what is missing when `install`.
-pub fn resolve_clients(requests: &[String], manifest: &Manifest, install: bool) -> Result<Vec<ClientColumn>> {
+pub fn resolve_clients(
+    requests: &[String],
+    manifest: &Manifest,
+    install: bool,
+) -> Result<Vec<ClientColumn>> {
     let cache = Cache::from_env();
     let mut columns = Vec::new();
     for request in requests {
@@ -120,7 +133,9 @@ pub fn resolve_clients(requests: &[String], manifest: &Manifest, install: bool) 
             Some((n, p)) => (n.trim(), Some(PathBuf::from(p.trim()))),
             None => (request.as_str(), None),
         };
-        let spec = manifest.resolve(name_version).map_err(|e| anyhow::anyhow!("--client {request}: {e}"))?;
+        let spec = manifest
+            .resolve(name_version)
+            .map_err(|e| anyhow::anyhow!("--client {request}: {e}"))?;
         let Some(driver) = clients::driver(&spec.name) else {
             bail!(
                 "--client {request}: regcompat has no driver for {} yet (drivers: {})",
@@ -157,7 +172,9 @@ pub fn resolve_clients(requests: &[String], manifest: &Manifest, install: bool) 
                         bins.paths.insert(b.to_string(), p.to_path_buf());
                     }
                 }
-                info.path = i.binary(driver.binaries()[0]).map(|p| p.display().to_string());
+                info.path = i
+                    .binary(driver.binaries()[0])
+                    .map(|p| p.display().to_string());
             }
             None if info.unavailable.is_none() && path.is_none() => {
                 info.unavailable = Some(format!(
@@ -179,7 +196,9 @@ pub fn resolve_clients(requests: &[String], manifest: &Manifest, install: bool) 
             bins.paths.insert(driver.binaries()[0].to_string(), p);
             for b in &driver.binaries()[1..] {
                 if !bins.paths.contains_key(*b) {
-                    info.unavailable = Some(format!("{b} is needed beside the given binary and is not installed"));
+                    info.unavailable = Some(format!(
+                        "{b} is needed beside the given binary and is not installed"
+                    ));
                 }
             }
         }

@@ -53,7 +53,11 @@ impl Driver for Crane {
                 vec![Invocation::new(argv)]
             }
             Action::Push => {
-                let layout = step.oci_layout.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                let layout = step
+                    .oci_layout
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
                 let mut argv = v(&["push"]);
                 // a multi-platform layout is pushed as its index
                 if step.docker_archive.is_none() {

@@ -35,7 +35,10 @@ fn ping(socket: &Path) -> bool {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n").is_err() {
+    if stream
+        .write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        .is_err()
+    {
         return false;
     }
     let mut reply = String::new();
@@ -101,9 +104,13 @@ impl Driver for Docker {
         ];
         // the daemon also reads certs.d of the registry hosts; bind the cell's tree when the
         // machine has the directory to mount over
-        let mut isolation = Isolation { binds: cell.isolation.binds.clone() };
+        let mut isolation = Isolation {
+            binds: cell.isolation.binds.clone(),
+        };
         if Path::new("/etc/docker/certs.d").is_dir() {
-            isolation.binds.push((sb.certs_d.clone(), PathBuf::from("/etc/docker/certs.d")));
+            isolation
+                .binds
+                .push((sb.certs_d.clone(), PathBuf::from("/etc/docker/certs.d")));
         }
         let spec = Spec {
             argv,
@@ -115,7 +122,13 @@ impl Driver for Docker {
             isolation,
         };
         let sock = socket.clone();
-        let daemon = Daemon::start("dockerd", &spec, &|| ping(&sock), START_TIMEOUT, vec![short])?;
+        let daemon = Daemon::start(
+            "dockerd",
+            &spec,
+            &|| ping(&sock),
+            START_TIMEOUT,
+            vec![short],
+        )?;
         Ok(Prepared {
             daemons: vec![daemon],
             env: vec![
@@ -154,7 +167,11 @@ impl Driver for Docker {
                 vec![v(&args)]
             }
             Action::Push => {
-                let archive = step.docker_archive.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+                let archive = step
+                    .docker_archive
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
                 vec![v(&[s("load"), s("-i"), archive]), v(&[s("push"), image])]
             }
             Action::BuildFrom => {

@@ -32,10 +32,21 @@ impl Driver for Skopeo {
 
     fn invocations(&self, step: &ResolvedStep, cell: &CellEnv, bins: &Binaries) -> Vec<Invocation> {
         let skopeo = bins.get("skopeo");
-        let policy = cell.sandbox.root.join("etc/containers-policy.json").display().to_string();
+        let policy = cell
+            .sandbox
+            .root
+            .join("etc/containers-policy.json")
+            .display()
+            .to_string();
         let work = &cell.sandbox.work;
         let copy = |src: String, dst: String, extra: &[String]| {
-            let mut argv = vec![skopeo.clone(), s("--debug"), s("copy"), s("--policy"), policy.clone()];
+            let mut argv = vec![
+                skopeo.clone(),
+                s("--debug"),
+                s("copy"),
+                s("--policy"),
+                policy.clone(),
+            ];
             argv.extend(extra.iter().cloned());
             argv.extend([src, dst]);
             Invocation::new(argv)
@@ -67,12 +78,27 @@ impl Driver for Skopeo {
                         extra.extend([s("--override-variant"), s(variant)]);
                     }
                 }
-                let dst = format!("oci:{}", work.join(format!("pull-{}", step.index)).display());
-                vec![copy(format!("docker://{}", step.image.as_deref().unwrap_or_default()), dst, &extra)]
+                let dst = format!(
+                    "oci:{}",
+                    work.join(format!("pull-{}", step.index)).display()
+                );
+                vec![copy(
+                    format!("docker://{}", step.image.as_deref().unwrap_or_default()),
+                    dst,
+                    &extra,
+                )]
             }
             Action::Push => {
-                let layout = step.oci_layout.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-                let extra = if step.docker_archive.is_none() { vec![s("--all")] } else { Vec::new() };
+                let layout = step
+                    .oci_layout
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                let extra = if step.docker_archive.is_none() {
+                    vec![s("--all")]
+                } else {
+                    Vec::new()
+                };
                 vec![copy(
                     format!("oci:{layout}"),
                     format!("docker://{}", step.image.as_deref().unwrap_or_default()),

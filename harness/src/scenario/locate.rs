@@ -111,7 +111,6 @@ impl PathIndex {
     }
 }
 
-
 pub fn join(parent: &str, child: &str) -> String {
     if parent.is_empty() {
         child.to_owned()
@@ -135,7 +134,13 @@ impl Locator<'_> {
         (line, col)
     }
 
-    pub fn at_span(&self, span: Range<usize>, field: &str, message: String, hint: String) -> ScenarioError {
+    pub fn at_span(
+        &self,
+        span: Range<usize>,
+        field: &str,
+        message: String,
+        hint: String,
+    ) -> ScenarioError {
         let (line, col) = self.line_col(span.start);
         ScenarioError {
             file: self.file.to_owned(),
@@ -147,7 +152,13 @@ impl Locator<'_> {
         }
     }
 
-    pub fn at_field(&self, index: &PathIndex, field: &str, message: String, hint: &str) -> ScenarioError {
+    pub fn at_field(
+        &self,
+        index: &PathIndex,
+        field: &str,
+        message: String,
+        hint: &str,
+    ) -> ScenarioError {
         let span = index.span_of(field).unwrap_or(0..0);
         self.at_span(span, field, message, hint.to_owned())
     }
@@ -157,7 +168,12 @@ impl Locator<'_> {
         let message = e.message().trim().to_owned();
         let span = e.span().unwrap_or(0..0);
         let Some(index) = index else {
-            return self.at_span(span, "", message, "fix the TOML syntax at this place".into());
+            return self.at_span(
+                span,
+                "",
+                message,
+                "fix the TOML syntax at this place".into(),
+            );
         };
         let mut field = index.path_at(&span).unwrap_or("").to_owned();
         let mut span = span;

@@ -91,7 +91,8 @@ impl Scenario {
     }
 
     fn validate(&self) -> Result<(), (String, String, String)> {
-        let fail = |field: String, message: String, hint: &str| Err((field, message, hint.to_owned()));
+        let fail =
+            |field: String, message: String, hint: &str| Err((field, message, hint.to_owned()));
         let hosts = self.host_names();
         let host_list = hosts.join(", ");
         if hosts.is_empty() {
@@ -117,7 +118,11 @@ impl Scenario {
         }
         let check_template = |field: String, text: &str, must_be_reference: bool| {
             check_templates(text, &hosts).map_err(|m| {
-                (field.clone(), m, format!("use one of the scenario's hosts: {host_list}"))
+                (
+                    field.clone(),
+                    m,
+                    format!("use one of the scenario's hosts: {host_list}"),
+                )
             })?;
             if must_be_reference && !(text.starts_with('{') && text.contains("}/")) {
                 return Err((
@@ -130,31 +135,33 @@ impl Scenario {
             }
             Ok(())
         };
-        let check_principal = |field: String, reference: &str| -> Result<(), (String, String, String)> {
-            let Some((host, name)) = reference.split_once('/') else {
-                return Err((
-                    field,
-                    format!("{reference:?} is not `host/principal`"),
-                    "name a principal as `<host name>/<principal name>`, e.g. \"acr/sp-pull\"".into(),
-                ));
+        let check_principal =
+            |field: String, reference: &str| -> Result<(), (String, String, String)> {
+                let Some((host, name)) = reference.split_once('/') else {
+                    return Err((
+                        field,
+                        format!("{reference:?} is not `host/principal`"),
+                        "name a principal as `<host name>/<principal name>`, e.g. \"acr/sp-pull\""
+                            .into(),
+                    ));
+                };
+                let Some(h) = self.fleet.hosts.iter().find(|h| h.name == host) else {
+                    return Err((
+                        field,
+                        format!("no host named {host:?}"),
+                        format!("use one of the scenario's hosts: {host_list}"),
+                    ));
+                };
+                if !h.principals.iter().any(|p| p.name == name) {
+                    let names: Vec<&str> = h.principals.iter().map(|p| p.name.as_str()).collect();
+                    return Err((
+                        field,
+                        format!("host {host:?} has no principal {name:?}"),
+                        format!("use one of: {}", names.join(", ")),
+                    ));
+                }
+                Ok(())
             };
-            let Some(h) = self.fleet.hosts.iter().find(|h| h.name == host) else {
-                return Err((
-                    field,
-                    format!("no host named {host:?}"),
-                    format!("use one of the scenario's hosts: {host_list}"),
-                ));
-            };
-            if !h.principals.iter().any(|p| p.name == name) {
-                let names: Vec<&str> = h.principals.iter().map(|p| p.name.as_str()).collect();
-                return Err((
-                    field,
-                    format!("host {host:?} has no principal {name:?}"),
-                    format!("use one of: {}", names.join(", ")),
-                ));
-            }
-            Ok(())
-        };
 
         for (i, s) in self.steps.iter().enumerate() {
             let at = |f: &str| format!("step[{i}].{f}");
@@ -188,10 +195,18 @@ impl Scenario {
             match s.action {
                 Action::Login => {
                     let Some(reg) = &s.registry else {
-                        return fail(at("registry"), "a login step needs `registry`".into(), &format!("name one of the scenario's hosts: {host_list}"));
+                        return fail(
+                            at("registry"),
+                            "a login step needs `registry`".into(),
+                            &format!("name one of the scenario's hosts: {host_list}"),
+                        );
                     };
                     if !hosts.contains(&reg.as_str()) {
-                        return fail(at("registry"), format!("no host named {reg:?}"), &format!("use one of: {host_list}"));
+                        return fail(
+                            at("registry"),
+                            format!("no host named {reg:?}"),
+                            &format!("use one of: {host_list}"),
+                        );
                     }
                     match (&s.principal, &s.username, &s.password) {
                         (Some(p), None, _) => check_principal(at("principal"), p)?,
@@ -199,7 +214,8 @@ impl Scenario {
                         _ => {
                             return fail(
                                 at("principal"),
-                                "a login step needs `principal`, or `username` and `password`".into(),
+                                "a login step needs `principal`, or `username` and `password`"
+                                    .into(),
                                 "e.g. principal = \"acr/sp-push\", or principal plus password = \"wrong\" to log in with a wrong password",
                             );
                         }
@@ -207,14 +223,22 @@ impl Scenario {
                 }
                 Action::Pull | Action::Push | Action::BuildFrom => {
                     let Some(image) = &s.image else {
-                        return fail(at("image"), format!("a {} step needs `image`", s.action.as_str()), "e.g. image = \"{acr}/team/app:1\"");
+                        return fail(
+                            at("image"),
+                            format!("a {} step needs `image`", s.action.as_str()),
+                            "e.g. image = \"{acr}/team/app:1\"",
+                        );
                     };
                     check_template(at("image"), image, true)?;
                 }
                 Action::Copy => {
                     for (name, v) in [("from", &s.from), ("to", &s.to)] {
                         let Some(r) = v else {
-                            return fail(at(name), format!("a copy step needs `{name}`"), "e.g. from = \"{src}/base:1\", to = \"{dst}/base:1\"");
+                            return fail(
+                                at(name),
+                                format!("a copy step needs `{name}`"),
+                                "e.g. from = \"{src}/base:1\", to = \"{dst}/base:1\"",
+                            );
                         };
                         check_template(at(name), r, true)?;
                     }
@@ -223,17 +247,29 @@ impl Scenario {
             if let Some(p) = &s.platform
                 && fake_registry::fixtures::Platform::parse(p).is_err()
             {
-                return fail(at("platform"), format!("{p:?} is not a platform"), "write os/arch[/variant], e.g. \"linux/arm64\"");
+                return fail(
+                    at("platform"),
+                    format!("{p:?} is not a platform"),
+                    "write os/arch[/variant], e.g. \"linux/arm64\"",
+                );
             }
             if let Some(secs) = s.advance_clock
                 && !(0..=400 * 24 * 3600).contains(&secs)
             {
-                return fail(at("advance_clock"), format!("{secs} seconds is out of range"), "move the fleet's clock forward by 0..=400 days, in seconds (ECR tokens expire after 43200)");
+                return fail(
+                    at("advance_clock"),
+                    format!("{secs} seconds is out of range"),
+                    "move the fleet's clock forward by 0..=400 days, in seconds (ECR tokens expire after 43200)",
+                );
             }
             if let Some(src) = &s.source
                 && let Err(m) = src.spec()
             {
-                return fail(at("source"), m, "see the fleet's `image` format: format, platforms, layers");
+                return fail(
+                    at("source"),
+                    m,
+                    "see the fleet's `image` format: format, platforms, layers",
+                );
             }
         }
 
@@ -241,10 +277,17 @@ impl Scenario {
             for (key, auth) in &dc.auths {
                 let f = format!("docker_config.auths.{key}");
                 check_template(f.clone(), key, false)?;
-                match (&auth.principal, &auth.username, &auth.password, &auth.identity_token) {
+                match (
+                    &auth.principal,
+                    &auth.username,
+                    &auth.password,
+                    &auth.identity_token,
+                ) {
                     (Some(p), None, None, None) => check_principal(format!("{f}.principal"), p)?,
                     (None, Some(_), Some(_), None) => {}
-                    (None, None, None, Some(t)) => check_principal(format!("{f}.identity_token"), t)?,
+                    (None, None, None, Some(t)) => {
+                        check_principal(format!("{f}.identity_token"), t)?
+                    }
                     _ => {
                         return fail(
                             f,
@@ -257,13 +300,21 @@ impl Scenario {
             if let Some(store) = &dc.creds_store
                 && store != HELPER_NAME
             {
-                return fail("docker_config.credsStore".into(), format!("no credential helper {store:?} in the sandbox"), "use \"regcompat\": the harness's helper answers from the scenario's [[helper]] entries");
+                return fail(
+                    "docker_config.credsStore".into(),
+                    format!("no credential helper {store:?} in the sandbox"),
+                    "use \"regcompat\": the harness's helper answers from the scenario's [[helper]] entries",
+                );
             }
             for (key, helper) in &dc.cred_helpers {
                 let f = format!("docker_config.credHelpers.{key}");
                 check_template(f.clone(), key, false)?;
                 if helper != HELPER_NAME {
-                    return fail(f, format!("no credential helper {helper:?} in the sandbox"), "use \"regcompat\"");
+                    return fail(
+                        f,
+                        format!("no credential helper {helper:?} in the sandbox"),
+                        "use \"regcompat\"",
+                    );
                 }
             }
         }
@@ -285,7 +336,11 @@ impl Scenario {
         }
         for (i, name) in self.expect.no_authorization_to.iter().enumerate() {
             if name.is_empty() {
-                return fail(format!("expect.no_authorization_to[{i}]"), "empty host name".into(), "name a fleet host (or its auxiliary storage host)");
+                return fail(
+                    format!("expect.no_authorization_to[{i}]"),
+                    "empty host name".into(),
+                    "name a fleet host (or its auxiliary storage host)",
+                );
             }
         }
         for (i, j) in self.expect.journal.iter().enumerate() {
@@ -293,18 +348,32 @@ impl Scenario {
             if let Some(c) = &j.count
                 && let Err(m) = Count::parse(c)
             {
-                return fail(f("count"), m, "write \">=1\", \"0\", \"==2\", \"<=3\" or \">0\"");
+                return fail(
+                    f("count"),
+                    m,
+                    "write \">=1\", \"0\", \"==2\", \"<=3\" or \">0\"",
+                );
             }
             if let Some(a) = &j.auth
                 && let Some(s) = &a.scheme
                 && !["none", "basic", "bearer"].contains(&s.as_str())
             {
-                return fail(f("auth.scheme"), format!("unknown scheme {s:?}"), "use none, basic or bearer");
+                return fail(
+                    f("auth.scheme"),
+                    format!("unknown scheme {s:?}"),
+                    "use none, basic or bearer",
+                );
             }
             if let Some(m) = &j.request.method
-                && !m.split('|').all(|m| ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"].contains(&m.trim()))
+                && !m
+                    .split('|')
+                    .all(|m| ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"].contains(&m.trim()))
             {
-                return fail(f("request.method"), format!("{m:?} is not an HTTP method the registry serves"), "use GET, HEAD, POST, PUT, PATCH or DELETE (uppercase), or alternatives like \"GET|HEAD\"");
+                return fail(
+                    f("request.method"),
+                    format!("{m:?} is not an HTTP method the registry serves"),
+                    "use GET, HEAD, POST, PUT, PATCH or DELETE (uppercase), or alternatives like \"GET|HEAD\"",
+                );
             }
         }
         Ok(())
@@ -398,7 +467,10 @@ pub fn discover(dir: &Path, glob: Option<&str>) -> std::io::Result<Vec<PathBuf>>
         if path.extension().is_none_or(|e| e != "toml") {
             continue;
         }
-        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let keep = match (&pattern, glob) {
             (Some(p), _) => p.matches(&stem) || p.matches_path(&path),
             (None, Some(g)) => stem == g,
@@ -438,6 +510,9 @@ mod tests {
         let text = "[scenario]\ntitle = \"x\"\n[[host]]\nname = \"a\"\n[host.profile]\nkind = \"open\"\n[[step]]\naction = \"pull\"\n";
         let blanked = only_host_tables(text);
         assert_eq!(blanked.lines().count(), text.lines().count());
-        assert_eq!(blanked, "\n\n[[host]]\nname = \"a\"\n[host.profile]\nkind = \"open\"\n\n\n");
+        assert_eq!(
+            blanked,
+            "\n\n[[host]]\nname = \"a\"\n[host.profile]\nkind = \"open\"\n\n\n"
+        );
     }
 }

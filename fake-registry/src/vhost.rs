@@ -256,6 +256,9 @@ impl VirtualHost {
     }
 }
 
+/// How long a truncated body waits, after its last bytes, before the connection is failed.
+const TRUNCATE_FLUSH_PAUSE: Duration = Duration::from_millis(50);
+
 fn redirect_host(r: &Option<Arc<BlobRedirect>>) -> &str {
     r.as_ref().map(|r| r.authority.as_str()).unwrap_or("")
 }
@@ -294,6 +297,9 @@ fn truncate(response: Response, bytes: u64) -> Response {
                 return None;
             }
             if left == 0 {
+                // Let the connection flush what was sent before failing it: hyper would drop
+                // buffered bytes (even the headers) with the connection.
+                tokio::time::sleep(TRUNCATE_FLUSH_PAUSE).await;
                 let e = std::io::Error::other("fault: body truncated");
                 return Some((Err(e), (stream, 0, true)));
             }

@@ -150,12 +150,19 @@ async fn reset_clears_journal_and_faults_and_refuses_storage() {
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let a = admin();
     let r = a
-        .post(format!("{}/_regcompat/reset?storage=true", fleet.admin_url()))
+        .post(format!(
+            "{}/_regcompat/reset?storage=true",
+            fleet.admin_url()
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_IMPLEMENTED);
-    assert_eq!(fleet.journal().all().len(), 1, "a refused reset resets nothing");
+    assert_eq!(
+        fleet.journal().all().len(),
+        1,
+        "a refused reset resets nothing"
+    );
     let r = a
         .post(format!("{}/_regcompat/reset", fleet.admin_url()))
         .send()
@@ -180,7 +187,11 @@ async fn faults_are_added_listed_removed_and_cleared() {
     )
     .await;
     assert_eq!(id, "m503");
-    let other = add_fault(&fleet, json!({"action": {"type": "reset"}, "match": {"registry": "nobody"}})).await;
+    let other = add_fault(
+        &fleet,
+        json!({"action": {"type": "reset"}, "match": {"registry": "nobody"}}),
+    )
+    .await;
     let list: Value = a.get(&base).send().await.unwrap().json().await.unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert_eq!(list[0]["id"], "m503");
@@ -189,12 +200,21 @@ async fn faults_are_added_listed_removed_and_cleared() {
     // invalid rules are refused with the reason
     for (bad, reason) in [
         (json!({"action": {"type": "explode"}}), "unknown variant"),
-        (json!({"action": {"type": "reset"}, "when": {"probability": 2.0}}), "between 0 and 1"),
-        (json!({"action": {"type": "reset"}, "match": {"path_regex": "("}}), "path_regex"),
+        (
+            json!({"action": {"type": "reset"}, "when": {"probability": 2.0}}),
+            "between 0 and 1",
+        ),
+        (
+            json!({"action": {"type": "reset"}, "match": {"path_regex": "("}}),
+            "path_regex",
+        ),
     ] {
         let r = a.post(&base).json(&bad).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-        let e = r.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_owned();
+        let e = r.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(e.contains(reason), "{e}");
     }
     let r = a.delete(format!("{base}/{other}")).send().await.unwrap();
@@ -236,7 +256,11 @@ async fn status_fault_on_the_nth_request_with_a_spec_body_and_a_note() {
     assert_eq!(e.status, 503);
     assert_eq!(e.notes, ["fault: second status 503"]);
     // the default body is a spec error body
-    add_fault(&fleet, json!({"match": {"registry": "beta"}, "action": {"type": "status", "code": 500}})).await;
+    add_fault(
+        &fleet,
+        json!({"match": {"registry": "beta"}, "action": {"type": "status", "code": 500}}),
+    )
+    .await;
     let r = c.get(url(&fleet, "beta", "/v2/")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
     let body: Value = r.json().await.unwrap();
@@ -256,7 +280,11 @@ async fn token_endpoint_failures_and_429_with_retry_after() {
     // /v2/ is not a token endpoint: untouched
     let r = c.get(url(&fleet, "alpha", "/v2/")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let token = url(&fleet, "alpha", "/token?service=alpha.example.test&scope=repository:app:pull");
+    let token = url(
+        &fleet,
+        "alpha",
+        "/token?service=alpha.example.test&scope=repository:app:pull",
+    );
     let r = c.get(&token).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.headers()["retry-after"], "7");
@@ -278,7 +306,11 @@ async fn token_endpoint_failures_and_429_with_retry_after() {
 async fn reset_closes_the_connection_without_a_response(#[case] http1: bool) {
     let (fleet, _d) = start().await;
     let c = client(&fleet, http1);
-    add_fault(&fleet, json!({"match": {"registry": "beta"}, "when": {"nth": 1}, "action": {"type": "reset"}})).await;
+    add_fault(
+        &fleet,
+        json!({"match": {"registry": "beta"}, "when": {"nth": 1}, "action": {"type": "reset"}}),
+    )
+    .await;
     let err = c.get(url(&fleet, "beta", "/v2/")).send().await.unwrap_err();
     assert!(!err.is_timeout(), "{err:?}");
     assert!(err.status().is_none(), "no response at all: {err:?}");
@@ -304,7 +336,11 @@ async fn truncate_announces_the_whole_length_and_sends_less() {
     let data = vec![7u8; 5000];
     let digest = format!("sha256:{}", sha256_hex(&data));
     let r = c
-        .post(url(&fleet, "beta", &format!("/v2/t/blobs/uploads/?digest={digest}")))
+        .post(url(
+            &fleet,
+            "beta",
+            &format!("/v2/t/blobs/uploads/?digest={digest}"),
+        ))
         .header("content-type", "application/octet-stream")
         .body(data.clone())
         .send()
@@ -341,7 +377,10 @@ async fn delay_then_serves_and_hang_sends_nothing_then_closes() {
     add_fault(&fleet, json!({"match": {"registry": "beta", "path": "/v2/"}, "when": {"nth": 1}, "action": {"type": "delay", "ms": 50}})).await;
     let r = c.get(url(&fleet, "beta", "/v2/")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert_eq!(fleet.journal().all()[0].notes, ["fault: fault-1 delay 50ms"]);
+    assert_eq!(
+        fleet.journal().all()[0].notes,
+        ["fault: fault-1 delay 50ms"]
+    );
 
     add_fault(&fleet, json!({"match": {"registry": "beta", "path": "/v2/_catalog"}, "action": {"type": "hang", "max_ms": 300}})).await;
     // A client with a shorter timeout gives up while the registry still hangs …
@@ -405,11 +444,19 @@ profile = { kind = "open" }
     .unwrap();
     let c = client(&fleet, false);
     assert_eq!(
-        c.get(url(&fleet, "alpha", "/v2/")).send().await.unwrap().status(),
+        c.get(url(&fleet, "alpha", "/v2/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         StatusCode::BAD_GATEWAY
     );
     assert_eq!(
-        c.get(url(&fleet, "beta", "/v2/")).send().await.unwrap().status(),
+        c.get(url(&fleet, "beta", "/v2/"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         StatusCode::OK
     );
     fleet.shutdown().await;

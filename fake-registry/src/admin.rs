@@ -39,7 +39,12 @@ pub fn router(state: Arc<AdminState>) -> axum::Router {
             get(list_faults).post(add_fault).delete(clear_faults),
         )
         .route("/_regcompat/faults/{id}", delete(remove_fault))
-        .fallback(|| async { (StatusCode::NOT_FOUND, Json(json!({"error": "no such admin endpoint"}))) })
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({"error": "no such admin endpoint"})),
+            )
+        })
         .with_state(state)
 }
 

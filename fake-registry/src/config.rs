@@ -314,7 +314,11 @@ impl FleetConfig {
         index.table("", doc.get_ref());
         // Profiles first, one at a time: an internally tagged enum would lose the spans of
         // the fields inside it.
-        if let Some(hosts) = doc.get_ref().get("host").and_then(|h| h.get_ref().as_array()) {
+        if let Some(hosts) = doc
+            .get_ref()
+            .get("host")
+            .and_then(|h| h.get_ref().as_array())
+        {
             for (i, host) in hosts.iter().enumerate() {
                 if let Some(profile) = host.get_ref().as_table().and_then(|t| t.get("profile")) {
                     check_profile(profile, &format!("host[{i}].profile"), &located, &index)?;
@@ -597,12 +601,15 @@ fn check_profile(
         .collect();
     let rest = toml::Spanned::new(value.span(), toml::de::DeValue::Table(rest));
     let de = rest.into_deserializer();
-    let result = match kind_name {
+    match kind_name {
         "open" => match table.keys().find(|k| k.get_ref() != "kind") {
             Some(k) => Err(located.at_span(
                 k.span(),
                 &format!("{path}.{}", k.get_ref()),
-                format!("unknown field `{}`: the open profile has no options", k.get_ref()),
+                format!(
+                    "unknown field `{}`: the open profile has no options",
+                    k.get_ref()
+                ),
                 "remove it".into(),
             )),
             None => Ok(()),
@@ -625,8 +632,7 @@ fn check_profile(
             format!("unknown profile kind {other:?}"),
             format!("use one of: {kinds}"),
         )),
-    };
-    result
+    }
 }
 
 /// Every key and value of the document with its span and dotted path.
@@ -802,16 +808,16 @@ fn hint_for(message: &str) -> String {
             .unwrap_or_default();
         return format!("replace `{variant}` with one of: {expected}");
     }
-    if message.starts_with("invalid type") || message.starts_with("invalid value") {
-        if let Some((_, expected)) = message.split_once("expected ") {
-            let expected = match expected.trim() {
-                "i64" | "u64" | "usize" => "a whole number (durations are seconds)",
-                "u16" => "a whole number from 0 to 65535",
-                "u8" => "a whole number from 0 to 255",
-                other => other,
-            };
-            return format!("write {expected} here");
-        }
+    if (message.starts_with("invalid type") || message.starts_with("invalid value"))
+        && let Some((_, expected)) = message.split_once("expected ")
+    {
+        let expected = match expected.trim() {
+            "i64" | "u64" | "usize" => "a whole number (durations are seconds)",
+            "u16" => "a whole number from 0 to 65535",
+            "u8" => "a whole number from 0 to 255",
+            other => other,
+        };
+        return format!("write {expected} here");
     }
     if message.contains("duplicate") {
         return "keep only one of the two".into();
@@ -885,41 +891,131 @@ action = { type = "status", code = 503 }
     // 2 unknown top-level key
     #[case("hosts = []\n", 1, "hosts", "use one of: host")]
     // 3 unknown profile kind
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\n[host.profile]\nkind = \"azure\"\n", 5, "host[0].profile.kind", "open, bearer, acr, ecr, gitlab")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\n[host.profile]\nkind = \"azure\"\n",
+        5,
+        "host[0].profile.kind",
+        "open, bearer, acr, ecr, gitlab"
+    )]
     // 4 missing profile kind
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\n[host.profile]\nlogin_server = \"x\"\n", 4, "host[0].profile.kind", "add `kind")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\n[host.profile]\nlogin_server = \"x\"\n",
+        4,
+        "host[0].profile.kind",
+        "add `kind"
+    )]
     // 5 unknown field inside a profile
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\n[host.profile]\nkind = \"acr\"\n\nlogin_servr = \"x\"\n", 7, "host[0].profile.login_servr", "login_server")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\n[host.profile]\nkind = \"acr\"\n\nlogin_servr = \"x\"\n",
+        7,
+        "host[0].profile.login_servr",
+        "login_server"
+    )]
     // 6 wrong type inside a profile
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\n[host.profile]\nkind = \"bearer\"\nlifetime = \"5m\"\n", 6, "host[0].profile.lifetime", "write")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\n[host.profile]\nkind = \"bearer\"\nlifetime = \"5m\"\n",
+        6,
+        "host[0].profile.lifetime",
+        "write"
+    )]
     // 7 missing hostname
-    #[case("[[host]]\nname = \"a\"\nprofile = { kind = \"open\" }\n", 1, "host[0].hostname", "add `hostname")]
+    #[case(
+        "[[host]]\nname = \"a\"\nprofile = { kind = \"open\" }\n",
+        1,
+        "host[0].hostname",
+        "add `hostname"
+    )]
     // 8 non-loopback address
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\naddress = \"10.0.0.1\"\nprofile = { kind = \"open\" }\n", 4, "host[0].address", "127.0.0.0/8")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\naddress = \"10.0.0.1\"\nprofile = { kind = \"open\" }\n",
+        4,
+        "host[0].address",
+        "127.0.0.0/8"
+    )]
     // 9 duplicate hostname
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host]]\nname = \"b\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n", 7, "host[1].hostname", "own hostname")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host]]\nname = \"b\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n",
+        7,
+        "host[1].hostname",
+        "own hostname"
+    )]
     // 10 duplicate name
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host]]\nname = \"a\"\nhostname = \"b.test\"\nprofile = { kind = \"open\" }\n", 6, "host[1].name", "own name")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host]]\nname = \"a\"\nhostname = \"b.test\"\nprofile = { kind = \"open\" }\n",
+        6,
+        "host[1].name",
+        "own name"
+    )]
     // 11 bad grant syntax
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host.principal]]\nname = \"u\"\nusername = \"u\"\ngrants = [\"**:pull\", \"team/app\"]\n", 8, "host[0].principal[0].grants[1]", "<repository glob>:<actions>")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host.principal]]\nname = \"u\"\nusername = \"u\"\ngrants = [\"**:pull\", \"team/app\"]\n",
+        8,
+        "host[0].principal[0].grants[1]",
+        "<repository glob>:<actions>"
+    )]
     // 12 unknown action in a grant
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host.principal]]\nname = \"u\"\nusername = \"u\"\ngrants = [\"**:pul\"]\n", 8, "host[0].principal[0].grants[0]", "team/**:pull,push")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host.principal]]\nname = \"u\"\nusername = \"u\"\ngrants = [\"**:pul\"]\n",
+        8,
+        "host[0].principal[0].grants[0]",
+        "team/**:pull,push"
+    )]
     // 13 IP literal as hostname
-    #[case("[[host]]\nname = \"a\"\nhostname = \"127.0.0.1\"\nprofile = { kind = \"open\" }\n", 3, "host[0].hostname", "DNS name")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"127.0.0.1\"\nprofile = { kind = \"open\" }\n",
+        3,
+        "host[0].hostname",
+        "DNS name"
+    )]
     // 14 port out of range
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\nport = 70000\nprofile = { kind = \"open\" }\n", 4, "host[0].port", "write")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\nport = 70000\nprofile = { kind = \"open\" }\n",
+        4,
+        "host[0].port",
+        "write"
+    )]
     // 15 unknown principal kind
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host.principal]]\nname = \"u\"\nkind = \"robot\"\nusername = \"u\"\n", 7, "host[0].principal[0].kind", "service-principal")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host.principal]]\nname = \"u\"\nkind = \"robot\"\nusername = \"u\"\n",
+        7,
+        "host[0].principal[0].kind",
+        "service-principal"
+    )]
     // 16 realm on an IP literal
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\n[host.profile]\nkind = \"gitlab\"\nrealm_base = \"https://127.0.0.1\"\n", 6, "host[0].profile.realm_base", "never IP literals")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\n[host.profile]\nkind = \"gitlab\"\nrealm_base = \"https://127.0.0.1\"\n",
+        6,
+        "host[0].profile.realm_base",
+        "never IP literals"
+    )]
     // 17 bad fault action
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host.faults]]\naction = { type = \"explode\" }\n", 6, "host[0].faults[0].action.type", "status")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host.faults]]\naction = { type = \"explode\" }\n",
+        6,
+        "host[0].faults[0].action.type",
+        "status"
+    )]
     // 18 open profile with options
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\", realm = \"x\" }\n", 4, "host[0].profile.realm", "remove it")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\", realm = \"x\" }\n",
+        4,
+        "host[0].profile.realm",
+        "remove it"
+    )]
     // 19 bad seed platform
-    #[case("[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host.seed]]\nrepository = \"x\"\ntag = \"1\"\nimage = { platforms = [\"linux\"] }\n", 8, "host[0].seed[0].image.platforms", "os/arch")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"a.test\"\nprofile = { kind = \"open\" }\n[[host.seed]]\nrepository = \"x\"\ntag = \"1\"\nimage = { platforms = [\"linux\"] }\n",
+        8,
+        "host[0].seed[0].image.platforms",
+        "os/arch"
+    )]
     // 20 uppercase hostname
-    #[case("[[host]]\nname = \"a\"\nhostname = \"MyRegistry.azurecr.io\"\nprofile = { kind = \"open\" }\n", 3, "host[0].hostname", "lowercase")]
+    #[case(
+        "[[host]]\nname = \"a\"\nhostname = \"MyRegistry.azurecr.io\"\nprofile = { kind = \"open\" }\n",
+        3,
+        "host[0].hostname",
+        "lowercase"
+    )]
     fn malformed_configs_name_line_and_field(
         #[case] text: &str,
         #[case] line: usize,
@@ -951,7 +1047,8 @@ action = { type = "status", code = 503 }
         let e = FleetConfig::load(Path::new("/nonexistent/fleet.toml")).unwrap_err();
         assert_eq!(e.line, 0);
         assert!(
-            e.to_string().starts_with("/nonexistent/fleet.toml: cannot read"),
+            e.to_string()
+                .starts_with("/nonexistent/fleet.toml: cannot read"),
             "{e}"
         );
     }

@@ -249,17 +249,14 @@ impl Rule {
     fn matches(&self, facts: &RequestFacts<'_>) -> bool {
         let m = &self.config.matcher;
         m.registry.as_deref().is_none_or(|r| r == facts.registry)
-            && m
-                .method
+            && m.method
                 .as_deref()
                 .is_none_or(|x| x.eq_ignore_ascii_case(facts.method))
-            && m
-                .path
+            && m.path
                 .as_deref()
                 .is_none_or(|p| glob(p.as_bytes(), facts.path.as_bytes()))
             && self.regex.as_ref().is_none_or(|r| r.is_match(facts.path))
-            && m
-                .token_endpoint
+            && m.token_endpoint
                 .is_none_or(|t| t == facts.is_token_endpoint())
     }
 
@@ -268,11 +265,10 @@ impl Rule {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.seen += 1;
         let when = &self.config.when;
-        let limit = self.config.times.unwrap_or(if when.nth.is_some() {
-            1
-        } else {
-            u64::MAX
-        });
+        let limit = self
+            .config
+            .times
+            .unwrap_or(if when.nth.is_some() { 1 } else { u64::MAX });
         if s.applied >= limit {
             return false;
         }
@@ -464,7 +460,9 @@ mod tests {
     }
 
     fn fired(faults: &Faults, n: usize, path: &str) -> Vec<bool> {
-        (0..n).map(|_| faults.pick(&facts(path)).is_some()).collect()
+        (0..n)
+            .map(|_| faults.pick(&facts(path)).is_some())
+            .collect()
     }
 
     #[test]

@@ -67,7 +67,9 @@ pub enum FleetError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("no free loopback address for {hostname} on port {port} after {ADDRESS_ATTEMPTS} tries")]
+    #[error(
+        "no free loopback address for {hostname} on port {port} after {ADDRESS_ATTEMPTS} tries"
+    )]
     NoAddress { hostname: String, port: u16 },
     #[error("the hostname {0:?} is needed twice (two hosts, or a host and a realm/storage host)")]
     DuplicateHostname(String),
@@ -169,7 +171,7 @@ impl Fleet {
         let ca = CertificateAuthority::generate("regcompat fleet CA")?;
         let ca_pem = options.state_dir.join("ca.pem");
         ca.write_pem(&ca_pem)?;
-        ca.write_key_pem(&options.state_dir.join("ca-key.pem"))?;
+        ca.write_key_pem(options.state_dir.join("ca-key.pem"))?;
 
         let journal = Arc::new(Journal::default());
         let faults = Arc::new(Faults::default());
@@ -192,7 +194,13 @@ impl Fleet {
         let mut registries = Vec::new();
         for host in &config.hosts {
             let bound = allocator
-                .bind(&host.name, &host.hostname, host.address, host.port, host.tls)
+                .bind(
+                    &host.name,
+                    &host.hostname,
+                    host.address,
+                    host.port,
+                    host.tls,
+                )
                 .await?;
             let authority = host.authority(bound.info.addr.port());
             let registry = open_registry(host).await?;
@@ -283,13 +291,14 @@ impl Fleet {
             }
         }
 
-        let admin_listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .await
-            .map_err(|source| FleetError::Bind {
-                hostname: "admin".into(),
-                addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-                source,
-            })?;
+        let admin_listener =
+            TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .await
+                .map_err(|source| FleetError::Bind {
+                    hostname: "admin".into(),
+                    addr: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                    source,
+                })?;
         let admin_addr = admin_listener
             .local_addr()
             .map_err(|source| FleetError::Bind {
@@ -325,7 +334,8 @@ impl Fleet {
         let admin_router = admin::router(admin_state);
         let stopped = stop.clone().cancelled_owned();
         tasks.spawn(async move {
-            if let Err(e) = crate::listener::serve(admin_listener, None, admin_router, stopped).await
+            if let Err(e) =
+                crate::listener::serve(admin_listener, None, admin_router, stopped).await
             {
                 tracing::error!(error = %e, "admin listener stopped");
             }
@@ -565,16 +575,18 @@ fn directory_of(host: &HostConfig, clock: &Clock) -> (Directory, Vec<Credential>
                 true,
             ),
         };
-        let expires_after = p
-            .expires_after
-            .or(is_ecr.then_some(ECR_TOKEN_LIFETIME));
+        let expires_after = p.expires_after.or(is_ecr.then_some(ECR_TOKEN_LIFETIME));
         principals.push(Principal {
             name: p.name.clone(),
             kind: p.kind,
             username: p.username.clone(),
             secret: secret.clone(),
             // validated by FleetConfig::validate
-            grants: p.grants.iter().filter_map(|g| parse_grant(g).ok()).collect(),
+            grants: p
+                .grants
+                .iter()
+                .filter_map(|g| parse_grant(g).ok())
+                .collect(),
             effective_from: p.effective_after.map(|s| now + s),
             expires_at: expires_after.map(|s| now + s),
         });
@@ -619,8 +631,9 @@ fn build_profile(
             if o.service.is_empty() {
                 o.service = authority.to_owned();
             }
-            let issuer = TokenIssuer::generate(&format!("{}-token-issuer", host.name), clock.clone())
-                .map_err(key_err)?;
+            let issuer =
+                TokenIssuer::generate(&format!("{}-token-issuer", host.name), clock.clone())
+                    .map_err(key_err)?;
             Arc::new(Bearer::new(
                 o,
                 directory,
@@ -634,8 +647,8 @@ fn build_profile(
                 o.login_server = authority.to_owned();
             }
             // ACR's tokens say `"iss":"Azure Container Registry"` (AAD-OAuth.md).
-            let issuer =
-                TokenIssuer::generate("Azure Container Registry", clock.clone()).map_err(key_err)?;
+            let issuer = TokenIssuer::generate("Azure Container Registry", clock.clone())
+                .map_err(key_err)?;
             Arc::new(Acr::new(
                 o,
                 directory,

@@ -114,7 +114,9 @@ impl BlobRedirect {
                 digest.algorithm().as_str(),
                 &hex[..2.min(hex.len())]
             ),
-            StorageVendor::S3 => format!("/{}/{}-{hex}", self.container, digest.algorithm().as_str()),
+            StorageVendor::S3 => {
+                format!("/{}/{}-{hex}", self.container, digest.algorithm().as_str())
+            }
         }
     }
 
@@ -167,8 +169,8 @@ impl BlobRedirect {
                 (expiry, sig)
             }
             StorageVendor::S3 => {
-                let date = parse_amz_date(get("X-Amz-Date").unwrap_or(""))
-                    .ok_or(Refusal::BadSignature)?;
+                let date =
+                    parse_amz_date(get("X-Amz-Date").unwrap_or("")).ok_or(Refusal::BadSignature)?;
                 let expires: i64 = get("X-Amz-Expires")
                     .and_then(|e| e.parse().ok())
                     .ok_or(Refusal::BadSignature)?;
@@ -177,8 +179,8 @@ impl BlobRedirect {
                 (date + expires, sig)
             }
         };
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .map_err(|_| Refusal::BadSignature)?;
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.key).map_err(|_| Refusal::BadSignature)?;
         mac.update(path.as_bytes());
         mac.update(b"\n");
         mac.update(expiry.to_string().as_bytes());
@@ -191,9 +193,11 @@ impl BlobRedirect {
                 // /<container>/docker/registry/v2/blobs/<alg>/<xx>/<hex>/data
                 let parts: Vec<&str> = path.split('/').collect();
                 let n = parts.len();
-                (n >= 4)
-                    .then(|| format!("{}:{}", parts[n - 4], parts[n - 2]))
-                    .unwrap_or_default()
+                if n >= 4 {
+                    format!("{}:{}", parts[n - 4], parts[n - 2])
+                } else {
+                    String::new()
+                }
             }
             StorageVendor::S3 => path
                 .rsplit('/')

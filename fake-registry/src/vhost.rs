@@ -2,8 +2,8 @@
 //! journal every exchange is written to. The path of a request reads straight:
 //! profile (authorize or serve a token endpoint) → core API → journal entry.
 
-use crate::api::route::{self, Route};
 use crate::api::Registry;
+use crate::api::route::{self, Route};
 use crate::auth::scope::required_scope;
 use crate::error::{ErrorCode, RegistryError};
 use crate::fault::{FaultAction, Faults, Fired, RequestFacts};
@@ -130,7 +130,11 @@ impl VirtualHost {
             auth: ctx.auth,
             form: ctx.form,
             // 0: the connection was closed without a response
-            status: if aborted { 0 } else { response.status().as_u16() },
+            status: if aborted {
+                0
+            } else {
+                response.status().as_u16()
+            },
             response_headers: journal::response_headers(response.headers()),
             notes: ctx.notes,
             leak: None,
@@ -176,15 +180,13 @@ impl VirtualHost {
                 };
                 match redirected {
                     Some(r) => {
-                        ctx.notes
-                            .push(format!("blob redirected to {}", redirect_host(&self.redirect)));
+                        ctx.notes.push(format!(
+                            "blob redirected to {}",
+                            redirect_host(&self.redirect)
+                        ));
                         r
                     }
-                    None => {
-                        self.registry
-                            .handle(Request::from_parts(parts, body))
-                            .await
-                    }
+                    None => self.registry.handle(Request::from_parts(parts, body)).await,
                 }
             }
             Err(denied) => denied,
@@ -205,7 +207,8 @@ impl VirtualHost {
                 body,
                 headers,
             } => {
-                let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let status =
+                    StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 let mut r = match body {
                     Some(b) => Response::new(Body::from(b.clone())),
                     None => {
@@ -256,6 +259,9 @@ impl VirtualHost {
     }
 }
 
+/// How long a truncated body waits, after its last bytes, before the connection is failed.
+const TRUNCATE_FLUSH_PAUSE: Duration = Duration::from_millis(50);
+
 fn redirect_host(r: &Option<Arc<BlobRedirect>>) -> &str {
     r.as_ref().map(|r| r.authority.as_str()).unwrap_or("")
 }
@@ -294,6 +300,9 @@ fn truncate(response: Response, bytes: u64) -> Response {
                 return None;
             }
             if left == 0 {
+                // Let the connection flush what was sent before failing it: hyper would drop
+                // buffered bytes (even the headers) with the connection.
+                tokio::time::sleep(TRUNCATE_FLUSH_PAUSE).await;
                 let e = std::io::Error::other("fault: body truncated");
                 return Some((Err(e), (stream, 0, true)));
             }

@@ -55,13 +55,21 @@ async fn https_by_hostname_on_port_443_over_http1_and_http2() {
     let (fleet, _dir) = start(TWO_HOSTS).await;
     let alpha = fleet.host("alpha").unwrap().clone();
     assert_eq!(alpha.url, "https://alpha.example.test");
-    assert_eq!(alpha.addr.port(), 443, "port 443 must bind (tests run as root)");
+    assert_eq!(
+        alpha.addr.port(),
+        443,
+        "port 443 must bind (tests run as root)"
+    );
     let ip = match alpha.addr.ip() {
         std::net::IpAddr::V4(v4) => v4,
         other => panic!("{other}"),
     };
     assert_eq!(ip.octets()[0], 127);
-    assert_ne!(ip.octets(), [127, 0, 0, 1], "hosts get their own 127.x address");
+    assert_ne!(
+        ip.octets(),
+        [127, 0, 0, 1],
+        "hosts get their own 127.x address"
+    );
     assert_ne!(fleet.host("beta").unwrap().addr, alpha.addr);
 
     let h2 = client(&fleet).build().unwrap();
@@ -202,7 +210,9 @@ grants = ["group/**:pull,push"]
 "#,
     )
     .await;
-    let realm = fleet.host("gitlab.realm").expect("the realm host is listed");
+    let realm = fleet
+        .host("gitlab.realm")
+        .expect("the realm host is listed");
     assert_eq!(realm.hostname, "gitlab.example.test");
     assert_eq!(realm.role, "realm");
     assert_eq!(realm.addr.port(), 443);
@@ -257,10 +267,7 @@ grants = ["group/**:pull,push"]
         .into_iter()
         .map(|e| e.registry)
         .collect();
-    assert_eq!(
-        names,
-        ["gitlab", "gitlab.realm", "gitlab", "gitlab.realm"]
-    );
+    assert_eq!(names, ["gitlab", "gitlab.realm", "gitlab", "gitlab.realm"]);
     // the generated secret never reaches the journal
     let json = serde_json::to_string(&fleet.journal().all()).unwrap();
     assert!(!json.contains(secret.as_str()));
@@ -295,7 +302,8 @@ profile = { kind = "gitlab", realm_base = "https://gitlab.example.test" }
     .err()
     .expect("must fail");
     assert!(
-        err.to_string().contains("\"gitlab.example.test\" is needed twice"),
+        err.to_string()
+            .contains("\"gitlab.example.test\" is needed twice"),
         "{err}"
     );
 }

@@ -71,7 +71,12 @@ grants = ["**:pull"]
         ready["ca"].as_str().unwrap(),
         state.join("ca.pem").to_str().unwrap()
     );
-    assert!(ready["admin"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    assert!(
+        ready["admin"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.1:")
+    );
     let hosts = ready["hosts"].as_array().unwrap();
     assert_eq!(hosts.len(), 2, "{hosts:?}");
     let acr = &hosts[0];
@@ -131,7 +136,10 @@ grants = ["**:pull"]
             assert!(status.success(), "{status:?}");
             break;
         }
-        assert!(Instant::now() < deadline, "still running 20 s after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "still running 20 s after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -173,13 +181,19 @@ fn a_config_error_names_file_line_and_field_and_exits_2() {
         )),
         "{stderr}"
     );
-    assert!(stderr.contains("hint: use an address in 127.0.0.0/8"), "{stderr}");
+    assert!(
+        stderr.contains("hint: use an address in 127.0.0.0/8"),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
 }
 
 #[test]
 fn help_documents_every_flag() {
-    let out = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     for flag in [
         "--config",

@@ -61,7 +61,11 @@ fn layer() -> (Digest, Vec<u8>) {
     let image = fixtures::generate(&ImageSpec::single(Format::Oci, &[3000])).unwrap();
     let manifest = image.top();
     let doc: serde_json::Value = serde_json::from_slice(&manifest.bytes).unwrap();
-    let digest: Digest = doc["layers"][0]["digest"].as_str().unwrap().parse().unwrap();
+    let digest: Digest = doc["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     let blob = image.blobs.iter().find(|b| b.digest == digest).unwrap();
     (digest, blob.bytes.to_vec())
 }
@@ -75,7 +79,10 @@ async fn redirect_location(fleet: &RunningFleet, c: &reqwest::Client, digest: &D
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
-    assert_eq!(r.headers()["docker-content-digest"], digest.to_string().as_str());
+    assert_eq!(
+        r.headers()["docker-content-digest"],
+        digest.to_string().as_str()
+    );
     r.headers()["location"].to_str().unwrap().to_owned()
 }
 
@@ -102,7 +109,10 @@ async fn acr_blob_get_redirects_to_a_sas_url_on_the_storage_host() {
         "cosign#3331 capture"
     );
     assert_eq!(
-        r.headers().get_all("access-control-expose-headers").iter().count(),
+        r.headers()
+            .get_all("access-control-expose-headers")
+            .iter()
+            .count(),
         4
     );
     let location = r.headers()["location"].to_str().unwrap().to_owned();
@@ -118,7 +128,10 @@ async fn acr_blob_get_redirects_to_a_sas_url_on_the_storage_host() {
         assert!(location.contains(part), "{location} lacks {part}");
     }
     let body = r.text().await.unwrap();
-    assert!(body.starts_with("<a href=\"https://regacct.blob.core.windows.test/"), "{body}");
+    assert!(
+        body.starts_with("<a href=\"https://regacct.blob.core.windows.test/"),
+        "{body}"
+    );
     // HEAD is answered by the registry itself (no capture shows ACR redirecting HEAD).
     let r = c
         .head(format!("{url}/v2/base/blobs/{digest}"))
@@ -140,7 +153,12 @@ async fn acr_blob_get_redirects_to_a_sas_url_on_the_storage_host() {
     // Following without Authorization: the blob.
     let r = c.get(&location).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers()["server"].to_str().unwrap().starts_with("Windows-Azure-Blob/1.0"));
+    assert!(
+        r.headers()["server"]
+            .to_str()
+            .unwrap()
+            .starts_with("Windows-Azure-Blob/1.0")
+    );
     assert_eq!(r.bytes().await.unwrap().to_vec(), bytes);
     fleet.shutdown().await;
 }
@@ -217,13 +235,24 @@ async fn storage_refuses_urls_it_did_not_sign_and_expired_ones() {
     let forged = location.replace(&digest.hex()[..8], "00000000");
     let r = c.get(&forged).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert!(r.text().await.unwrap().contains("<Code>AuthenticationFailed</Code>"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("<Code>AuthenticationFailed</Code>")
+    );
     // no signature at all
     let bare = location.split('?').next().unwrap().to_owned();
-    assert_eq!(c.get(&bare).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        c.get(&bare).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
     // expired
     clock.advance(URL_LIFETIME + 1);
-    assert_eq!(c.get(&location).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        c.get(&location).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
     fleet.shutdown().await;
 }
 
@@ -239,7 +268,9 @@ async fn ecr_blob_get_redirects_to_s3_which_refuses_a_second_auth_mechanism() {
     let (digest, bytes) = layer();
     let location = redirect_location(&fleet, &c, &digest).await;
     assert!(
-        location.starts_with("https://prod-us-east-2-starport-layer-bucket.s3.us-east-2.amazonaws.test/reg/sha256-"),
+        location.starts_with(
+            "https://prod-us-east-2-starport-layer-bucket.s3.us-east-2.amazonaws.test/reg/sha256-"
+        ),
         "{location}"
     );
     for part in [
@@ -275,7 +306,12 @@ async fn ecr_blob_get_redirects_to_s3_which_refuses_a_second_auth_mechanism() {
     clock.advance(URL_LIFETIME + 1);
     let r = c.get(&location).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert!(r.text().await.unwrap().contains("<Message>Request has expired</Message>"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("<Message>Request has expired</Message>")
+    );
 
     let schemes: Vec<(String, u16)> = fleet
         .journal()

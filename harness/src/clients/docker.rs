@@ -127,7 +127,8 @@ impl Driver for Docker {
             &spec,
             &|| ping(&sock),
             START_TIMEOUT,
-            vec![short],
+            // image layers (vfs copies) are not evidence; the daemon log stays in logs/
+            vec![short, sb.root.join("docker")],
         )?;
         Ok(Prepared {
             daemons: vec![daemon],

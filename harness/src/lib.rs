@@ -1,3 +1,6 @@
 //! regcompat harness: drives real registry clients against the fake registry.
 
 pub mod provision;
+pub mod process;
+pub mod sandbox;
+pub mod scenario;

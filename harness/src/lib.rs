@@ -4,3 +4,4 @@ pub mod provision;
 pub mod process;
 pub mod sandbox;
 pub mod scenario;
+pub mod verdict;

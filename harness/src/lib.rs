@@ -5,3 +5,4 @@ pub mod process;
 pub mod sandbox;
 pub mod scenario;
 pub mod verdict;
+pub mod credhelper;

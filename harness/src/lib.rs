@@ -6,3 +6,4 @@ pub mod sandbox;
 pub mod scenario;
 pub mod verdict;
 pub mod credhelper;
+pub mod clients;

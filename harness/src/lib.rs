@@ -7,3 +7,4 @@ pub mod scenario;
 pub mod verdict;
 pub mod credhelper;
 pub mod clients;
+pub mod daemon;

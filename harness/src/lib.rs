@@ -8,3 +8,4 @@ pub mod verdict;
 pub mod credhelper;
 pub mod clients;
 pub mod daemon;
+pub mod runner;

@@ -2,7 +2,7 @@
 //! and turns an abstract step into command lines; it never decides a verdict.
 
 mod crane;
-mod docker;
+pub mod docker;
 mod skopeo;
 
 use std::collections::BTreeMap;

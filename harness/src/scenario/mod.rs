@@ -7,7 +7,7 @@
 //! with the list of valid keys (serde `deny_unknown_fields`).
 
 mod model;
-mod parse;
+pub(crate) mod parse;
 
 pub use model::{
     Action, AuthEntry, ClientConfig, Count, Expect, JournalExpect, Outcome, RequestMatch,

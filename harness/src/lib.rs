@@ -9,3 +9,4 @@ pub mod credhelper;
 pub mod clients;
 pub mod daemon;
 pub mod runner;
+pub mod interim_fleet;

@@ -4,6 +4,7 @@
 
 mod conformance;
 mod install_clients;
+mod run_scenarios;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -22,6 +23,8 @@ enum Command {
     Conformance(conformance::Args),
     /// Install the real clients pinned in clients.toml into ~/.cache/regcompat (idempotent).
     InstallClients(install_clients::Args),
+    /// Run scenarios × clients against per-cell fake registries; reports in reports/out.
+    RunScenarios(run_scenarios::Args),
 }
 
 fn main() -> Result<()> {
@@ -29,5 +32,6 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Conformance(args) => conformance::run(args),
         Command::InstallClients(args) => install_clients::run(args),
+        Command::RunScenarios(args) => run_scenarios::run(args),
     }
 }

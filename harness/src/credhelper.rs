@@ -110,6 +110,9 @@ mod tests {
         assert_eq!((c.username.as_str(), c.secret.as_str()), ("u", "s"));
         assert_eq!(handle("list", "", &p).0, r#"{"myregistry.azurecr.io":"u"}"#);
         handle("erase", "myregistry.azurecr.io", &p);
-        assert_eq!(handle("get", "myregistry.azurecr.io", &p), (NOT_FOUND.into(), 1));
+        assert_eq!(
+            handle("get", "myregistry.azurecr.io", &p),
+            (NOT_FOUND.into(), 1)
+        );
     }
 }

@@ -37,10 +37,12 @@ impl Daemon {
             }
             if d.running.as_mut().is_some_and(Running::try_finished) {
                 let f = d.stop();
+                let code = f.as_ref().and_then(|f| f.exit_code);
+                let tail = f.map(|f| f.stderr_tail).unwrap_or_default();
+                let last: Vec<&str> = tail.lines().rev().take(3).collect();
                 return Err(format!(
-                    "{name} exited during startup ({:?}): {}",
-                    f.map(|f| f.exit_code),
-                    "see its log"
+                    "{name} exited during startup (exit code {code:?}): {}",
+                    last.into_iter().rev().collect::<Vec<_>>().join(" | ")
                 ));
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -69,21 +69,29 @@ fn seed_spec(seed: &toml::Table) -> Result<(String, String, ImageSpec), String> 
     let sizes: Vec<usize> = seed
         .get("layer_sizes")
         .and_then(|v| v.as_array())
-        .map(|a| a.iter().filter_map(|x| x.as_integer()).map(|x| x as usize).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_integer())
+                .map(|x| x as usize)
+                .collect()
+        })
         .unwrap_or_else(|| vec![1024]);
     let spec = match s("image").as_deref().unwrap_or("single") {
         "single" => ImageSpec::single(Format::Oci, &sizes),
         "oci-index" => ImageSpec::multi(Format::Oci, &["linux/amd64", "linux/arm64"], &sizes)?,
-        "docker-list" => {
-            ImageSpec::multi(Format::Docker, &["linux/amd64", "linux/arm64"], &sizes)?
-        }
+        "docker-list" => ImageSpec::multi(Format::Docker, &["linux/amd64", "linux/arm64"], &sizes)?,
         other => return Err(format!("unknown seed image `{other}`")),
     };
     Ok((repository, tag, spec))
 }
 
 impl FleetLauncher for InterimLauncher {
-    fn start(&self, scenario: &Scenario, index: usize, _dir: &Path) -> Result<Box<dyn CellFleet>, String> {
+    fn start(
+        &self,
+        scenario: &Scenario,
+        index: usize,
+        _dir: &Path,
+    ) -> Result<Box<dyn CellFleet>, String> {
         if scenario.host.is_empty() {
             return Err("fleet files need fake_registry::fleet (not merged yet)".into());
         }
@@ -107,7 +115,9 @@ impl FleetLauncher for InterimLauncher {
                 ));
             }
             let addr = cell_address(index, h).ok_or("too many cells for the address plan")?;
-            let tls = ca.issue(&[hostname.clone()], &[]).map_err(|e| e.to_string())?;
+            let tls = ca
+                .issue(&[hostname.clone()], &[])
+                .map_err(|e| e.to_string())?;
             let storage = Arc::new(MemoryStorage::new());
             let seeds: Vec<toml::Table> = table
                 .get("seed")
@@ -122,7 +132,8 @@ impl FleetLauncher for InterimLauncher {
                 for seed in &seeds {
                     let (repo, tag, spec) = seed_spec(seed)?;
                     let image = fixtures::generate(&spec).map_err(|e| e.to_string())?;
-                    fake_registry::server::push_image(storage.as_ref(), &repo, &tag, &image).await?;
+                    fake_registry::server::push_image(storage.as_ref(), &repo, &tag, &image)
+                        .await?;
                 }
                 let registry = Registry::new(storage, RegistryOptions::default());
                 let vhost = Arc::new(VirtualHost {
@@ -136,9 +147,14 @@ impl FleetLauncher for InterimLauncher {
                     .await
                     .map_err(|e| format!("bind {addr}:443: {e}"))?;
                 let local = listener.local_addr().map_err(|e| e.to_string())?;
-                tokio::spawn(fake_registry::listener::serve(listener, Some(tls), vhost.router(), async {
-                    let _ = rx.await;
-                }));
+                tokio::spawn(fake_registry::listener::serve(
+                    listener,
+                    Some(tls),
+                    vhost.router(),
+                    async {
+                        let _ = rx.await;
+                    },
+                ));
                 Ok(local)
             });
             let bound = bound?;

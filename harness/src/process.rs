@@ -53,7 +53,10 @@ impl Spec {
     /// bind mount is shown as an `unshare` wrapper when there is one).
     pub fn repro(&self) -> String {
         let mut parts: Vec<String> = Vec::new();
-        parts.push(format!("cd {} &&", shell_quote(&self.cwd.display().to_string())));
+        parts.push(format!(
+            "cd {} &&",
+            shell_quote(&self.cwd.display().to_string())
+        ));
         let mut inner: Vec<String> = vec!["env -i".into()];
         for (k, v) in &self.env {
             inner.push(format!("{k}={}", shell_quote(v)));
@@ -162,7 +165,8 @@ fn drain(mut r: impl Read + Send + 'static, tail: Arc<Mutex<Tail>>) -> JoinHandl
 }
 
 fn cstring(p: &Path) -> Result<CString, ProcessError> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| ProcessError::BadPath(p.display().to_string()))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| ProcessError::BadPath(p.display().to_string()))
 }
 
 /// A started child in its own group.

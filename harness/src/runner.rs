@@ -111,7 +111,10 @@ pub fn run(plan: &Plan, fleet: &dyn FleetLauncher, progress: &indicatif::Progres
             });
         }
     });
-    results.into_inner().map(|r| r.into_values().collect()).unwrap_or_default()
+    results
+        .into_inner()
+        .map(|r| r.into_values().collect())
+        .unwrap_or_default()
 }
 
 fn empty_cell(scenario: &Scenario, column: &Column, verdict: Verdict, reason: String) -> Cell {
@@ -148,12 +151,20 @@ pub fn run_cell(
         );
     };
     let caps = driver.capabilities();
-    if let Some(step) = scenario.steps.iter().find(|s| !caps.contains(s.action.get_ref())) {
+    if let Some(step) = scenario
+        .steps
+        .iter()
+        .find(|s| !caps.contains(s.action.get_ref()))
+    {
         return empty_cell(
             scenario,
             column,
             Verdict::NotApplicable,
-            format!("{} cannot `{}`", column.driver, step.action.get_ref().as_str()),
+            format!(
+                "{} cannot `{}`",
+                column.driver,
+                step.action.get_ref().as_str()
+            ),
         );
     }
     let started = Instant::now();
@@ -227,7 +238,8 @@ fn with_fleet(
     fleet: &dyn CellFleet,
 ) -> Result<Executed, String> {
     let hosts = fleet.hosts();
-    let entries: Vec<(String, IpAddr)> = hosts.iter().map(|h| (h.hostname.clone(), h.addr)).collect();
+    let entries: Vec<(String, IpAddr)> =
+        hosts.iter().map(|h| (h.hostname.clone(), h.addr)).collect();
     sb.write_hosts(&entries).map_err(|e| e.to_string())?;
     let ca = fleet.ca_pem();
     sb.write_ca(&ca).map_err(|e| e.to_string())?;
@@ -275,7 +287,12 @@ fn with_fleet(
     for step in &scenario.steps {
         let resolved = ResolvedStep {
             action: *step.action.get_ref(),
-            image: expand(step.image.as_ref().map(|s| s.get_ref().as_str()).unwrap_or(""))?,
+            image: expand(
+                step.image
+                    .as_ref()
+                    .map(|s| s.get_ref().as_str())
+                    .unwrap_or(""),
+            )?,
             to: step.to.as_ref().map(|t| expand(t.get_ref())).transpose()?,
             username: step.username.clone(),
             password: step.password.clone(),
@@ -303,7 +320,11 @@ fn with_fleet(
                 duration_ms: f.duration.as_millis() as u64,
                 stdout_tail: tail_lines(&f.stdout_tail, 40),
                 stderr_tail: tail_lines(&f.stderr_tail, 40),
-                expected: if intermediate { "success".into() } else { step.expect.as_str().into() },
+                expected: if intermediate {
+                    "success".into()
+                } else {
+                    step.expect.as_str().into()
+                },
             };
             let ok = f.success();
             steps.push(rec.clone());
@@ -387,8 +408,11 @@ fn write_client_config(
         config["credHelpers"] = Value::Object(helpers);
     }
     let path = sb.docker_config.join("config.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap_or_default())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&config).unwrap_or_default(),
+    )
+    .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut store = credhelper::Store::new();
     for a in &s.client.helper_credentials {
         let host = expand(&a.host)?;
@@ -397,7 +421,11 @@ fn write_client_config(
             credhelper::Credential {
                 server_url: host,
                 username: a.username.clone().unwrap_or_default(),
-                secret: a.password.clone().or_else(|| a.identitytoken.clone()).unwrap_or_default(),
+                secret: a
+                    .password
+                    .clone()
+                    .or_else(|| a.identitytoken.clone())
+                    .unwrap_or_default(),
             },
         );
     }
@@ -421,7 +449,8 @@ fn write_local_image(work: &Path, id: &str) -> Result<(PathBuf, PathBuf), String
         h.set_mode(0o644);
         h.set_mtime(0);
         h.set_cksum();
-        b.append_data(&mut h, "regcompat.txt", content.as_bytes()).map_err(io)?;
+        b.append_data(&mut h, "regcompat.txt", content.as_bytes())
+            .map_err(io)?;
         b.finish().map_err(io)?;
     }
     let layer_digest = sha256_hex(&layer);
@@ -445,7 +474,11 @@ fn write_local_image(work: &Path, id: &str) -> Result<(PathBuf, PathBuf), String
     let dir = work.join("local-image");
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).map_err(io)?;
-    for (d, b) in [(&layer_digest, &layer), (&config_digest, &config), (&manifest_digest, &manifest)] {
+    for (d, b) in [
+        (&layer_digest, &layer),
+        (&config_digest, &config),
+        (&manifest_digest, &manifest),
+    ] {
         std::fs::write(blobs.join(d), b).map_err(io)?;
     }
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).map_err(io)?;
@@ -490,7 +523,8 @@ fn start_dockerd(
         }
         let mut p = Spec::new(&docker, vec!["version".into()], &work);
         p.env = ping_env.clone();
-        p.env.insert("DOCKER_HOST".into(), format!("unix://{}", sock.display()));
+        p.env
+            .insert("DOCKER_HOST".into(), format!("unix://{}", sock.display()));
         p.timeout = Duration::from_secs(5);
         process::run(&p).is_ok_and(|f| f.success())
     })

@@ -47,7 +47,9 @@ pub fn is_loopback(addr: IpAddr) -> bool {
 /// Render a hosts file for `entries` (hostname → address), refusing anything that would
 /// send a client off the machine.
 pub fn hosts_file(entries: &[(String, IpAddr)]) -> Result<String, SandboxError> {
-    let mut out = String::from("# written by regcompat for one cell\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    let mut out = String::from(
+        "# written by regcompat for one cell\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    );
     for (hostname, addr) in entries {
         let valid = !hostname.is_empty()
             && hostname.len() <= 253

@@ -30,8 +30,12 @@ fn path_matches(pattern: &str, path: &str) -> bool {
 /// Whether one journal entry matches an expectation's request/auth/form.
 pub fn matches(e: &JournalExpect, entry: &Value) -> bool {
     let r = &e.request;
-    r.registry.as_deref().is_none_or(|x| text_is(entry, &["registry"], x))
-        && r.method.as_deref().is_none_or(|x| text_is(entry, &["method"], x))
+    r.registry
+        .as_deref()
+        .is_none_or(|x| text_is(entry, &["registry"], x))
+        && r.method
+            .as_deref()
+            .is_none_or(|x| text_is(entry, &["method"], x))
         && r.path.as_deref().is_none_or(|p| {
             field(entry, &["path"])
                 .and_then(Value::as_str)
@@ -53,7 +57,11 @@ fn describe(e: &JournalExpect) -> String {
     }
     let r = &e.request;
     let mut parts = vec![];
-    for (k, v) in [("registry", &r.registry), ("method", &r.method), ("path", &r.path)] {
+    for (k, v) in [
+        ("registry", &r.registry),
+        ("method", &r.method),
+        ("path", &r.path),
+    ] {
         if let Some(v) = v {
             parts.push(format!("{k}={v}"));
         }
@@ -87,7 +95,11 @@ pub fn check_journal(expect: &Expect, journal: &[Value]) -> Vec<CheckRecord> {
                 "{} matching entr{} {}(expected {})",
                 hits.len(),
                 if hits.len() == 1 { "y" } else { "ies" },
-                if hits.is_empty() { String::new() } else { format!("{} ", seqs(&hits)) },
+                if hits.is_empty() {
+                    String::new()
+                } else {
+                    format!("{} ", seqs(&hits))
+                },
                 e.count
             ),
         });

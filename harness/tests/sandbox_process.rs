@@ -75,7 +75,8 @@ fn two_cells_in_parallel_see_only_their_own_config_and_hosts() {
             sb
         })
         .collect();
-    let script = "cat \"$DOCKER_CONFIG/config.json\"; echo; grep azurecr /etc/hosts; echo \"$HOME\"";
+    let script =
+        "cat \"$DOCKER_CONFIG/config.json\"; echo; grep azurecr /etc/hosts; echo \"$HOME\"";
     let handles: Vec<_> = cells
         .iter()
         .map(|sb| {
@@ -87,11 +88,20 @@ fn two_cells_in_parallel_see_only_their_own_config_and_hosts() {
     for (i, out) in outs.iter().enumerate() {
         assert!(out.success(), "{out:?}");
         let other = 1 - i;
-        assert!(out.stdout_tail.contains(&format!("{{\"cell\":{i}}}")), "{out:?}");
+        assert!(
+            out.stdout_tail.contains(&format!("{{\"cell\":{i}}}")),
+            "{out:?}"
+        );
         assert!(!out.stdout_tail.contains(&format!("{{\"cell\":{other}}}")));
-        assert!(out.stdout_tail.contains(&format!("127.0.0.{}\tmyregistry.azurecr.io", 10 + i)));
+        assert!(
+            out.stdout_tail
+                .contains(&format!("127.0.0.{}\tmyregistry.azurecr.io", 10 + i))
+        );
         assert!(!out.stdout_tail.contains(&format!("127.0.0.{}", 10 + other)));
-        assert!(out.stdout_tail.contains(&cells[i].home.display().to_string()));
+        assert!(
+            out.stdout_tail
+                .contains(&cells[i].home.display().to_string())
+        );
     }
     // The machine's own hosts file was never touched.
     let machine = std::fs::read_to_string("/etc/hosts").unwrap();
@@ -104,7 +114,10 @@ fn a_hanging_client_is_killed_with_its_whole_group() {
     let run = format!("hang-{}", std::process::id());
     let sb = Sandbox::create(tmp.path(), &run).unwrap();
     // A grandchild that ignores SIGTERM, and the client itself blocked in sleep.
-    let mut spec = sh(&sb, "sh -c 'trap \"\" TERM; sleep 1000' & echo started; sleep 1000");
+    let mut spec = sh(
+        &sb,
+        "sh -c 'trap \"\" TERM; sleep 1000' & echo started; sleep 1000",
+    );
     spec.timeout = Duration::from_millis(300);
     let out = process::run(&spec).unwrap();
     assert!(out.timed_out);

@@ -46,9 +46,16 @@ count = "0"
 #[rstest]
 #[case::unknown_top_level_key(
     "title = \"t\"\nbogus = 1\n[[host]]\nname=\"a\"\n",
-    2, "bogus", "unknown field"
+    2,
+    "bogus",
+    "unknown field"
 )]
-#[case::missing_title("[[step]]\naction = \"pull\"\nimage = \"{a}/r:1\"\n", 1, "title", "missing field")]
+#[case::missing_title(
+    "[[step]]\naction = \"pull\"\nimage = \"{a}/r:1\"\n",
+    1,
+    "title",
+    "missing field"
+)]
 #[case::unknown_action(
     &with_host("[[step]]\naction = \"teleport\"\nimage = \"{acr}/r:1\"\n"),
     9, "teleport", "unknown variant"
@@ -71,7 +78,12 @@ count = "0"
 )]
 #[case::pull_without_image(&with_host("[[step]]\naction = \"pull\"\n"), 9, "step[0].image", "needs `image`")]
 #[case::no_steps(&with_host(""), 1, "step", "missing field")]
-#[case::no_registry("title = \"t\"\n[[step]]\naction = \"pull\"\nimage = \"{a}/r:1\"\n", 1, "host", "no registry")]
+#[case::no_registry(
+    "title = \"t\"\n[[step]]\naction = \"pull\"\nimage = \"{a}/r:1\"\n",
+    1,
+    "host",
+    "no registry"
+)]
 #[case::literal_reference(
     &with_host("[[step]]\naction = \"pull\"\nimage = \"docker.io/library/alpine\"\n"),
     10, "step[0].image", "names no fleet host"
@@ -90,7 +102,11 @@ fn malformed_scenarios_name_file_line_field_and_hint(
     let shown = err.to_string();
     assert_eq!(err.origin, "scenarios/broken.toml", "{shown}");
     assert_eq!(err.line, line, "{shown}");
-    assert!(err.field.contains(field), "field {:?} in {shown}", err.field);
+    assert!(
+        err.field.contains(field),
+        "field {:?} in {shown}",
+        err.field
+    );
     assert!(shown.contains(message), "{shown}");
     assert!(shown.contains("\n  hint: "), "{shown}");
     assert!(
@@ -101,9 +117,12 @@ fn malformed_scenarios_name_file_line_field_and_hint(
 
 #[test]
 fn unknown_keys_list_the_valid_ones() {
-    let err = scenario::parse(&with_host("[client]\ncredstore = \"x\"\n[[step]]\naction=\"pull\"\nimage=\"{acr}/r:1\"\n"), "s.toml")
-        .unwrap_err()
-        .to_string();
+    let err = scenario::parse(
+        &with_host("[client]\ncredstore = \"x\"\n[[step]]\naction=\"pull\"\nimage=\"{acr}/r:1\"\n"),
+        "s.toml",
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("creds_store"), "{err}");
     assert!(err.contains("cred_helpers"), "{err}");
 }
@@ -114,7 +133,10 @@ fn every_scenario_in_the_repository_parses() {
     let all = scenario::load_dir(&dir).unwrap_or_else(|errs| {
         panic!(
             "{}",
-            errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
         )
     });
     assert!(all.len() >= 20, "only {} scenarios", all.len());

@@ -38,7 +38,9 @@ fn glob(pattern: &str, text: &str) -> bool {
     let mut rest = text;
     for (i, p) in parts.iter().enumerate() {
         if i == 0 {
-            let Some(r) = rest.strip_prefix(p) else { return false };
+            let Some(r) = rest.strip_prefix(p) else {
+                return false;
+            };
             rest = r;
         } else if i == parts.len() - 1 {
             return rest.ends_with(p);
@@ -115,7 +117,14 @@ fn now() -> String {
 
 /// Markdown matrix (scenarios × clients); swapped for `reports::markdown` when it lands.
 fn markdown(r: &RunReport) -> String {
-    let mut s = format!("| scenario | {} |\n|---|", r.clients.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(" | "));
+    let mut s = format!(
+        "| scenario | {} |\n|---|",
+        r.clients
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
     s.push_str(&"---|".repeat(r.clients.len()));
     s.push('\n');
     for sc in &r.scenarios {
@@ -126,21 +135,40 @@ fn markdown(r: &RunReport) -> String {
         }
         s.push('\n');
     }
-    let totals: Vec<String> = r.totals().iter().map(|(v, n)| format!("{v}: {n}")).collect();
+    let totals: Vec<String> = r
+        .totals()
+        .iter()
+        .map(|(v, n)| format!("{v}: {n}"))
+        .collect();
     s.push_str(&format!("\n{}\n", totals.join(", ")));
     s
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let manifest = Manifest::load(provision::default_manifest_path()).map_err(|e| anyhow!("{e}"))?;
+    let manifest =
+        Manifest::load(provision::default_manifest_path()).map_err(|e| anyhow!("{e}"))?;
     let requests: Vec<String> = if args.clients.is_empty() {
         clients::DRIVERS.iter().map(|s| s.to_string()).collect()
     } else {
-        args.clients.iter().flat_map(|c| c.split(',')).map(|c| c.trim().to_string()).filter(|c| !c.is_empty()).collect()
+        args.clients
+            .iter()
+            .flat_map(|c| c.split(','))
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect()
     };
-    let columns = requests.iter().map(|r| column(&manifest, r)).collect::<Result<Vec<_>>>()?;
+    let columns = requests
+        .iter()
+        .map(|r| column(&manifest, r))
+        .collect::<Result<Vec<_>>>()?;
     let mut scenarios = harness::scenario::load_dir(&args.scenarios_dir).map_err(|errs| {
-        anyhow!("{}", errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))
+        anyhow!(
+            "{}",
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
     })?;
     if let Some(g) = &args.scenario {
         scenarios.retain(|s| glob(g, &s.id));
@@ -149,7 +177,9 @@ pub fn run(args: Args) -> Result<()> {
         bail!("no scenario matches");
     }
     let run_id = format!("run-{}-{}", now(), std::process::id());
-    let helper_dir = std::env::current_exe().ok().and_then(|p| p.parent().map(PathBuf::from));
+    let helper_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(PathBuf::from));
     let plan = Plan {
         scenarios,
         columns,
@@ -172,27 +202,40 @@ pub fn run(args: Args) -> Result<()> {
         finished: now(),
         regcompat_version: env!("CARGO_PKG_VERSION").into(),
         clients: plan.columns.iter().map(|c| c.info.clone()).collect(),
-        scenarios: plan.scenarios.iter().map(|s| ScenarioInfo {
-            id: s.id.clone(),
-            title: s.title.clone(),
-            file: s.file.clone(),
-            description: s.description.clone(),
-        }).collect(),
+        scenarios: plan
+            .scenarios
+            .iter()
+            .map(|s| ScenarioInfo {
+                id: s.id.clone(),
+                title: s.title.clone(),
+                file: s.file.clone(),
+                description: s.description.clone(),
+            })
+            .collect(),
         cells,
     };
     std::fs::create_dir_all(&args.out)?;
-    std::fs::write(args.out.join("report.json"), serde_json::to_string_pretty(&report)?)?;
+    std::fs::write(
+        args.out.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
     let md = markdown(&report);
     std::fs::write(args.out.join("matrix.md"), &md)?;
     println!("{md}");
     for c in report.cells.iter().filter(|c| c.verdict != Verdict::Pass) {
-        println!("{} × {}: {} — {}", c.scenario, c.client, c.verdict, c.reason);
+        println!(
+            "{} × {}: {} — {}",
+            c.scenario, c.client, c.verdict, c.reason
+        );
     }
     if !left.is_empty() {
         bail!("processes of this run are still alive: {left:?}");
     }
     if report.has_failures() {
-        bail!("the matrix has fail/error cells (see {})", args.out.display());
+        bail!(
+            "the matrix has fail/error cells (see {})",
+            args.out.display()
+        );
     }
     Ok(())
 }

@@ -12,7 +12,11 @@ fn main() {
         std::process::exit(1);
     };
     let mut input = String::new();
-    if std::io::stdin().take(1 << 20).read_to_string(&mut input).is_err() {
+    if std::io::stdin()
+        .take(1 << 20)
+        .read_to_string(&mut input)
+        .is_err()
+    {
         eprintln!("cannot read stdin");
         std::process::exit(1);
     }

@@ -15,7 +15,11 @@ impl Driver for Crane {
         &[Action::Login, Action::Pull, Action::Push, Action::Copy]
     }
 
-    fn invocations(&self, step: &ResolvedStep, cell: &CellEnv<'_>) -> Result<Vec<Invocation>, String> {
+    fn invocations(
+        &self,
+        step: &ResolvedStep,
+        cell: &CellEnv<'_>,
+    ) -> Result<Vec<Invocation>, String> {
         let crane = cell.binary("crane")?;
         let work = cell.sandbox.work.display().to_string();
         let inv = match step.action {
@@ -25,7 +29,13 @@ impl Driver for Crane {
             }
             Action::Pull => Invocation::new(
                 crane,
-                &["pull", "--format", "oci", &step.image, &format!("{work}/pulled")],
+                &[
+                    "pull",
+                    "--format",
+                    "oci",
+                    &step.image,
+                    &format!("{work}/pulled"),
+                ],
             ),
             Action::Push => Invocation::new(
                 crane,

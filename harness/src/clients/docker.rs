@@ -26,7 +26,11 @@ impl Driver for Docker {
         true
     }
 
-    fn invocations(&self, step: &ResolvedStep, cell: &CellEnv<'_>) -> Result<Vec<Invocation>, String> {
+    fn invocations(
+        &self,
+        step: &ResolvedStep,
+        cell: &CellEnv<'_>,
+    ) -> Result<Vec<Invocation>, String> {
         let docker = cell.binary("docker")?;
         let host = format!("unix://{}", socket(cell).display());
         let cmd = |args: &[&str]| {

@@ -76,7 +76,11 @@ pub trait Driver: Send + Sync {
         false
     }
     /// The command lines of one step.
-    fn invocations(&self, step: &ResolvedStep, cell: &CellEnv<'_>) -> Result<Vec<Invocation>, String>;
+    fn invocations(
+        &self,
+        step: &ResolvedStep,
+        cell: &CellEnv<'_>,
+    ) -> Result<Vec<Invocation>, String>;
 }
 
 /// The driver for a client name, if there is one.

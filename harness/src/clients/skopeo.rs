@@ -16,9 +16,18 @@ impl Driver for Skopeo {
         &[Action::Login, Action::Pull, Action::Push, Action::Copy]
     }
 
-    fn invocations(&self, step: &ResolvedStep, cell: &CellEnv<'_>) -> Result<Vec<Invocation>, String> {
+    fn invocations(
+        &self,
+        step: &ResolvedStep,
+        cell: &CellEnv<'_>,
+    ) -> Result<Vec<Invocation>, String> {
         let skopeo = cell.binary("skopeo")?;
-        let authfile = cell.sandbox.docker_config.join("config.json").display().to_string();
+        let authfile = cell
+            .sandbox
+            .docker_config
+            .join("config.json")
+            .display()
+            .to_string();
         let work = cell.sandbox.work.display().to_string();
         let docker = |r: &str| format!("docker://{r}");
         let inv = match step.action {
@@ -26,7 +35,16 @@ impl Driver for Skopeo {
                 let (u, p) = login_parts(step)?;
                 Invocation::new(
                     skopeo,
-                    &["login", "--authfile", &authfile, "-u", u, "-p", p, &step.image],
+                    &[
+                        "login",
+                        "--authfile",
+                        &authfile,
+                        "-u",
+                        u,
+                        "-p",
+                        p,
+                        &step.image,
+                    ],
                 )
             }
             Action::Pull => Invocation::new(

@@ -10,7 +10,7 @@ mod model;
 pub(crate) mod parse;
 
 pub use model::{
-    Action, AuthEntry, ClientConfig, Count, Expect, JournalExpect, Outcome, RequestMatch,
-    Scenario, Step,
+    Action, AuthEntry, ClientConfig, Count, Expect, JournalExpect, Outcome, RequestMatch, Scenario,
+    Step,
 };
 pub use parse::{ScenarioError, load, load_dir, parse};

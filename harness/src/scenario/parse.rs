@@ -189,7 +189,10 @@ fn validate(s: &Scenario, text: &str, origin: &str) -> Result<(), ScenarioError>
             return Err(err(
                 Some(step.action.span()),
                 &field("username"),
-                format!("credentials only apply to `login`, not `{}`", action.as_str()),
+                format!(
+                    "credentials only apply to `login`, not `{}`",
+                    action.as_str()
+                ),
                 "put credentials in a login step or in [[client.auth]]",
             ));
         }

@@ -116,7 +116,7 @@ impl FleetLauncher for InterimLauncher {
             }
             let addr = cell_address(index, h).ok_or("too many cells for the address plan")?;
             let tls = ca
-                .issue(&[hostname.clone()], &[])
+                .issue(std::slice::from_ref(&hostname), &[])
                 .map_err(|e| e.to_string())?;
             let storage = Arc::new(MemoryStorage::new());
             let seeds: Vec<toml::Table> = table

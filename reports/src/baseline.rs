@@ -85,11 +85,7 @@ pub fn check(report: &RunReport, baseline: &RunReport) -> BaselineOutcome {
             _ => continue,
         };
         // A known failure may keep its verdict, which `classify` calls "no change".
-        let kind = match (was, now) {
-            (_, None) => ChangeKind::Removed,
-            (None, _) => ChangeKind::Added,
-            _ => classify(was, now).unwrap_or(ChangeKind::Changed),
-        };
+        let kind = classify(was, now).unwrap_or(ChangeKind::Changed);
         list.push(pair.change(kind));
     }
     for list in [
@@ -120,7 +116,10 @@ pub fn render_markdown(outcome: &BaselineOutcome) -> String {
     );
     let sections = [
         ("Regressions (pass in the baseline)", &outcome.regressions),
-        ("Lost coverage (pass in the baseline, not run now)", &outcome.lost_coverage),
+        (
+            "Lost coverage (pass in the baseline, not run now)",
+            &outcome.lost_coverage,
+        ),
         ("New failures", &outcome.new_failures),
         ("Known failures (tolerated)", &outcome.known_failures),
         ("Fixed (update the baseline)", &outcome.fixed),

@@ -92,9 +92,7 @@ pub fn diff(old: &RunReport, new: &RunReport) -> Diff {
             Some(pair.change(kind))
         })
         .collect();
-    changes.sort_by(|a, b| {
-        (a.kind, &a.scenario, &a.client).cmp(&(b.kind, &b.scenario, &b.client))
-    });
+    changes.sort_by(|a, b| (a.kind, &a.scenario, &a.client).cmp(&(b.kind, &b.scenario, &b.client)));
     Diff {
         old_run: old.run_id.clone(),
         new_run: new.run_id.clone(),
@@ -102,15 +100,19 @@ pub fn diff(old: &RunReport, new: &RunReport) -> Diff {
     }
 }
 
-/// The kind of change from `old` to `new`, `None` when the verdict did not change.
+/// The kind of change from `old` to `new` (`None`: the cell is absent from that run), or
+/// `None` when nothing changed.
 pub fn classify(old: Option<Verdict>, new: Option<Verdict>) -> Option<ChangeKind> {
     use Verdict::*;
-    let kind = match (old?, new?) {
-        (o, n) if o == n => return None,
-        (Pass, Fail | Error) => ChangeKind::Regression,
-        (Pass, NotRun | NotApplicable) => ChangeKind::LostCoverage,
-        (_, Pass) => ChangeKind::Fix,
-        _ => ChangeKind::Changed,
+    let kind = match (old, new) {
+        (None, None) => return None,
+        (None, Some(_)) => ChangeKind::Added,
+        (Some(_), None) => ChangeKind::Removed,
+        (Some(o), Some(n)) if o == n => return None,
+        (Some(Pass), Some(Fail | Error)) => ChangeKind::Regression,
+        (Some(Pass), Some(NotRun | NotApplicable)) => ChangeKind::LostCoverage,
+        (Some(_), Some(Pass)) => ChangeKind::Fix,
+        (Some(_), Some(_)) => ChangeKind::Changed,
     };
     Some(kind)
 }
@@ -190,7 +192,11 @@ impl CellPair<'_> {
             old_client: old_client.map(str::to_owned),
             old: self.old.map(|c| c.verdict),
             new: self.new.map(|c| c.verdict),
-            reason: self.new.or(self.old).map(|c| c.reason.clone()).unwrap_or_default(),
+            reason: self
+                .new
+                .or(self.old)
+                .map(|c| c.reason.clone())
+                .unwrap_or_default(),
         }
     }
 }

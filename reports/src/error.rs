@@ -48,7 +48,11 @@ pub enum ReportError {
 }
 
 impl ReportError {
-    pub(crate) fn io(path: impl Into<PathBuf>, action: &'static str, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        path: impl Into<PathBuf>,
+        action: &'static str,
+        source: std::io::Error,
+    ) -> Self {
         Self::Io {
             path: path.into(),
             action,
@@ -64,7 +68,11 @@ impl ReportError {
             // serde_json's Display appends " at line L column C"; the path prefix says it already.
             message: error
                 .to_string()
-                .trim_end_matches(&format!(" at line {} column {}", error.line(), error.column()))
+                .trim_end_matches(&format!(
+                    " at line {} column {}",
+                    error.line(),
+                    error.column()
+                ))
                 .to_owned(),
         }
     }

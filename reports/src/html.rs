@@ -53,7 +53,11 @@ pub fn render(report: &RunReport) -> String {
     for column in &matrix.columns {
         let _ = write!(html, "<th class=\"id\">{}", escape(column.id));
         if let Some(why) = column.unavailable {
-            let _ = write!(html, "<br><small class=\"muted\">unavailable: {}</small>", escape(why));
+            let _ = write!(
+                html,
+                "<br><small class=\"muted\">unavailable: {}</small>",
+                escape(why)
+            );
         }
         html.push_str("</th>");
     }
@@ -118,7 +122,11 @@ fn grid_cell(html: &mut String, cell: &Cell) {
             escape(&exit),
             step.duration_ms
         );
-        let _ = writeln!(html, "<p>argv</p><pre>{}</pre>", escape(&step.argv.join(" ")));
+        let _ = writeln!(
+            html,
+            "<p>argv</p><pre>{}</pre>",
+            escape(&step.argv.join(" "))
+        );
         let _ = writeln!(html, "<p>repro</p><pre>{}</pre>", escape(&step.repro));
         for (name, tail) in [("stdout", &step.stdout_tail), ("stderr", &step.stderr_tail)] {
             if !tail.is_empty() {
@@ -132,7 +140,11 @@ fn grid_cell(html: &mut String, cell: &Cell) {
             let mark = if check.passed { "✅ ok" } else { "❌ failed" };
             let _ = write!(html, "<li>{mark}: {}", escape(&check.description));
             if !check.detail.is_empty() {
-                let _ = write!(html, " <span class=\"muted\">— {}</span>", escape(&check.detail));
+                let _ = write!(
+                    html,
+                    " <span class=\"muted\">— {}</span>",
+                    escape(&check.detail)
+                );
             }
             html.push_str("</li>\n");
         }

@@ -12,7 +12,11 @@ pub fn render(report: &RunReport) -> String {
     let matrix = Matrix::new(report);
     let mut md = String::new();
     // `write!` into a String cannot fail; the results are ignored for that reason.
-    let _ = writeln!(md, "# regcompat matrix — run `{}`\n", code_text(&report.run_id));
+    let _ = writeln!(
+        md,
+        "# regcompat matrix — run `{}`\n",
+        code_text(&report.run_id)
+    );
     let _ = writeln!(
         md,
         "regcompat {}, started {}, finished {}.\n",
@@ -67,7 +71,10 @@ pub fn render(report: &RunReport) -> String {
             let Some(cell) = matrix.cell(row.id, column.id) else {
                 continue;
             };
-            if !matches!(cell.verdict, Verdict::Fail | Verdict::Error | Verdict::NotRun) {
+            if !matches!(
+                cell.verdict,
+                Verdict::Fail | Verdict::Error | Verdict::NotRun
+            ) {
                 continue;
             }
             listed += 1;
@@ -154,11 +161,7 @@ pub(crate) fn code_text(text: &str) -> String {
 
 /// A fenced code block whose fence is longer than any backtick run inside `body`.
 pub(crate) fn fenced(info: &str, body: &str) -> String {
-    let longest_run = body
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest_run = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest_run.max(2) + 1);
     format!("{fence}{info}\n{body}\n{fence}\n")
 }

@@ -17,7 +17,10 @@ fn json_round_trips_and_is_pretty() {
     let report = sample();
     reports::json::write(&report, &path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.starts_with("{\n  \"schema\": \"regcompat.report/v1\""), "{text}");
+    assert!(
+        text.starts_with("{\n  \"schema\": \"regcompat.report/v1\""),
+        "{text}"
+    );
     assert_eq!(reports::json::read(&path).unwrap(), report);
 }
 
@@ -32,11 +35,17 @@ fn json_write_always_stamps_the_current_schema() {
 }
 
 #[rstest]
-#[case::newer_schema(r#"{"schema":"regcompat.report/v2","cells":"whatever"}"#, "unknown report schema `regcompat.report/v2`")]
+#[case::newer_schema(
+    r#"{"schema":"regcompat.report/v2","cells":"whatever"}"#,
+    "unknown report schema `regcompat.report/v2`"
+)]
 #[case::missing_schema(r#"{"run_id":"x"}"#, "unknown report schema `<missing>`")]
 #[case::not_an_object("[1,2]", "report.json:1:")]
 #[case::syntax_error("{\n  \"schema\": ", "report.json:2:")]
-#[case::right_schema_wrong_shape(r#"{"schema":"regcompat.report/v1","run_id":3}"#, "report.json:1:")]
+#[case::right_schema_wrong_shape(
+    r#"{"schema":"regcompat.report/v1","run_id":3}"#,
+    "report.json:1:"
+)]
 fn json_read_rejects_bad_reports_naming_the_file(#[case] text: &str, #[case] expected: &str) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("report.json");
@@ -51,7 +60,10 @@ fn json_read_of_a_missing_file_names_it() {
     let message = reports::json::read(std::path::Path::new("/nonexistent/r.json"))
         .unwrap_err()
         .to_string();
-    assert!(message.starts_with("/nonexistent/r.json: cannot read"), "{message}");
+    assert!(
+        message.starts_with("/nonexistent/r.json: cannot read"),
+        "{message}"
+    );
 }
 
 // ---------------------------------------------------------------- JUnit
@@ -87,11 +99,20 @@ fn outcome_of(case: roxmltree::Node) -> &'static str {
 fn junit_has_one_suite_per_client_and_one_case_per_scenario() {
     let xml = reports::junit::render(&sample()).unwrap();
     let doc = roxmltree::Document::parse(&xml).unwrap();
-    let suites: Vec<_> = doc.descendants().filter(|n| n.has_tag_name("testsuite")).collect();
-    let names: Vec<_> = suites.iter().map(|s| s.attribute("name").unwrap()).collect();
+    let suites: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    let names: Vec<_> = suites
+        .iter()
+        .map(|s| s.attribute("name").unwrap())
+        .collect();
     assert_eq!(names, [CRANE, SKOPEO, DOCKER]);
     for suite in &suites {
-        let cases: Vec<_> = suite.children().filter(|n| n.has_tag_name("testcase")).collect();
+        let cases: Vec<_> = suite
+            .children()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect();
         assert_eq!(cases.len(), 3);
         for case in cases {
             assert_eq!(case.attribute("classname"), suite.attribute("name"));
@@ -110,11 +131,31 @@ fn junit_has_one_suite_per_client_and_one_case_per_scenario() {
 
 #[rstest]
 #[case::pass(CRANE, "login", "success", None)]
-#[case::fail(SKOPEO, "login", "failure", Some("fail because of login on skopeo@1.18.0"))]
+#[case::fail(
+    SKOPEO,
+    "login",
+    "failure",
+    Some("fail because of login on skopeo@1.18.0")
+)]
 #[case::error(CRANE, "push", "error", Some("error because of push on crane@0.22.1"))]
-#[case::not_applicable(SKOPEO, "pull", "skipped", Some("not-applicable because of pull on skopeo@1.18.0"))]
-#[case::not_run(DOCKER, "pull", "skipped", Some("not-run because of pull on docker@28.0.1"))]
-#[case::missing(SKOPEO, "push", "skipped", Some("no result was recorded for this scenario and client"))]
+#[case::not_applicable(
+    SKOPEO,
+    "pull",
+    "skipped",
+    Some("not-applicable because of pull on skopeo@1.18.0")
+)]
+#[case::not_run(
+    DOCKER,
+    "pull",
+    "skipped",
+    Some("not-run because of pull on docker@28.0.1")
+)]
+#[case::missing(
+    SKOPEO,
+    "push",
+    "skipped",
+    Some("no result was recorded for this scenario and client")
+)]
 fn junit_maps_each_verdict(
     #[case] client: &str,
     #[case] scenario: &str,
@@ -142,10 +183,19 @@ fn junit_failure_body_holds_repro_tails_and_checks() {
         body.contains("  $ HOME=/tmp/h crane pull myregistry.azurecr.io/login:v1 out.tar"),
         "{body}"
     );
-    assert!(body.contains("step 1 `pull` (expected success): exit 1 in 1200 ms"), "{body}");
+    assert!(
+        body.contains("step 1 `pull` (expected success): exit 1 in 1200 ms"),
+        "{body}"
+    );
     assert!(body.contains("    Error: UNAUTHORIZED for login"), "{body}");
-    assert!(body.contains("  [FAILED] the pull succeeded — exit 1"), "{body}");
-    assert!(body.contains("  [ok] the client asked for a token — #2"), "{body}");
+    assert!(
+        body.contains("  [FAILED] the pull succeeded — exit 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("  [ok] the client asked for a token — #2"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -179,7 +229,10 @@ fn junit_escapes_markup_in_reasons() {
         .children()
         .find(|n| n.has_tag_name("failure"))
         .unwrap();
-    assert_eq!(failure.attribute("message"), Some("expected <401> & got \"200\""));
+    assert_eq!(
+        failure.attribute("message"),
+        Some("expected <401> & got \"200\"")
+    );
 }
 
 // ---------------------------------------------------------------- Markdown
@@ -272,16 +325,30 @@ fn markdown_lists_failures_and_not_run_with_reason_and_repro_only() {
         ]
     );
     assert!(section.contains("fail because of login on skopeo@1.18.0"));
-    assert!(section.contains("```sh\nHOME=/tmp/h crane pull myregistry.azurecr.io/login:v1 out.tar\n```"));
+    assert!(
+        section
+            .contains("```sh\nHOME=/tmp/h crane pull myregistry.azurecr.io/login:v1 out.tar\n```")
+    );
     assert!(section.contains("- failed check: the pull succeeded — exit 1"));
-    assert!(md.contains("## Unavailable clients\n\n- `docker@28.0.1`: docker needs a daemon and root"));
+    assert!(
+        md.contains("## Unavailable clients\n\n- `docker@28.0.1`: docker needs a daemon and root")
+    );
 }
 
 #[test]
 fn markdown_says_so_when_nothing_failed() {
-    let report = common::report("r", &[("s", CRANE, Verdict::Pass), ("t", CRANE, Verdict::NotApplicable)]);
+    let report = common::report(
+        "r",
+        &[
+            ("s", CRANE, Verdict::Pass),
+            ("t", CRANE, Verdict::NotApplicable),
+        ],
+    );
     let md = reports::markdown::render(&report);
-    assert!(md.contains("None: every cell passed or was not applicable."), "{md}");
+    assert!(
+        md.contains("None: every cell passed or was not applicable."),
+        "{md}"
+    );
 }
 
 #[test]
@@ -336,7 +403,9 @@ fn html_links_only_relative_artifacts() {
 fn html_is_self_contained() {
     let html = reports::html::render(&sample());
     assert!(html.starts_with("<!DOCTYPE html>"));
-    for forbidden in ["<script", "<link", "src=", "http://", "https://", "@import", "url("] {
+    for forbidden in [
+        "<script", "<link", "src=", "http://", "https://", "@import", "url(",
+    ] {
         assert!(!html.contains(forbidden), "found {forbidden}");
     }
     assert!(html.contains("<style>"));
@@ -354,7 +423,10 @@ fn html_has_one_details_element_per_cell_with_its_evidence() {
     // the failing cell's evidence: repro, stderr tail, failed check, journal table row
     let after = html.split_once("<td class=\"fail\">").unwrap().1;
     let failing = &after[..after.find("</details>").unwrap()];
-    assert!(failing.contains("<pre>HOME=/tmp/h crane pull myregistry.azurecr.io/login:v1 out.tar</pre>"));
+    assert!(
+        failing
+            .contains("<pre>HOME=/tmp/h crane pull myregistry.azurecr.io/login:v1 out.tar</pre>")
+    );
     assert!(failing.contains("<pre>Error: UNAUTHORIZED for login</pre>"));
     assert!(failing.contains("exit 1 in 1200 ms"));
     assert!(failing.contains("❌ failed: the pull succeeded"));
@@ -387,14 +459,26 @@ fn write_all_writes_the_four_files_and_they_read_back() {
             .attribute("failures"),
         Some("1")
     );
-    assert!(std::fs::read_to_string(&written.markdown).unwrap().contains("| Scenario |"));
-    assert!(std::fs::read_to_string(&written.html).unwrap().contains("<details>"));
+    assert!(
+        std::fs::read_to_string(&written.markdown)
+            .unwrap()
+            .contains("| Scenario |")
+    );
+    assert!(
+        std::fs::read_to_string(&written.html)
+            .unwrap()
+            .contains("<details>")
+    );
     let mut names: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["index.html", "junit.xml", "matrix.md", "report.json"], "no temporaries left");
+    assert_eq!(
+        names,
+        ["index.html", "junit.xml", "matrix.md", "report.json"],
+        "no temporaries left"
+    );
 }
 
 #[test]
@@ -402,6 +486,11 @@ fn write_all_into_a_file_path_fails_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "x").unwrap();
-    let message = reports::write_all(&sample(), &blocker).unwrap_err().to_string();
-    assert!(message.starts_with(&format!("{}: cannot create directory", blocker.display())), "{message}");
+    let message = reports::write_all(&sample(), &blocker)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.starts_with(&format!("{}: cannot create directory", blocker.display())),
+        "{message}"
+    );
 }

@@ -49,7 +49,9 @@ pub fn cell(scenario: &str, client: &str, verdict: Verdict) -> Cell {
                     "pull".into(),
                     format!("myregistry.azurecr.io/{scenario}:v1"),
                 ],
-                repro: format!("HOME=/tmp/h crane pull myregistry.azurecr.io/{scenario}:v1 out.tar"),
+                repro: format!(
+                    "HOME=/tmp/h crane pull myregistry.azurecr.io/{scenario}:v1 out.tar"
+                ),
                 exit_code: Some(if verdict == Verdict::Pass { 0 } else { 1 }),
                 timed_out: false,
                 duration_ms: 1200,

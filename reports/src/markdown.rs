@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use crate::matrix::Matrix;
 use crate::present::{ALL_VERDICTS, MISSING_LABEL, label};
-use crate::{RunReport, Verdict};
+use crate::{Cell, RunReport, Verdict};
 
 /// Renders the report as Markdown.
 pub fn render(report: &RunReport) -> String {
@@ -78,34 +78,42 @@ pub fn render(report: &RunReport) -> String {
                 continue;
             }
             listed += 1;
-            let _ = writeln!(
-                md,
-                "### {} — `{}` × `{}`\n",
-                label(cell.verdict),
-                code_text(&cell.scenario),
-                code_text(&cell.client)
-            );
-            let _ = writeln!(md, "{}\n", inline_text(&cell.reason));
-            let failed: Vec<_> = cell.checks.iter().filter(|c| !c.passed).collect();
-            for check in failed {
-                let _ = write!(md, "- failed check: {}", inline_text(&check.description));
-                if !check.detail.is_empty() {
-                    let _ = write!(md, " — {}", inline_text(&check.detail));
-                }
-                md.push('\n');
-            }
-            if !cell.steps.is_empty() {
-                let repro: Vec<&str> = cell.steps.iter().map(|s| s.repro.as_str()).collect();
-                md.push_str("\nRepro:\n\n");
-                md.push_str(&fenced("sh", &repro.join("\n")));
-            }
-            md.push('\n');
+            md.push_str(&failure_item(cell));
         }
     }
     if listed == 0 {
         md.push_str("None: every cell passed or was not applicable.\n");
     }
+    md.truncate(md.trim_end().len());
+    md.push('\n');
     md
+}
+
+/// One entry of "Failures and not-run": heading, reason, failed checks, repro commands.
+fn failure_item(cell: &Cell) -> String {
+    let mut item = format!(
+        "### {} — `{}` × `{}`\n\n{}\n\n",
+        label(cell.verdict),
+        code_text(&cell.scenario),
+        code_text(&cell.client),
+        inline_text(&cell.reason)
+    );
+    for check in cell.checks.iter().filter(|c| !c.passed) {
+        // `write!` into a String cannot fail.
+        let _ = write!(item, "- failed check: {}", inline_text(&check.description));
+        if !check.detail.is_empty() {
+            let _ = write!(item, " — {}", inline_text(&check.detail));
+        }
+        item.push('\n');
+    }
+    if !cell.steps.is_empty() {
+        let repro: Vec<&str> = cell.steps.iter().map(|s| s.repro.as_str()).collect();
+        item.push_str("\nRepro:\n\n");
+        item.push_str(&fenced("sh", &repro.join("\n")));
+    }
+    let mut item = item.trim_end().to_owned();
+    item.push_str("\n\n");
+    item
 }
 
 /// `**Totals:** 12 cells: 8 ✅ pass, 1 ❌ fail, …` — every verdict listed, zeros included, so

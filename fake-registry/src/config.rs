@@ -86,6 +86,28 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// An error at byte `offset` of `text` (line and column computed from it).
+    pub fn at(
+        text: &str,
+        origin: &str,
+        offset: usize,
+        field: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Self {
+        let (line, column) = line_col(text, offset);
+        Self {
+            origin: origin.to_owned(),
+            line,
+            column,
+            field: field.into(),
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetConfig {
@@ -180,50 +202,24 @@ impl FleetConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: origin.clone(),
             line: 0,
             column: 0,
-            field: String::new(),
-            message: format!("cannot read the file: {e}"),
-            hint: String::new(),
+            ..ConfigError::at("", &origin, 0, "", format!("cannot read the file: {e}"), "")
         })?;
         Self::parse(&text, &origin)
     }
 
     /// Parses and validates; `origin` names the text in errors (a path).
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let at = |span: Option<Range<usize>>, field: String, message: String, hint: String| {
-            let (line, column) = line_col(text, span.map(|s| s.start).unwrap_or(0));
-            ConfigError {
-                origin: origin.to_owned(),
-                line,
-                column,
-                field,
-                message,
-                hint,
-            }
-        };
-        let config: FleetConfig = toml::from_str(text).map_err(|e| {
-            let message = e.message().to_owned();
-            let hint = hint_for(&message);
-            at(e.span(), field_of(text, e.span()), message, hint)
-        })?;
-        config.validate(&|span, field, message, hint| at(Some(span), field, message, hint))?;
+        let config: FleetConfig = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
+        config.validate_in(text, origin)?;
         Ok(config)
     }
 
     /// Checks hosts that were parsed as part of a larger file (a scenario) from `text`.
     pub fn validate_in(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
         self.validate(&|span, field, message, hint| {
-            let (line, column) = line_col(text, span.start);
-            ConfigError {
-                origin: origin.to_owned(),
-                line,
-                column,
-                field,
-                message,
-                hint,
-            }
+            ConfigError::at(text, origin, span.start, field, message, hint)
         })
     }
 
@@ -464,16 +460,15 @@ fn is_hostname(name: &str) -> bool {
 /// A `toml` parse error of `text`, located like every config error (line, column, field,
 /// hint), for other TOML files of the project (scenarios) to report the same way.
 pub fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> ConfigError {
-    let (line, column) = line_col(text, e.span().map(|s| s.start).unwrap_or(0));
-    let message = e.message().to_owned();
-    ConfigError {
-        origin: origin.to_owned(),
-        line,
-        column,
-        field: field_of(text, e.span()),
-        hint: hint_for(&message),
+    let message = e.message();
+    ConfigError::at(
+        text,
+        origin,
+        e.span().map_or(0, |s| s.start),
+        field_of(text, e.span()),
         message,
-    }
+        hint_for(message),
+    )
 }
 
 /// 1-based line and column (in characters) of a byte offset.

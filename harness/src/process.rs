@@ -70,30 +70,14 @@ impl Invocation {
             stderr: String::new(),
             spawn_error: Some(why),
         };
-        let Some(program) = self.argv.first() else {
-            return not_started("empty command".into());
-        };
-        let hosts = match self.hosts_file.as_deref().map(path_cstring).transpose() {
-            Ok(h) => h,
+        let mut cmd = match self.command(Stdio::piped(), Stdio::piped()) {
+            Ok(c) => c,
             Err(e) => return not_started(e),
         };
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(&self.argv[1..])
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&self.cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        // SAFETY: the closure only makes async-signal-safe system calls (setpgid, prctl,
-        // unshare, mount) on data allocated before the fork.
-        unsafe {
-            cmd.pre_exec(move || isolate(hosts.as_ref()));
-        }
         let mut child = match cmd.spawn() {
             Ok(c) => c,
-            Err(e) => return not_started(format!("cannot start {program}: {e}")),
+            // `command` refused an empty argv, so argv[0] exists.
+            Err(e) => return not_started(format!("cannot start {}: {e}", self.argv[0])),
         };
         let pgid = child.id().map(|p| p as i32);
         let mut out = child.stdout.take();
@@ -134,6 +118,31 @@ impl Invocation {
     }
 }
 
+impl Invocation {
+    /// The command with the isolation every client and daemon process gets: cleared
+    /// environment, own process group, death signal, private mount namespace with the hosts
+    /// file bound over `/etc/hosts`.
+    fn command(&self, stdout: Stdio, stderr: Stdio) -> Result<tokio::process::Command, String> {
+        let program = self.argv.first().ok_or("empty command")?;
+        let hosts = self.hosts_file.as_deref().map(path_cstring).transpose()?;
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(&self.argv[1..])
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .kill_on_drop(true);
+        // SAFETY: the closure only makes async-signal-safe system calls (setpgid, prctl,
+        // unshare, mount) on data allocated before the fork.
+        unsafe {
+            cmd.pre_exec(move || isolate(hosts.as_ref()));
+        }
+        Ok(cmd)
+    }
+}
+
 /// A long-running process (a daemon such as dockerd) started with the same isolation as a
 /// client, its output going to a log file. Stopped with its whole group.
 pub struct Daemon {
@@ -145,26 +154,12 @@ pub struct Daemon {
 impl Invocation {
     /// Starts the process and returns at once; output goes to `log`.
     pub fn spawn_daemon(&self, log: &Path) -> Result<Daemon, String> {
-        let program = self.argv.first().ok_or("empty command")?;
-        let hosts = self.hosts_file.as_deref().map(path_cstring).transpose()?;
         let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let file2 = file.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(&self.argv[1..])
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&self.cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(file))
-            .stderr(Stdio::from(file2))
-            .kill_on_drop(true);
-        // SAFETY: as in `run`: only async-signal-safe calls on pre-allocated data.
-        unsafe {
-            cmd.pre_exec(move || isolate(hosts.as_ref()));
-        }
-        let child = cmd
+        let child = self
+            .command(Stdio::from(file), Stdio::from(file2))?
             .spawn()
-            .map_err(|e| format!("cannot start {program}: {e}"))?;
+            .map_err(|e| format!("cannot start {}: {e}", self.argv[0]))?;
         let pgid = child.id().map(|p| p as i32);
         Ok(Daemon {
             child,

@@ -16,7 +16,6 @@ use reports::{Cell, CheckRecord, StepRecord, Verdict};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Names the built `docker-credential-regcompat` (set by `cargo xtask run-scenarios`).
@@ -591,6 +590,3 @@ pub fn write_oci_layout(dir: &Path, image: &Image) -> Result<(), String> {
     });
     write(dir.join("index.json"), index.to_string().as_bytes())
 }
-
-/// Shared by the xtask and tests: the redactor type clients' tails go through.
-pub type SharedRedactor = Arc<Redactor>;

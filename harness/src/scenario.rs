@@ -38,7 +38,7 @@
 //! no_leaks = true
 //! ```
 
-use fake_registry::config::{ConfigError, FleetConfig, HostConfig, line_col, toml_error};
+use fake_registry::config::{ConfigError, FleetConfig, HostConfig, toml_error};
 use fake_registry::journal::Entry;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -189,12 +189,9 @@ impl Scenario {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            origin: origin.clone(),
             line: 0,
             column: 0,
-            field: String::new(),
-            message: format!("cannot read the file: {e}"),
-            hint: String::new(),
+            ..ConfigError::at("", &origin, 0, "", format!("cannot read the file: {e}"), "")
         })?;
         let mut s = Self::parse(&text, &origin)?;
         s.id = path
@@ -208,15 +205,7 @@ impl Scenario {
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let s: Scenario = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
         let err = |span: std::ops::Range<usize>, field: String, message: String, hint: &str| {
-            let (line, column) = line_col(text, span.start);
-            ConfigError {
-                origin: origin.to_owned(),
-                line,
-                column,
-                field,
-                message,
-                hint: hint.to_owned(),
-            }
+            ConfigError::at(text, origin, span.start, field, message, hint)
         };
         // The hosts are checked like a fleet config; addresses are the runner's to choose.
         let fleet = FleetConfig { hosts: s.hosts };
@@ -300,17 +289,14 @@ impl Scenario {
         for (i, step) in s.steps.iter().enumerate() {
             let need = |v: &Option<Spanned<String>>, name: &str| -> Result<(), ConfigError> {
                 if v.is_none() {
-                    let (line, column) = step_line(text, i);
-                    return Err(ConfigError {
-                        origin: origin.to_owned(),
-                        line,
-                        column,
-                        field: format!("step[{i}].{name}"),
-                        message: format!("action `{}` needs `{name}`", step.action.as_str()),
-                        hint: "login: registry, principal; pull: image; push: to; copy: \
-                               image, to"
-                            .into(),
-                    });
+                    return Err(ConfigError::at(
+                        text,
+                        origin,
+                        step_offset(text, i),
+                        format!("step[{i}].{name}"),
+                        format!("action `{}` needs `{name}`", step.action.as_str()),
+                        "login: registry, principal; pull: image; push: to; copy: image, to",
+                    ));
                 }
                 Ok(())
             };
@@ -358,14 +344,14 @@ impl Scenario {
             })?;
         }
         if s.steps.is_empty() {
-            return Err(ConfigError {
-                origin: origin.to_owned(),
-                line: 1,
-                column: 1,
-                field: "step".into(),
-                message: "a scenario needs at least one step".into(),
-                hint: "add a [[step]] table".into(),
-            });
+            return Err(ConfigError::at(
+                text,
+                origin,
+                0,
+                "step",
+                "a scenario needs at least one step",
+                "add a [[step]] table",
+            ));
         }
         Ok(s)
     }
@@ -385,12 +371,11 @@ pub fn placeholders(text: &str) -> Vec<String> {
     out
 }
 
-fn step_line(text: &str, index: usize) -> (usize, usize) {
-    let offset = text
-        .match_indices("[[step]]")
+/// Byte offset of the `index`th `[[step]]` header.
+fn step_offset(text: &str, index: usize) -> usize {
+    text.match_indices("[[step]]")
         .nth(index)
-        .map_or(0, |(i, _)| i);
-    line_col(text, offset)
+        .map_or(0, |(i, _)| i)
 }
 
 /// How many matching journal entries an expectation wants.

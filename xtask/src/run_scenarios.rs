@@ -224,7 +224,6 @@ pub fn run(args: Args) -> Result<()> {
 
 /// One column of the matrix (a client at a version, or a maintainer's own binary).
 struct Column {
-    id: String,
     driver_name: String,
     version: String,
     source: String,
@@ -249,7 +248,6 @@ fn client_column(manifest: &Manifest, request: &str) -> Column {
     let Some(driver) = clients::by_name(&name) else {
         let reason = format!("no driver for {name} yet: its cells are not run");
         return Column {
-            id: request.to_owned(),
             driver_name: name,
             version: String::new(),
             source: "none".into(),
@@ -267,7 +265,6 @@ fn client_column(manifest: &Manifest, request: &str) -> Column {
             Err(format!("{} does not exist", path.display()))
         };
         return Column {
-            id: format!("{name}@dev"),
             driver_name: name.clone(),
             version: "dev".into(),
             source: "path".into(),
@@ -295,7 +292,6 @@ fn client_column(manifest: &Manifest, request: &str) -> Column {
         Err(e) => (request.to_owned(), String::new(), Err(e.to_string())),
     };
     Column {
-        id: id.clone(),
         driver_name: name,
         version,
         source: "cache".into(),
@@ -351,24 +347,7 @@ fn relative(root: &Path, p: &Path) -> String {
 fn now_rfc3339() -> String {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    fake_registry::profile::bearer::humantime_rfc3339(secs)
 }

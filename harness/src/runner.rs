@@ -2,7 +2,7 @@
 //! The path of a cell reads straight: scenario file → sandbox (hosts file, CA, config.json) →
 //! client processes → fake registry → journal → verdict → [`reports::Cell`].
 
-use crate::clients::{Driver, ResolvedAction};
+use crate::clients::{CellEnv, DaemonSpec, Driver, Mirror, ResolvedAction};
 use crate::process::Invocation;
 use crate::sandbox::Sandbox;
 use crate::scenario::{Action, Count, Outcome, Scenario};
@@ -29,7 +29,14 @@ pub struct ClientUnderTest {
     pub id: String,
     pub driver: Box<dyn Driver>,
     pub binary: Result<PathBuf, String>,
+    /// Binary directories of the clients this one requires (buildkitd, containerd, runc…),
+    /// put on the cell's `PATH`.
+    pub tools: Vec<PathBuf>,
 }
+
+/// Where a host the scenario calls unreachable resolves for the client: a loopback address
+/// nothing listens on (cells use 127.10.0.0 – 127.249.255.255), so connections are refused.
+const UNREACHABLE: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 254);
 
 /// Runs one cell. `index` picks the cell's loopback addresses (127.A.B.2 upwards), so cells
 /// running in parallel never share an address.
@@ -171,7 +178,7 @@ async fn run_in_sandbox(
     )
     .await;
     fleet.shutdown().await;
-    let (steps, checks, journal) = result?;
+    let (steps, checks, journal, artifacts) = result?;
     let failed_step = steps.iter().find(|s| !step_met(s));
     let failed_check = checks.iter().find(|c| !c.passed);
     let (verdict, reason) = match (failed_step, failed_check) {
@@ -203,7 +210,7 @@ async fn run_in_sandbox(
         steps,
         checks,
         journal,
-        artifacts: vec![],
+        artifacts,
     })
 }
 
@@ -227,6 +234,14 @@ fn describe_exit(s: &StepRecord) -> String {
     }
 }
 
+/// What a cell's run left: step records, journal checks, the journal, evidence files.
+type Driven = (
+    Vec<StepRecord>,
+    Vec<CheckRecord>,
+    Vec<serde_json::Value>,
+    Vec<String>,
+);
+
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     fleet: &RunningFleet,
@@ -239,13 +254,25 @@ async fn drive(
     principals: &BTreeMap<String, (Option<String>, String, PrincipalKind)>,
     host_names: &[String],
     timeout: Duration,
-) -> Result<(Vec<StepRecord>, Vec<CheckRecord>, Vec<serde_json::Value>), String> {
+) -> Result<Driven, String> {
     let journal = fleet.journal();
     let redactor = journal.redactor.clone();
+    let blocked: Vec<&str> = setup
+        .unreachable
+        .iter()
+        .filter_map(|n| fleet.host(n.get_ref()).map(|h| h.hostname.as_str()))
+        .collect();
     let hosts: Vec<(String, std::net::IpAddr)> = fleet
         .hosts()
         .iter()
-        .map(|h| (h.hostname.clone(), h.addr.ip()))
+        .map(|h| {
+            let ip = if blocked.contains(&h.hostname.as_str()) {
+                std::net::IpAddr::V4(UNREACHABLE)
+            } else {
+                h.addr.ip()
+            };
+            (h.hostname.clone(), ip)
+        })
         .collect();
     sandbox.write_hosts(&hosts).map_err(|e| e.to_string())?;
     sandbox
@@ -285,6 +312,40 @@ async fn drive(
             serde_json::json!({ "auth": b64(format!("{NULL_GUID}:")), "identitytoken": secret }),
         );
     }
+    for (key, principal) in &setup.auths_by_key {
+        let (user, secret, _) = principals
+            .get(principal.get_ref())
+            .ok_or("unknown principal")?;
+        auths.insert(
+            resolve(key),
+            serde_json::json!({ "auth": b64(format!("{}:{secret}", user.clone().unwrap_or_default())) }),
+        );
+    }
+    // The Basic credentials config.json now holds, by key (for ctr's `--user`).
+    let mut credentials = BTreeMap::new();
+    for (key, principal) in setup.auths.iter().map(|(h, p)| (authority(h), p)).chain(
+        setup
+            .auths_by_key
+            .iter()
+            .map(|(k, p)| (Some(resolve(k)), p)),
+    ) {
+        if let (Some(key), Some((user, secret, _))) = (key, principals.get(principal.get_ref())) {
+            credentials.insert(key, (user.clone().unwrap_or_default(), secret.clone()));
+        }
+    }
+    let mut mirrors = Vec::new();
+    for (upstream, list) in &setup.mirrors {
+        for m in list {
+            let (name, path) = m.get_ref().split_once('/').unwrap_or((m.get_ref(), ""));
+            mirrors.push(Mirror {
+                upstream: authority(upstream).ok_or("unknown host")?,
+                mirror: authority(name).ok_or("unknown host")?,
+                path: path.to_owned(),
+            });
+        }
+    }
+    let mut registries: Vec<String> = fleet.hosts().iter().map(|h| h.authority()).collect();
+    registries.dedup();
     let mut config = serde_json::json!({ "auths": auths });
     if let Some(store) = &setup.creds_store {
         config["credsStore"] = serde_json::json!(store);
@@ -338,28 +399,53 @@ async fn drive(
         )
         .map_err(|e| e.to_string())?;
 
+    let cell = CellEnv {
+        bin,
+        sandbox,
+        tools: &client.tools,
+        registries: &registries,
+        mirrors: &mirrors,
+        ca_file: fleet.ca_pem_path(),
+        credentials: &credentials,
+    };
     let mut env = sandbox.env();
     for (k, v) in env.iter_mut() {
         if k == "PATH" {
-            *v = format!("{}:{v}", helper_dir.display());
+            let mut dirs = vec![helper_dir.clone()];
+            dirs.extend(bin.parent().map(Path::to_path_buf));
+            dirs.extend(client.tools.iter().cloned());
+            let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            *v = format!("{}:{v}", dirs.join(":"));
         }
     }
     env.push((
         crate::credhelper::STORE_ENV.into(),
         store_file.display().to_string(),
     ));
-    env.extend(client.driver.env(sandbox));
-    let daemon = match client.driver.daemon(bin, sandbox) {
-        Some(argv) => Some(start_daemon(client, bin, sandbox, argv, &env).await?),
-        None => None,
-    };
-    let result = run_steps(
-        steps, client, bin, sandbox, &env, principals, &resolve, &authority, &redactor, timeout,
-    )
-    .await;
-    if let Some(d) = daemon {
+    env.extend(client.driver.env(&cell));
+    let mut daemons = Vec::new();
+    let mut daemon_names = Vec::new();
+    let mut result = Ok(Vec::new());
+    for spec in client.driver.daemons(&cell)? {
+        daemon_names.push(spec.name);
+        match start_daemon(client, sandbox, spec, &env).await {
+            Ok(d) => daemons.push(d),
+            Err(e) => {
+                result = Err(redactor.redact(&e));
+                break;
+            }
+        }
+    }
+    if result.is_ok() {
+        result = run_steps(
+            steps, client, &cell, &env, principals, &resolve, &authority, &redactor, timeout,
+        )
+        .await;
+    }
+    while let Some(d) = daemons.pop() {
         d.stop(Duration::from_secs(10)).await;
     }
+    let artifacts = keep_daemon_logs(sandbox, &daemon_names, &redactor);
     let records = result?;
     let entries = journal.all();
     let mut checks = Vec::new();
@@ -375,15 +461,14 @@ async fn drive(
         .iter()
         .filter_map(|e| serde_json::to_value(e).ok())
         .collect();
-    Ok((records, checks, journal_json))
+    Ok((records, checks, journal_json, artifacts))
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn run_steps(
     steps: &[crate::scenario::Step],
     client: &ClientUnderTest,
-    bin: &Path,
-    sandbox: &Sandbox,
+    cell: &CellEnv<'_>,
     env: &[(String, String)],
     principals: &BTreeMap<String, (Option<String>, String, PrincipalKind)>,
     resolve: &(dyn Fn(&str) -> String + Sync),
@@ -392,6 +477,7 @@ async fn run_steps(
     timeout: Duration,
 ) -> Result<Vec<StepRecord>, String> {
     let env = env.to_vec();
+    let sandbox = cell.sandbox;
     let mut records = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let action = match step.action {
@@ -409,9 +495,26 @@ async fn run_steps(
                     password,
                 }
             }
-            Action::Pull => ResolvedAction::Pull {
-                image: resolve(step.image.as_ref().ok_or("pull needs image")?.get_ref()),
-            },
+            Action::Pull => {
+                let image = resolve(step.image.as_ref().ok_or("pull needs image")?.get_ref());
+                ResolvedAction::Pull {
+                    context: build_context(&sandbox.work.join(format!("pull-{i}")), &image)?,
+                    image,
+                }
+            }
+            Action::BuildFrom => {
+                let base = resolve(
+                    step.image
+                        .as_ref()
+                        .ok_or("build-from needs image")?
+                        .get_ref(),
+                );
+                ResolvedAction::BuildFrom {
+                    context: build_context(&sandbox.work.join(format!("build-{i}")), &base)?,
+                    base,
+                    to: step.to.as_ref().map(|t| resolve(t.get_ref())),
+                }
+            }
             Action::Push => {
                 let format = match step.format.as_deref() {
                     Some("docker") => Format::Docker,
@@ -431,6 +534,10 @@ async fn run_steps(
                     .ok_or("the generated image has no layer")?;
                 std::fs::write(&layer, &layer_blob.bytes).map_err(|e| e.to_string())?;
                 ResolvedAction::Push {
+                    context: build_context(
+                        &sandbox.work.join(format!("push-{i}-context")),
+                        "scratch",
+                    )?,
                     layout,
                     layer,
                     to: resolve(step.to.as_ref().ok_or("push needs to")?.get_ref()),
@@ -441,7 +548,7 @@ async fn run_steps(
                 to: resolve(step.to.as_ref().ok_or("copy needs to")?.get_ref()),
             },
         };
-        let commands = client.driver.commands(bin, sandbox, &action);
+        let commands = client.driver.commands(cell, &action);
         let expected = match step.expect {
             Outcome::Success => "success",
             Outcome::Failure => "failure",
@@ -486,34 +593,31 @@ async fn run_steps(
     Ok(records)
 }
 
-/// Starts the client's daemon in the cell's isolation and waits (bounded) until it answers.
+/// Starts one daemon of the cell in the cell's isolation and waits (bounded) until it
+/// answers; its log is `<sandbox>/<name>.log`.
 async fn start_daemon(
     client: &ClientUnderTest,
-    bin: &Path,
     sandbox: &Sandbox,
-    argv: Vec<String>,
+    spec: DaemonSpec,
     env: &[(String, String)],
 ) -> Result<crate::process::Daemon, String> {
-    let daemon = Invocation {
+    let invocation = |argv: Vec<String>, timeout: Duration| Invocation {
         argv,
         env: env.to_vec(),
         cwd: sandbox.work.clone(),
         hosts_file: Some(sandbox.hosts_file.clone()),
-        timeout: Duration::from_secs(0),
-    }
-    .spawn_daemon(&sandbox.root.join("daemon.log"))?;
-    let ready = Invocation {
-        argv: client.driver.daemon_ready(bin, sandbox),
-        env: env.to_vec(),
-        cwd: sandbox.work.clone(),
-        hosts_file: Some(sandbox.hosts_file.clone()),
-        timeout: Duration::from_secs(10),
+        timeout,
     };
-    let mut daemon = daemon;
+    let mut daemon = invocation(spec.argv, Duration::from_secs(0))
+        .spawn_daemon(&sandbox.root.join(format!("{}.log", spec.name)))?;
+    let ready = invocation(spec.ready, Duration::from_secs(10));
     for _ in 0..120 {
         if !daemon.alive() {
             let tail = daemon.log_tail(2000);
-            return Err(format!("{} daemon exited at start: {tail}", client.id));
+            return Err(format!(
+                "{}: {} exited at start: {tail}",
+                client.id, spec.name
+            ));
         }
         if ready.run().await.exit_code == Some(0) {
             return Ok(daemon);
@@ -522,7 +626,54 @@ async fn start_daemon(
     }
     let tail = daemon.log_tail(2000);
     daemon.stop(Duration::from_secs(5)).await;
-    Err(format!("{} daemon not ready after 60 s: {tail}", client.id))
+    Err(format!(
+        "{}: {} not ready after 60 s: {tail}",
+        client.id, spec.name
+    ))
+}
+
+/// Largest part of a daemon log kept as evidence (its end).
+const DAEMON_LOG_KEPT: usize = 256 * 1024;
+
+/// Copies the cell's daemon logs, redacted and cut to their last [`DAEMON_LOG_KEPT`] bytes,
+/// to `<scratch>/artifacts/<cell>/<daemon>.log` (the sandbox is deleted after the cell);
+/// returns their paths relative to `<scratch>`, which the report writer keeps beside the
+/// report.
+fn keep_daemon_logs(sandbox: &Sandbox, names: &[&str], redactor: &Redactor) -> Vec<String> {
+    let (Some(scratch), Some(cell)) = (sandbox.root.parent(), sandbox.root.file_name()) else {
+        return Vec::new();
+    };
+    let dir = Path::new("artifacts").join(cell);
+    let mut kept = Vec::new();
+    for name in names {
+        let Ok(bytes) = std::fs::read(sandbox.root.join(format!("{name}.log"))) else {
+            continue;
+        };
+        let tail = &bytes[bytes.len().saturating_sub(DAEMON_LOG_KEPT)..];
+        let text = redactor.redact(&String::from_utf8_lossy(tail));
+        let rel = dir.join(format!("{name}.log"));
+        if std::fs::create_dir_all(scratch.join(&dir)).is_ok()
+            && std::fs::write(scratch.join(&rel), text).is_ok()
+        {
+            kept.push(rel.display().to_string());
+        }
+    }
+    kept
+}
+
+/// A build context: a Dockerfile `FROM <base>` + `COPY` of one small file (no `RUN`, so no
+/// container ever runs).
+fn build_context(dir: &Path, base: &str) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let write = |name: &str, text: &str| {
+        std::fs::write(dir.join(name), text).map_err(|e| format!("{}: {e}", dir.display()))
+    };
+    write(
+        "Dockerfile",
+        &format!("FROM {base}\nCOPY regcompat.txt /regcompat.txt\n"),
+    )?;
+    write("regcompat.txt", "built by regcompat\n")?;
+    Ok(dir.to_owned())
 }
 
 fn check(e: &crate::scenario::Expectation, entries: &[Entry]) -> CheckRecord {

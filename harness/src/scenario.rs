@@ -20,9 +20,12 @@
 //! creds_store = "regcompat"              # config.json `credsStore`
 //! cred_helpers = { acr = "regcompat" }   # config.json `credHelpers` (host → helper)
 //! helper_credentials = { acr = "sp" }    # what docker-credential-regcompat answers
+//! auths_by_key = { "{acr}:443" = "sp" }  # an `auths` key written verbatim
+//! mirrors = { acr = ["mirror"] }         # upstream host → mirror hosts ("mirror/path")
+//! unreachable = ["acr"]                  # the client cannot reach these hosts
 //!
 //! [[step]]
-//! action = "pull"                        # login | pull | push | copy
+//! action = "pull"                        # login | pull | push | copy | build-from
 //! image = "{acr}/base/run:1"             # {name} = that host's hostname[:port]
 //! expect = "success"                     # or "failure", or "any"
 //!
@@ -95,6 +98,19 @@ pub struct ClientSetup {
     /// principal whose username and secret it answers with.
     #[serde(default)]
     pub helper_credentials: BTreeMap<String, Spanned<String>>,
+    /// `auths` under a key written verbatim (placeholders resolved): key → principal, e.g.
+    /// `{ "{gitlab}:443" = "dev" }` is what nerdctl v2.0.0–v2.0.2 `login` writes.
+    #[serde(default)]
+    pub auths_by_key: BTreeMap<String, Spanned<String>>,
+    /// Registry mirrors, for clients that have them (buildkitd.toml `mirrors`, containerd
+    /// `hosts.toml`): upstream host name → mirror host names, each optionally followed by a
+    /// path (`"mirror/proxy-private"`).
+    #[serde(default)]
+    pub mirrors: BTreeMap<String, Vec<Spanned<String>>>,
+    /// Hosts the client cannot reach (its hosts file sends them to a loopback address where
+    /// nothing listens); the fleet itself (a mirror's upstream requests) still reaches them.
+    #[serde(default)]
+    pub unreachable: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -104,6 +120,9 @@ pub enum Action {
     Pull,
     Push,
     Copy,
+    /// Build a generated Dockerfile `FROM <image>` + `COPY` (no `RUN`) and, with `to`, push
+    /// the result there.
+    BuildFrom,
 }
 
 impl Action {
@@ -113,6 +132,7 @@ impl Action {
             Self::Pull => "pull",
             Self::Push => "push",
             Self::Copy => "copy",
+            Self::BuildFrom => "build-from",
         }
     }
 }
@@ -131,10 +151,11 @@ pub enum Outcome {
 #[serde(deny_unknown_fields)]
 pub struct Step {
     pub action: Action,
-    /// `pull`, `copy` (source): an image reference with `{host}` placeholders.
+    /// `pull`, `copy` (source), `build-from` (the base): an image reference with `{host}`
+    /// placeholders.
     #[serde(default)]
     pub image: Option<Spanned<String>>,
-    /// `push`, `copy`: the destination reference.
+    /// `push`, `copy`, `build-from` (optional): the destination reference.
     #[serde(default)]
     pub to: Option<Spanned<String>>,
     /// `login`: the host to log in to (its name) and the principal whose credentials to use.
@@ -286,6 +307,31 @@ impl Scenario {
             )?;
             known_principal(v, format!("client.helper_credentials.{k}"))?;
         }
+        for (k, v) in s.client.auths_by_key.iter() {
+            for placeholder in placeholders(k) {
+                known_host(
+                    &Spanned::new(v.span(), placeholder),
+                    format!("client.auths_by_key.{k:?}"),
+                )?;
+            }
+            known_principal(v, format!("client.auths_by_key.{k:?}"))?;
+        }
+        for (k, list) in s.client.mirrors.iter() {
+            for v in list {
+                known_host(
+                    &Spanned::new(v.span(), k.clone()),
+                    format!("client.mirrors.{k}"),
+                )?;
+                let mirror = v.get_ref().split('/').next().unwrap_or_default();
+                known_host(
+                    &Spanned::new(v.span(), mirror.to_owned()),
+                    format!("client.mirrors.{k}"),
+                )?;
+            }
+        }
+        for (i, v) in s.client.unreachable.iter().enumerate() {
+            known_host(v, format!("client.unreachable[{i}]"))?;
+        }
         for (i, step) in s.steps.iter().enumerate() {
             let need = |v: &Option<Spanned<String>>, name: &str| -> Result<(), ConfigError> {
                 if v.is_none() {
@@ -295,7 +341,8 @@ impl Scenario {
                         step_offset(text, i),
                         format!("step[{i}].{name}"),
                         format!("action `{}` needs `{name}`", step.action.as_str()),
-                        "login: registry, principal; pull: image; push: to; copy: image, to",
+                        "login: registry, principal; pull: image; push: to; copy: image, to; \
+                         build-from: image (and `to` to push the result)",
                     ));
                 }
                 Ok(())
@@ -311,6 +358,7 @@ impl Scenario {
                     need(&step.image, "image")?;
                     need(&step.to, "to")?;
                 }
+                Action::BuildFrom => need(&step.image, "image")?,
             }
             if let Some(r) = &step.registry {
                 known_host(r, format!("step[{i}].registry"))?;

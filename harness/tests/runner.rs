@@ -2,7 +2,7 @@
 //! client is killed with its whole process group; nothing a cell starts outlives it; two
 //! cells in parallel see only their own hosts file and config; the hosts guard holds.
 
-use harness::clients::{Driver, ResolvedAction};
+use harness::clients::{CellEnv, DaemonSpec, Driver, ResolvedAction};
 use harness::process::Invocation;
 use harness::runner::{ClientUnderTest, run_cell};
 use harness::sandbox::Sandbox;
@@ -193,12 +193,12 @@ impl Driver for Peek {
     fn supports(&self, action: Action) -> bool {
         action == Action::Pull
     }
-    fn argv(&self, bin: &Path, _s: &Sandbox, action: &ResolvedAction) -> Vec<String> {
-        let ResolvedAction::Pull { image } = action else {
+    fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
+        let ResolvedAction::Pull { image, .. } = action else {
             return vec![];
         };
-        vec![
-            bin.display().to_string(),
+        vec![vec![
+            cell.bin(),
             "-c".into(),
             format!(
                 "echo IMAGE={image}; cat /etc/hosts; cat \"$DOCKER_CONFIG/config.json\"; \
@@ -206,7 +206,7 @@ impl Driver for Peek {
                 curl = "curl",
                 host = image.split('/').next().unwrap_or("")
             ),
-        ]
+        ]]
     }
 }
 
@@ -234,6 +234,7 @@ async fn two_cells_in_parallel_see_only_their_own_hosts_and_config() {
         id: id.into(),
         driver: Box::new(Peek),
         binary: Ok(PathBuf::from("/bin/sh")),
+        tools: vec![],
     };
     let (ca, cb) = (client("peek@1"), client("peek@1"));
     let scratch = dir.path().join("scratch");
@@ -271,6 +272,7 @@ async fn a_missing_client_is_not_run_never_pass() {
         id: "ghost@1".into(),
         driver: Box::new(Peek),
         binary: Err("ghost@1 is not installed".into()),
+        tools: vec![],
     };
     let cell = run_cell(&a, &client, 902, &dir.path().join("s")).await;
     assert_eq!(cell.verdict, Verdict::NotRun);
@@ -309,4 +311,135 @@ async fn a_daemon_is_stopped_with_everything_it_started() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(processes_with(&marker), Vec::<u32>::new(), "leftovers");
+}
+
+/// A client with two daemons: each logs the Basic credential the driver was given (the
+/// harness must redact it in the kept log), starts a grandchild, and records its order.
+struct TwoDaemons {
+    marker: String,
+}
+
+impl Driver for TwoDaemons {
+    fn name(&self) -> &'static str {
+        "two-daemons"
+    }
+    fn binary(&self) -> &'static str {
+        "sh"
+    }
+    fn supports(&self, action: Action) -> bool {
+        action == Action::Pull
+    }
+    fn commands(&self, cell: &CellEnv, _action: &ResolvedAction) -> Vec<Vec<String>> {
+        let mirrors: Vec<String> = cell
+            .mirrors
+            .iter()
+            .map(|m| format!("{}>{}/{}", m.upstream, m.mirror, m.path))
+            .collect();
+        vec![vec![
+            cell.bin(),
+            "-c".into(),
+            format!(
+                "cat /etc/hosts; cat \"$DOCKER_CONFIG/config.json\"; echo; echo 'MIRRORS={}'; \
+                 cat {order}",
+                mirrors.join(","),
+                order = cell.sandbox.root.join("order").display()
+            ),
+        ]]
+    }
+    fn daemons(&self, cell: &CellEnv) -> Result<Vec<DaemonSpec>, String> {
+        let secret = cell
+            .credentials
+            .values()
+            .next()
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default();
+        let order = cell.sandbox.root.join("order").display().to_string();
+        let daemon = |name: &'static str| DaemonSpec {
+            name,
+            argv: vec![
+                "/bin/sh".into(),
+                "-c".into(),
+                format!(
+                    "echo {name} >> {order}; echo \"{name} got password {secret}\"; \
+                     exec sh -c 'sleep 1000 & wait' {marker}",
+                    marker = self.marker
+                ),
+            ],
+            ready: vec!["/bin/true".into()],
+        };
+        Ok(vec![daemon("first"), daemon("second")])
+    }
+}
+
+#[tokio::test]
+async fn daemons_start_in_order_stop_after_the_cell_and_leave_redacted_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mirrored.toml");
+    std::fs::write(
+        &path,
+        r#"title = "two daemons"
+[[host]]
+name = "up"
+hostname = "up.example.com"
+[host.profile]
+kind = "bearer"
+[[host.principal]]
+name = "u"
+kind = "user"
+username = "u"
+secret = "u-S3cret-in-a-daemon-log"
+grants = ["**:pull"]
+[[host]]
+name = "mirror"
+hostname = "mirror.example.com"
+port = 5443
+[host.profile]
+kind = "open"
+[client]
+auths_by_key = { "{up}:443" = "u" }
+mirrors = { up = ["mirror/proxy"] }
+unreachable = ["up"]
+[[step]]
+action = "pull"
+image = "{up}/a:1"
+expect = "success"
+"#,
+    )
+    .unwrap();
+    let marker = format!("regcompat-two-daemons-{}", std::process::id());
+    let client = ClientUnderTest {
+        id: "two@1".into(),
+        driver: Box::new(TwoDaemons {
+            marker: marker.clone(),
+        }),
+        binary: Ok(PathBuf::from("/bin/sh")),
+        tools: vec![],
+    };
+    let scratch = dir.path().join("scratch");
+    let cell = run_cell(&path, &client, 903, &scratch).await;
+    let out = &cell.steps[0].stdout_tail;
+    // Daemons started in order, before the step.
+    assert!(out.contains("first\nsecond"), "{out}");
+    // The unreachable host resolves to a loopback address nothing listens on.
+    assert!(out.contains("127.255.255.254\tup.example.com"), "{out}");
+    assert!(out.contains("\tmirror.example.com"), "{out}");
+    // `auths_by_key` wrote the key verbatim, port included.
+    assert!(out.contains("\"up.example.com:443\""), "{out}");
+    assert!(
+        out.contains("MIRRORS=up.example.com>mirror.example.com:5443/proxy"),
+        "{out}"
+    );
+    // No daemon (or its child) outlives the cell.
+    let ps = std::process::Command::new("pgrep")
+        .args(["-f", &marker])
+        .output()
+        .unwrap();
+    assert!(ps.stdout.is_empty(), "left running: {ps:?}");
+    // Both logs are kept as evidence, with the secret redacted.
+    assert_eq!(cell.artifacts.len(), 2, "{cell:#?}");
+    for rel in &cell.artifacts {
+        let text = std::fs::read_to_string(scratch.join(rel)).unwrap();
+        assert!(text.contains("got password"), "{text}");
+        assert!(!text.contains("u-S3cret-in-a-daemon-log"), "{text}");
+    }
 }

@@ -170,7 +170,6 @@ pub fn run(args: Args) -> Result<()> {
         out.into_iter().map(|(_, c)| c).collect::<Vec<_>>()
     });
     bar.finish_and_clear();
-    let _ = std::fs::remove_dir_all(&scratch);
 
     let report = RunReport {
         schema: SCHEMA_VERSION.into(),
@@ -194,6 +193,10 @@ pub fn run(args: Args) -> Result<()> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    // Evidence files the cells kept (redacted daemon logs), beside the report.
+    let _ = std::fs::remove_dir_all(args.out.join("artifacts"));
+    copy_tree(&scratch.join("artifacts"), &args.out.join("artifacts"))?;
+    let _ = std::fs::remove_dir_all(&scratch);
     let json = args.out.join("report.json");
     std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
     let md = args.out.join("matrix.md");
@@ -245,6 +248,9 @@ fn client_column(manifest: &Manifest, request: &str) -> Column {
             None,
         ),
     };
+    // `buildctl` → `buildkit`, `ctr` → `containerd`: drivers go by the manifest's names.
+    let name = manifest.client(&name).map_or(name, |c| c.name.clone());
+    let tools = required_tool_dirs(manifest, &name);
     let Some(driver) = clients::by_name(&name) else {
         let reason = format!("no driver for {name} yet: its cells are not run");
         return Column {
@@ -255,6 +261,7 @@ fn client_column(manifest: &Manifest, request: &str) -> Column {
                 id: request.to_owned(),
                 driver: Box::new(NoDriver),
                 binary: Err(reason),
+                tools,
             },
         };
     };
@@ -272,6 +279,7 @@ fn client_column(manifest: &Manifest, request: &str) -> Column {
                 id: format!("{name}@dev"),
                 driver,
                 binary,
+                tools,
             },
         };
     }
@@ -295,8 +303,46 @@ fn client_column(manifest: &Manifest, request: &str) -> Column {
         driver_name: name,
         version,
         source: "cache".into(),
-        cut: ClientUnderTest { id, driver, binary },
+        cut: ClientUnderTest {
+            id,
+            driver,
+            binary,
+            tools,
+        },
     }
+}
+
+/// The installed binary directories of what `name` requires (transitively, default
+/// versions): buildkitd and containerd for nerdctl, runc for buildkitd… A requirement that
+/// is not installed is left out; the daemon that needs it fails to start and says so.
+fn required_tool_dirs(manifest: &Manifest, name: &str) -> Vec<PathBuf> {
+    let Ok(specs) = manifest.resolve_all(&[name], true) else {
+        return Vec::new();
+    };
+    specs
+        .iter()
+        .filter(|s| s.name != name)
+        .filter_map(provision::installed)
+        .map(|i| i.bin_dir)
+        .collect()
+}
+
+/// Copies a directory tree (evidence files: small, regular files only).
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for entry in entries.flatten() {
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_tree(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst)
+                .with_context(|| format!("copying {} to {}", src.display(), dst.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Stands in for a client without a driver; never runs (its binary is an error).
@@ -312,12 +358,11 @@ impl clients::Driver for NoDriver {
     fn supports(&self, _action: harness::scenario::Action) -> bool {
         false
     }
-    fn argv(
+    fn commands(
         &self,
-        _bin: &Path,
-        _sandbox: &harness::sandbox::Sandbox,
+        _cell: &clients::CellEnv,
         _action: &clients::ResolvedAction,
-    ) -> Vec<String> {
+    ) -> Vec<Vec<String>> {
         Vec::new()
     }
 }

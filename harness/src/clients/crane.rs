@@ -1,10 +1,8 @@
 //! crane (go-containerregistry): reads `$DOCKER_CONFIG/config.json` (auths, identitytoken,
 //! credential helpers) and the system roots (`SSL_CERT_FILE`).
 
-use super::{Driver, ResolvedAction};
-use crate::sandbox::Sandbox;
+use super::{CellEnv, Driver, ResolvedAction};
 use crate::scenario::Action;
-use std::path::Path;
 
 pub struct Crane;
 
@@ -17,14 +15,14 @@ impl Driver for Crane {
         "crane"
     }
 
-    fn supports(&self, _action: Action) -> bool {
-        true
+    fn supports(&self, action: Action) -> bool {
+        action != Action::BuildFrom
     }
 
-    fn argv(&self, bin: &Path, sandbox: &Sandbox, action: &ResolvedAction) -> Vec<String> {
-        let bin = bin.display().to_string();
+    fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
+        let (bin, sandbox) = (cell.bin(), cell.sandbox);
         let s = |x: &str| x.to_owned();
-        match action {
+        let argv = match action {
             ResolvedAction::Login {
                 registry,
                 username,
@@ -40,7 +38,7 @@ impl Driver for Crane {
                 password.clone(),
             ],
             // An OCI layout handles single images and indexes alike.
-            ResolvedAction::Pull { image } => vec![
+            ResolvedAction::Pull { image, .. } => vec![
                 bin,
                 s("pull"),
                 s("--format=oci"),
@@ -51,6 +49,8 @@ impl Driver for Crane {
                 vec![bin, s("push"), layout.display().to_string(), to.clone()]
             }
             ResolvedAction::Copy { from, to } => vec![bin, s("copy"), from.clone(), to.clone()],
-        }
+            ResolvedAction::BuildFrom { .. } => return Vec::new(),
+        };
+        vec![argv]
     }
 }

@@ -5,10 +5,9 @@
 //! fleet CA (the daemon's registry TLS starts from the system pool, which Go reads from
 //! there). The CLI reads `$DOCKER_CONFIG/config.json` and sends the credentials to the daemon.
 
-use super::{Driver, ResolvedAction};
+use super::{CellEnv, DaemonSpec, Driver, ResolvedAction, cmd};
 use crate::sandbox::Sandbox;
 use crate::scenario::Action;
-use std::path::Path;
 
 pub struct Docker;
 
@@ -29,31 +28,16 @@ impl Driver for Docker {
         true
     }
 
-    fn argv(&self, bin: &Path, sandbox: &Sandbox, action: &ResolvedAction) -> Vec<String> {
-        self.commands(bin, sandbox, action)
-            .into_iter()
-            .last()
-            .unwrap_or_default()
-    }
-
-    fn commands(
-        &self,
-        bin: &Path,
-        _sandbox: &Sandbox,
-        action: &ResolvedAction,
-    ) -> Vec<Vec<String>> {
-        let cmd = |args: &[&str]| {
-            std::iter::once(bin.display().to_string())
-                .chain(args.iter().map(|a| (*a).to_owned()))
-                .collect::<Vec<_>>()
-        };
+    fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
+        let bin = cell.bin();
+        let cmd = |args: &[&str]| cmd(&bin, args);
         match action {
             ResolvedAction::Login {
                 registry,
                 username,
                 password,
             } => vec![cmd(&["login", "-u", username, "-p", password, registry])],
-            ResolvedAction::Pull { image } => vec![cmd(&["pull", image])],
+            ResolvedAction::Pull { image, .. } => vec![cmd(&["pull", image])],
             ResolvedAction::Push { layer, to, .. } => vec![
                 cmd(&["import", &layer.display().to_string(), to]),
                 cmd(&["push", to]),
@@ -63,41 +47,49 @@ impl Driver for Docker {
                 cmd(&["tag", from, to]),
                 cmd(&["push", to]),
             ],
+            // The classic builder of dockerd 20.10 (no BuildKit): FROM + COPY need no
+            // container to run.
+            ResolvedAction::BuildFrom { context, to, .. } => {
+                let ctx = context.display().to_string();
+                match to {
+                    Some(to) => vec![cmd(&["build", "-t", to, &ctx]), cmd(&["push", to])],
+                    None => vec![cmd(&["build", &ctx])],
+                }
+            }
         }
     }
 
-    fn env(&self, sandbox: &Sandbox) -> Vec<(String, String)> {
-        vec![("DOCKER_HOST".into(), socket(sandbox))]
+    fn env(&self, cell: &CellEnv) -> Vec<(String, String)> {
+        vec![
+            ("DOCKER_HOST".into(), socket(cell.sandbox)),
+            ("DOCKER_BUILDKIT".into(), "0".into()),
+        ]
     }
 
-    fn daemon(&self, bin: &Path, sandbox: &Sandbox) -> Option<Vec<String>> {
-        let dockerd = bin.with_file_name("dockerd");
+    fn daemons(&self, cell: &CellEnv) -> Result<Vec<DaemonSpec>, String> {
+        let sandbox = cell.sandbox;
+        let dockerd = cell.bin.with_file_name("dockerd");
         let d = sandbox.root.join("dockerd");
         let p = |name: &str| d.join(name).display().to_string();
-        let _ = std::fs::create_dir_all(&d);
+        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
         // An empty config file, so the machine's /etc/docker/daemon.json cannot interfere.
-        let _ = std::fs::write(d.join("daemon.json"), "{}");
-        Some(vec![
-            dockerd.display().to_string(),
-            format!("--config-file={}", p("daemon.json")),
-            format!("--data-root={}", p("data")),
-            // containerd's socket lives under the exec root: keep its path short.
-            format!("--exec-root={}", sandbox.sockets.join("x").display()),
-            format!("--pidfile={}", p("dockerd.pid")),
-            format!("--host={}", socket(sandbox)),
-            "--bridge=none".into(),
-            "--iptables=false".into(),
-            "--ip6tables=false".into(),
-            "--storage-driver=vfs".into(),
-        ])
-    }
-
-    fn daemon_ready(&self, bin: &Path, _sandbox: &Sandbox) -> Vec<String> {
-        vec![
-            bin.display().to_string(),
-            "version".into(),
-            "--format".into(),
-            "{{.Server.Version}}".into(),
-        ]
+        std::fs::write(d.join("daemon.json"), "{}").map_err(|e| e.to_string())?;
+        Ok(vec![DaemonSpec {
+            name: "dockerd",
+            argv: vec![
+                dockerd.display().to_string(),
+                format!("--config-file={}", p("daemon.json")),
+                format!("--data-root={}", p("data")),
+                // containerd's socket lives under the exec root: keep its path short.
+                format!("--exec-root={}", sandbox.sockets.join("x").display()),
+                format!("--pidfile={}", p("dockerd.pid")),
+                format!("--host={}", socket(sandbox)),
+                "--bridge=none".into(),
+                "--iptables=false".into(),
+                "--ip6tables=false".into(),
+                "--storage-driver=vfs".into(),
+            ],
+            ready: cmd(&cell.bin(), &["version", "--format", "{{.Server.Version}}"]),
+        }])
     }
 }

@@ -1,13 +1,19 @@
 //! Client drivers: one module per client. A driver says which abstract actions its client
-//! has and turns each into a command line; it never decides an outcome — the real process
-//! does. An action a client lacks makes the cell `not-applicable`.
+//! has, turns each into command lines, and names the daemons the client needs (with the
+//! configuration files they read); it never decides an outcome — the real process does. An
+//! action a client lacks makes the cell `not-applicable`.
 
+pub mod buildkit;
+pub mod containerd;
 pub mod crane;
+pub mod daemons;
 pub mod docker;
+pub mod nerdctl;
 pub mod skopeo;
 
 use crate::sandbox::Sandbox;
 use crate::scenario::Action;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// A step with its placeholders resolved.
@@ -18,46 +24,109 @@ pub enum ResolvedAction {
         username: String,
         password: String,
     },
+    /// `context`: a build context `FROM image` + `COPY`, for clients that pull by building.
     Pull {
         image: String,
+        context: PathBuf,
     },
     /// Push the OCI layout at `layout` (written by the runner) to `to`; `layer` is the same
-    /// image's layer as a `.tar.gz` (for clients that build an image from a rootfs tarball).
+    /// image's layer as a `.tar.gz` (for clients that build an image from a rootfs tarball);
+    /// `context` is a build context `FROM scratch` + `COPY` (for clients that only push what
+    /// they build).
     Push {
         layout: PathBuf,
         layer: PathBuf,
+        context: PathBuf,
         to: String,
     },
     Copy {
         from: String,
         to: String,
     },
+    /// Build `context` (a Dockerfile `FROM base` + `COPY`, written by the runner); push the
+    /// result to `to` when there is one.
+    BuildFrom {
+        context: PathBuf,
+        base: String,
+        to: Option<String>,
+    },
+}
+
+/// A registry mirror as the client configures it: requests for `upstream` (an authority,
+/// `host[:port]`) go first to `mirror` (an authority) under `path` (`""` or `proxy/x`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mirror {
+    pub upstream: String,
+    pub mirror: String,
+    pub path: String,
+}
+
+/// What a driver knows of its cell.
+pub struct CellEnv<'a> {
+    /// The client's binary.
+    pub bin: &'a Path,
+    pub sandbox: &'a Sandbox,
+    /// Where the binaries of the clients this one requires live (buildkitd, containerd,
+    /// runc…); the runner puts them on `PATH` too.
+    pub tools: &'a [PathBuf],
+    /// Every registry authority (`host[:port]`) of the fleet.
+    pub registries: &'a [String],
+    pub mirrors: &'a [Mirror],
+    /// The fleet's CA certificate (PEM).
+    pub ca_file: &'a Path,
+    /// The Basic credentials the cell's `config.json` holds, by key, for clients that take
+    /// credentials on their command line instead (ctr `--user`).
+    pub credentials: &'a BTreeMap<String, (String, String)>,
+}
+
+impl CellEnv<'_> {
+    /// A binary by name (`buildkitd`): beside the client's, else in a required client's
+    /// directory, else the name itself (found on `PATH`).
+    pub fn tool(&self, name: &str) -> String {
+        self.bin
+            .parent()
+            .into_iter()
+            .chain(self.tools.iter().map(PathBuf::as_path))
+            .map(|d| d.join(name))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from(name))
+            .display()
+            .to_string()
+    }
+
+    /// The client's own binary as a string.
+    pub fn bin(&self) -> String {
+        self.bin.display().to_string()
+    }
+}
+
+/// One daemon of a cell: started before the first step, in order, and stopped after the
+/// last, in reverse order.
+#[derive(Debug, Clone)]
+pub struct DaemonSpec {
+    /// `dockerd`, `containerd`, `buildkitd`: names its log file in the sandbox.
+    pub name: &'static str,
+    pub argv: Vec<String>,
+    /// A command that exits 0 once the daemon is ready.
+    pub ready: Vec<String>,
 }
 
 pub trait Driver: Send + Sync {
-    /// The client's name in `clients.toml` (`crane`).
+    /// The client's name in `clients.toml` (`crane`, `buildkit`).
     fn name(&self) -> &'static str;
     /// The binary to run, among the installed client's binaries.
     fn binary(&self) -> &'static str;
     fn supports(&self, action: Action) -> bool;
-    /// The argv (binary first) for one action.
-    fn argv(&self, bin: &Path, sandbox: &Sandbox, action: &ResolvedAction) -> Vec<String>;
-    /// The commands of one action, run in order until one fails (default: [`Driver::argv`]).
-    fn commands(&self, bin: &Path, sandbox: &Sandbox, action: &ResolvedAction) -> Vec<Vec<String>> {
-        vec![self.argv(bin, sandbox, action)]
-    }
+    /// The commands of one action, run in order until one fails; the last one run carries
+    /// the step's expectation.
+    fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>>;
     /// Environment added to the sandbox's for every command.
-    fn env(&self, _sandbox: &Sandbox) -> Vec<(String, String)> {
+    fn env(&self, _cell: &CellEnv) -> Vec<(String, String)> {
         Vec::new()
     }
-    /// A daemon the client needs, started before the first step and stopped after the last
-    /// (`bin` is the client's binary; the daemon is found beside it).
-    fn daemon(&self, _bin: &Path, _sandbox: &Sandbox) -> Option<Vec<String>> {
-        None
-    }
-    /// A command that exits 0 once the daemon is ready.
-    fn daemon_ready(&self, _bin: &Path, _sandbox: &Sandbox) -> Vec<String> {
-        Vec::new()
+    /// The daemons the client needs; may write their configuration files into the sandbox.
+    fn daemons(&self, _cell: &CellEnv) -> Result<Vec<DaemonSpec>, String> {
+        Ok(Vec::new())
     }
 }
 
@@ -67,9 +136,20 @@ pub fn all() -> Vec<Box<dyn Driver>> {
         Box::new(crane::Crane),
         Box::new(skopeo::Skopeo),
         Box::new(docker::Docker),
+        Box::new(buildkit::Buildctl),
+        Box::new(nerdctl::Nerdctl),
+        Box::new(containerd::Ctr),
     ]
 }
 
+/// The driver of a client, by its name in `clients.toml`.
 pub fn by_name(name: &str) -> Option<Box<dyn Driver>> {
     all().into_iter().find(|d| d.name() == name)
+}
+
+/// `argv` from a binary and string-ish arguments.
+pub(crate) fn cmd<S: AsRef<str>>(bin: &str, args: &[S]) -> Vec<String> {
+    std::iter::once(bin.to_owned())
+        .chain(args.iter().map(|a| a.as_ref().to_owned()))
+        .collect()
 }

@@ -1,10 +1,8 @@
 //! skopeo (containers/image): credentials from an auth file in docker's format (we point it
 //! at the cell's `config.json`), roots from `SSL_CERT_FILE`.
 
-use super::{Driver, ResolvedAction};
-use crate::sandbox::Sandbox;
+use super::{CellEnv, Driver, ResolvedAction};
 use crate::scenario::Action;
-use std::path::Path;
 
 pub struct Skopeo;
 
@@ -17,18 +15,18 @@ impl Driver for Skopeo {
         "skopeo"
     }
 
-    fn supports(&self, _action: Action) -> bool {
-        true
+    fn supports(&self, action: Action) -> bool {
+        action != Action::BuildFrom
     }
 
-    fn argv(&self, bin: &Path, sandbox: &Sandbox, action: &ResolvedAction) -> Vec<String> {
-        let bin = bin.display().to_string();
+    fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
+        let (bin, sandbox) = (cell.bin(), cell.sandbox);
         let s = |x: &str| x.to_owned();
         let authfile = format!(
             "--authfile={}",
             sandbox.docker_config.join("config.json").display()
         );
-        match action {
+        let argv = match action {
             ResolvedAction::Login {
                 registry,
                 username,
@@ -43,7 +41,7 @@ impl Driver for Skopeo {
                 password.clone(),
                 registry.clone(),
             ],
-            ResolvedAction::Pull { image } => vec![
+            ResolvedAction::Pull { image, .. } => vec![
                 bin,
                 s("copy"),
                 authfile,
@@ -64,6 +62,8 @@ impl Driver for Skopeo {
                 format!("docker://{from}"),
                 format!("docker://{to}"),
             ],
-        }
+            ResolvedAction::BuildFrom { .. } => return Vec::new(),
+        };
+        vec![argv]
     }
 }

@@ -1,0 +1,73 @@
+//! buildctl against the cell's own buildkitd (client `buildkit`). buildctl reads
+//! `$DOCKER_CONFIG/config.json` and answers the daemon's credential requests by the host the
+//! daemon contacts (behaviours.md §2.2, §3.2) — the behaviour the mirror and GitLab sub-path
+//! scenarios exist for. buildctl has no `pull`, `push` or `login` of its own, so:
+//!
+//! - `pull`: a build of `FROM <image>` + `COPY` with no output — buildkitd resolves the image
+//!   and fetches its layers, nothing is exported;
+//! - `push`: a build `FROM scratch` + `COPY`, exported with `type=image,push=true`;
+//! - `build-from`: the scenario's base, pushed when the step has `to`;
+//! - `login` and `copy` are not buildctl actions (not-applicable).
+//!
+//! `--debug` output (buildctl's and, in the cell's log, buildkitd's) is the evidence.
+
+use super::daemons;
+use super::{CellEnv, DaemonSpec, Driver, ResolvedAction, cmd};
+use crate::scenario::Action;
+use std::path::Path;
+
+pub struct Buildctl;
+
+/// `buildctl build` of the Dockerfile in `context`, pushed to `to` if given.
+pub fn build(buildctl: &str, addr: &str, context: &Path, to: Option<&str>) -> Vec<String> {
+    let ctx = context.display().to_string();
+    let mut argv = cmd(
+        buildctl,
+        &[
+            "--debug",
+            "--addr",
+            addr,
+            "build",
+            "--progress=plain",
+            "--frontend=dockerfile.v0",
+            &format!("--local=context={ctx}"),
+            &format!("--local=dockerfile={ctx}"),
+        ],
+    );
+    if let Some(to) = to {
+        argv.push(format!("--output=type=image,name={to},push=true"));
+    }
+    argv
+}
+
+impl Driver for Buildctl {
+    fn name(&self) -> &'static str {
+        "buildkit"
+    }
+
+    fn binary(&self) -> &'static str {
+        "buildctl"
+    }
+
+    fn supports(&self, action: Action) -> bool {
+        matches!(action, Action::Pull | Action::Push | Action::BuildFrom)
+    }
+
+    fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
+        let (bin, addr) = (cell.bin(), daemons::buildkitd_socket(cell));
+        match action {
+            ResolvedAction::Pull { context, .. } => vec![build(&bin, &addr, context, None)],
+            ResolvedAction::Push { context, to, .. } => {
+                vec![build(&bin, &addr, context, Some(to))]
+            }
+            ResolvedAction::BuildFrom { context, to, .. } => {
+                vec![build(&bin, &addr, context, to.as_deref())]
+            }
+            ResolvedAction::Login { .. } | ResolvedAction::Copy { .. } => Vec::new(),
+        }
+    }
+
+    fn daemons(&self, cell: &CellEnv) -> Result<Vec<DaemonSpec>, String> {
+        Ok(vec![daemons::buildkitd(cell, &cell.bin())?])
+    }
+}

@@ -36,6 +36,7 @@
 //! principal = "sp-acrpull"
 //! status = 200
 //! count = ">=1"                          # ">=N", "<=N", "N"
+//! # also: host, method, query ("ns=*"), scheme (none|basic|bearer), grant_type
 //! [[expect]]
 //! what = "no credential of another registry was presented anywhere"
 //! no_leaks = true
@@ -186,6 +187,9 @@ pub struct Expectation {
     /// Exact path, or a glob with `*` (any characters).
     #[serde(default)]
     pub path: Option<String>,
+    /// The query string (without `?`), exact or a glob with `*`; `""` = no query.
+    #[serde(default)]
+    pub query: Option<String>,
     #[serde(default)]
     pub status: Option<u16>,
     /// `none`, `basic`, `bearer`.
@@ -471,6 +475,10 @@ impl Expectation {
                 .as_ref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(&e.method))
             && self.path.as_ref().is_none_or(|p| glob(p, &e.path))
+            && self
+                .query
+                .as_ref()
+                .is_none_or(|q| glob(q, e.query.as_deref().unwrap_or_default()))
             && self.status.is_none_or(|s| s == e.status)
             && eq(&self.scheme, &e.auth.scheme)
             && self

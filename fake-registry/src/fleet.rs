@@ -168,11 +168,15 @@ impl Fleet {
             .iter()
             .filter_map(|(s, l)| l.local_addr().ok().map(|a| (s.hostname.clone(), a)))
             .collect();
+        // Mirrors are built last, so that the realm hosts of their upstreams (bound while
+        // the upstreams are built) are known to them too. The sort is stable.
+        bound.sort_by_key(|(s, _)| matches!(s.profile, ProfileChoice::Mirror { .. }));
 
         for (mut spec, listener) in bound {
             let addr = listener.local_addr().map_err(|e| host_err(&spec.name, e))?;
             if let ProfileChoice::Mirror { options: m, .. } = &mut spec.profile {
-                for (h, a) in &resolve {
+                let realms = infos.iter().map(|i: &HostInfo| (&i.hostname, &i.addr));
+                for (h, a) in resolve.iter().map(|(h, a)| (h, a)).chain(realms) {
                     m.resolve.entry(h.clone()).or_insert(*a);
                 }
                 m.ca_pem.get_or_insert_with(|| ca_path.clone());

@@ -23,6 +23,11 @@ pub struct Invocation {
     pub cwd: PathBuf,
     /// Bound over `/etc/hosts` in the process's private mount namespace.
     pub hosts_file: Option<PathBuf>,
+    /// More bind mounts in that namespace (needs `hosts_file`): `(source, target)`
+    /// directories; a missing target is created first (an empty directory). For daemons
+    /// with fixed paths (buildkitd's `/run/buildkit/otel-grpc.sock`) that would collide
+    /// between cells.
+    pub binds: Vec<(PathBuf, PathBuf)>,
     pub timeout: Duration,
 }
 
@@ -44,9 +49,17 @@ impl Invocation {
     pub fn repro(&self) -> String {
         let mut line = String::new();
         if let Some(h) = &self.hosts_file {
+            let mut mounts = format!("mount --bind {} /etc/hosts", h.display());
+            for (source, target) in &self.binds {
+                mounts.push_str(&format!(
+                    " && mkdir -p {t} && mount --bind {} {t}",
+                    source.display(),
+                    t = target.display()
+                ));
+            }
             line.push_str(&format!(
-                "unshare --mount --propagation private sh -c 'mount --bind {} /etc/hosts && exec \"$0\" \"$@\"' ",
-                shell_quote(&h.display().to_string())
+                "unshare --mount --propagation private sh -c {} ",
+                shell_quote(&format!("{mounts} && exec \"$0\" \"$@\""))
             ));
         }
         let mut cmd = format!(
@@ -125,6 +138,13 @@ impl Invocation {
     fn command(&self, stdout: Stdio, stderr: Stdio) -> Result<tokio::process::Command, String> {
         let program = self.argv.first().ok_or("empty command")?;
         let hosts = self.hosts_file.as_deref().map(path_cstring).transpose()?;
+        let mut binds = Vec::new();
+        for (source, target) in &self.binds {
+            for dir in [source, target] {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            binds.push((path_cstring(source)?, path_cstring(target)?));
+        }
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(&self.argv[1..])
             .env_clear()
@@ -137,7 +157,7 @@ impl Invocation {
         // SAFETY: the closure only makes async-signal-safe system calls (setpgid, prctl,
         // unshare, mount) on data allocated before the fork.
         unsafe {
-            cmd.pre_exec(move || isolate(hosts.as_ref()));
+            cmd.pre_exec(move || isolate(hosts.as_ref(), &binds));
         }
         Ok(cmd)
     }
@@ -202,7 +222,7 @@ fn path_cstring(p: &Path) -> Result<CString, String> {
 }
 
 /// Runs in the child between fork and exec.
-fn isolate(hosts: Option<&CString>) -> std::io::Result<()> {
+fn isolate(hosts: Option<&CString>, binds: &[(CString, CString)]) -> std::io::Result<()> {
     let check = |rc: libc::c_int| {
         if rc == 0 {
             Ok(())
@@ -231,6 +251,15 @@ fn isolate(hosts: Option<&CString>) -> std::io::Result<()> {
                 libc::MS_BIND,
                 std::ptr::null(),
             ))?;
+            for (source, target) in binds {
+                check(libc::mount(
+                    source.as_ptr(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ))?;
+            }
         }
     }
     Ok(())

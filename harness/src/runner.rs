@@ -185,10 +185,13 @@ async fn run_in_sandbox(
         (Some(s), _) => (
             Verdict::Fail,
             format!(
-                "`{}` expected {}, got {}",
+                "`{}` expected {}, got {}{}",
                 s.action,
                 s.expected,
-                describe_exit(s)
+                describe_exit(s),
+                client_error_line(&s.stderr_tail)
+                    .map(|l| format!(": {l}"))
+                    .unwrap_or_default()
             ),
         ),
         (None, Some(c)) => (Verdict::Fail, format!("{}: {}", c.description, c.detail)),
@@ -220,6 +223,18 @@ fn step_met(s: &StepRecord) -> bool {
     }
     let succeeded = s.exit_code == Some(0) && !s.timed_out;
     (s.expected == "success") == succeeded
+}
+
+/// The client's own summary of a failure: the last line of its stderr that mentions an
+/// error and is not part of a stack trace, cut to 300 characters.
+pub fn client_error_line(stderr: &str) -> Option<String> {
+    stderr
+        .lines()
+        .rev()
+        .map(str::trim_end)
+        .filter(|l| !l.starts_with(char::is_whitespace) && !l.contains(".go:"))
+        .find(|l| l.to_ascii_lowercase().contains("error") || l.contains("denied"))
+        .map(|l| l.chars().take(300).collect())
 }
 
 fn describe_exit(s: &StepRecord) -> String {
@@ -561,6 +576,7 @@ async fn run_steps(
                 env: env.clone(),
                 cwd: sandbox.work.clone(),
                 hosts_file: Some(sandbox.hosts_file.clone()),
+                binds: vec![],
                 timeout,
             };
             let finished = invocation.run().await;
@@ -601,16 +617,18 @@ async fn start_daemon(
     spec: DaemonSpec,
     env: &[(String, String)],
 ) -> Result<crate::process::Daemon, String> {
-    let invocation = |argv: Vec<String>, timeout: Duration| Invocation {
-        argv,
-        env: env.to_vec(),
-        cwd: sandbox.work.clone(),
-        hosts_file: Some(sandbox.hosts_file.clone()),
-        timeout,
-    };
-    let mut daemon = invocation(spec.argv, Duration::from_secs(0))
+    let invocation =
+        |argv: Vec<String>, binds: Vec<(PathBuf, PathBuf)>, timeout: Duration| Invocation {
+            argv,
+            env: env.to_vec(),
+            cwd: sandbox.work.clone(),
+            hosts_file: Some(sandbox.hosts_file.clone()),
+            binds,
+            timeout,
+        };
+    let mut daemon = invocation(spec.argv, spec.binds, Duration::from_secs(0))
         .spawn_daemon(&sandbox.root.join(format!("{}.log", spec.name)))?;
-    let ready = invocation(spec.ready, Duration::from_secs(10));
+    let ready = invocation(spec.ready, vec![], Duration::from_secs(10));
     for _ in 0..120 {
         if !daemon.alive() {
             let tail = daemon.log_tail(2000);
@@ -740,4 +758,21 @@ pub fn write_oci_layout(dir: &Path, image: &Image) -> Result<(), String> {
         }]
     });
     write(dir.join("index.json"), index.to_string().as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_error_line;
+
+    #[test]
+    fn the_client_error_line_skips_stack_traces() {
+        let stderr = "#2 resolve\nerror: failed to solve: failed to fetch anonymous token: 403 Forbidden\n\
+                      1234 v0.32.2 buildctl build\ngithub.com/moby/buildkit/client.(*Client).solve.func2\n\
+                      \tgithub.com/moby/buildkit/client/solve.go:339\n";
+        assert_eq!(
+            client_error_line(stderr).as_deref(),
+            Some("error: failed to solve: failed to fetch anonymous token: 403 Forbidden")
+        );
+        assert_eq!(client_error_line("all good\n"), None);
+    }
 }

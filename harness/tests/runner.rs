@@ -116,6 +116,7 @@ async fn a_hanging_client_is_killed_with_its_whole_group() {
         )],
         cwd: dir.path().to_owned(),
         hosts_file: None,
+        binds: vec![],
         timeout: Duration::from_millis(500),
     };
     let finished = inv.run().await;
@@ -143,6 +144,7 @@ async fn a_background_process_of_a_finished_client_does_not_outlive_it() {
         )],
         cwd: dir.path().to_owned(),
         hosts_file: None,
+        binds: vec![],
         timeout: Duration::from_secs(30),
     };
     let finished = inv.run().await;
@@ -168,6 +170,7 @@ async fn the_hosts_file_is_bound_over_etc_hosts_for_the_client_only() {
         env: sandbox.env(),
         cwd: sandbox.work.clone(),
         hosts_file: Some(sandbox.hosts_file.clone()),
+        binds: vec![],
         timeout: Duration::from_secs(10),
     };
     let finished = inv.run().await;
@@ -294,6 +297,7 @@ async fn a_daemon_is_stopped_with_everything_it_started() {
         env: vec![(k.into(), v.into())],
         cwd: dir.path().to_owned(),
         hosts_file: None,
+        binds: vec![],
         timeout: Duration::from_secs(0),
     };
     let mut daemon = inv.spawn_daemon(&dir.path().join("d.log")).unwrap();
@@ -361,11 +365,17 @@ impl Driver for TwoDaemons {
                 "-c".into(),
                 format!(
                     "echo {name} >> {order}; echo \"{name} got password {secret}\"; \
+                     set -C; echo {name} > /run/regcompat-bind-test/owner || exit 9; \
                      exec sh -c 'sleep 1000 & wait' {marker}",
                     marker = self.marker
                 ),
             ],
             ready: vec!["/bin/true".into()],
+            // Both daemons claim the same fixed path; each sees its own directory there.
+            binds: vec![(
+                cell.sandbox.root.join(format!("{name}-run")),
+                PathBuf::from("/run/regcompat-bind-test"),
+            )],
         };
         Ok(vec![daemon("first"), daemon("second")])
     }
@@ -429,6 +439,8 @@ expect = "success"
         out.contains("MIRRORS=up.example.com>mirror.example.com:5443/proxy"),
         "{out}"
     );
+    // The fixed path was private to each daemon: the machine's stays empty.
+    assert!(!Path::new("/run/regcompat-bind-test/owner").exists());
     // No daemon (or its child) outlives the cell.
     let ps = std::process::Command::new("pgrep")
         .args(["-f", &marker])

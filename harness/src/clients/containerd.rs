@@ -2,7 +2,10 @@
 //! mirror scenarios. `ctr images pull --user u:p` hands the same credential to every host it
 //! contacts — mirrors included — as CRI does with a pod's pull secret (behaviours.md §2.4,
 //! §2.5 cell iv). ctr has no config.json: the harness gives it, with `--user`, the Basic
-//! credential the scenario's config.json holds for the image's registry.
+//! credential the scenario's config.json holds for the image's registry — by `host` or
+//! `host:443` alike, as a user (or kubelet) who knows which registry a secret is for would.
+//! ctr is therefore no witness of config.json key lookups; its column shows what one
+//! credential handed to every host does.
 
 use super::daemons::{self, NAMESPACE};
 use super::{CellEnv, DaemonSpec, Driver, ResolvedAction, cmd};
@@ -43,7 +46,15 @@ impl Driver for Ctr {
             ),
             "--snapshotter=native".into(),
         ];
-        if let Some((user, secret)) = cell.credentials.get(authority(image)) {
+        let registry = authority(image);
+        let same = registry
+            .strip_suffix(":443")
+            .map_or_else(|| format!("{registry}:443"), str::to_owned);
+        if let Some((user, secret)) = cell
+            .credentials
+            .get(registry)
+            .or_else(|| cell.credentials.get(&same))
+        {
             args.push(format!("--user={user}:{secret}"));
         }
         args.push(image.clone());

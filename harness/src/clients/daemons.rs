@@ -82,6 +82,9 @@ pub fn buildkitd(cell: &CellEnv, buildctl: &str) -> Result<DaemonSpec, String> {
             "--containerd-worker=false".into(),
         ],
         ready: cmd(buildctl, &["--addr", &addr, "debug", "workers"]),
+        // buildkitd (as root) always listens on /run/buildkit/otel-grpc.sock: two cells'
+        // daemons would collide there. Each gets its own directory.
+        binds: vec![(dir.join("run"), PathBuf::from("/run/buildkit"))],
     })
 }
 
@@ -124,37 +127,43 @@ pub fn containerd(cell: &CellEnv) -> Result<DaemonSpec, String> {
             format!("--config={}", config.display()),
         ],
         ready: cmd(&cell.tool("ctr"), &["--address", &socket, "version"]),
+        binds: vec![],
     })
 }
 
 /// The hosts directory (`--hosts-dir`): `<host>/hosts.toml` for every registry, with the
-/// fleet CA and the scenario's mirrors. A registry on port 443 gets its table under both
-/// `host` and `host:443` (nerdctl#3047: clients disagree on which one they look up).
+/// fleet CA and the scenario's mirrors. A registry on port 443 also gets a `host:443`
+/// directory (nerdctl#3047: clients disagree on which one they look up) whose `server` keeps
+/// the `:443` — what containerd assumes when there is no file: nerdctl's login checks that
+/// the host its credential callback is asked about is the `host:443` it parsed.
 pub fn hosts_dir(cell: &CellEnv) -> Result<PathBuf, String> {
     let dir = cell.sandbox.root.join("certs.d");
     let ca = q(&cell.ca_file.display().to_string());
     for host in cell.registries {
-        let mut text = format!("server = {}\nca = {ca}\n", q(&format!("https://{host}")));
-        for m in cell.mirrors.iter().filter(|m| &m.upstream == host) {
-            if m.path.is_empty() {
-                let _ = write!(
-                    text,
-                    "\n[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = {ca}\n",
-                    q(&format!("https://{}", m.mirror))
-                );
-            } else {
-                // containerd appends `/v2` to a host's path unless told not to.
-                let _ = write!(
-                    text,
-                    "\n[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = {ca}\n  \
-                     override_path = true\n",
-                    q(&format!("https://{}/v2/{}", m.mirror, m.path))
-                );
-            }
-        }
-        write(&dir.join(host).join("hosts.toml"), &text)?;
+        let mut keys = vec![host.clone()];
         if !host.contains(':') {
-            write(&dir.join(format!("{host}:443")).join("hosts.toml"), &text)?;
+            keys.push(format!("{host}:443"));
+        }
+        for key in keys {
+            let mut text = format!("server = {}\nca = {ca}\n", q(&format!("https://{key}")));
+            for m in cell.mirrors.iter().filter(|m| &m.upstream == host) {
+                if m.path.is_empty() {
+                    let _ = write!(
+                        text,
+                        "\n[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = {ca}\n",
+                        q(&format!("https://{}", m.mirror))
+                    );
+                } else {
+                    // containerd appends `/v2` to a host's path unless told not to.
+                    let _ = write!(
+                        text,
+                        "\n[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = {ca}\n  \
+                         override_path = true\n",
+                        q(&format!("https://{}/v2/{}", m.mirror, m.path))
+                    );
+                }
+            }
+            write(&dir.join(&key).join("hosts.toml"), &text)?;
         }
     }
     Ok(dir)
@@ -233,7 +242,10 @@ mod tests {
             assert_eq!(parsed["server"].as_str(), Some("https://private.test"));
             let host = &parsed["host"]["https://mirror.test:5443"];
             assert_eq!(host["capabilities"][0].as_str(), Some("pull"));
-            assert!(dir.join("private.test:443/hosts.toml").is_file());
+            let with_port = std::fs::read_to_string(dir.join("private.test:443/hosts.toml"))
+                .expect("host:443 hosts.toml");
+            assert!(with_port.contains("server = \"https://private.test:443\""));
+            assert!(with_port.contains("[host.\"https://mirror.test:5443\"]"));
             assert!(dir.join("mirror.test:5443/hosts.toml").is_file());
             assert!(!dir.join("mirror.test:5443:443").exists());
         });

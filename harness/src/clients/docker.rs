@@ -90,6 +90,7 @@ impl Driver for Docker {
                 "--storage-driver=vfs".into(),
             ],
             ready: cmd(&cell.bin(), &["version", "--format", "{{.Server.Version}}"]),
+            binds: vec![],
         }])
     }
 }

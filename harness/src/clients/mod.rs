@@ -109,6 +109,9 @@ pub struct DaemonSpec {
     pub argv: Vec<String>,
     /// A command that exits 0 once the daemon is ready.
     pub ready: Vec<String>,
+    /// `(sandbox dir, fixed path)` bind mounts in the daemon's mount namespace, for paths
+    /// the daemon cannot be told to move.
+    pub binds: Vec<(PathBuf, PathBuf)>,
 }
 
 pub trait Driver: Send + Sync {

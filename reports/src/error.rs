@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{}: cannot {action}: {source}", path.display())]
+    // The I/O error is in the message, not a `source`: error-chain printers (anyhow)
+    // would otherwise print it twice.
+    #[error("{}: cannot {action}: {error}", path.display())]
     Io {
         path: PathBuf,
         /// What was being done: "read", "write", "create directory"…
         action: &'static str,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     #[error("{}:{line}:{column}: not a valid regcompat report: {message}", path.display())]
@@ -48,12 +49,12 @@ impl ReportError {
     pub(crate) fn io(
         path: impl Into<PathBuf>,
         action: &'static str,
-        source: std::io::Error,
+        error: std::io::Error,
     ) -> Self {
         Self::Io {
             path: path.into(),
             action,
-            source,
+            error,
         }
     }
 

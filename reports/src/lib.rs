@@ -1,10 +1,58 @@
 //! regcompat reports: the result model of a matrix run and the writers that render it
-//! (JSON with a versioned schema, JUnit XML, Markdown, a static HTML page).
+//! (JSON with a versioned schema, JUnit XML, Markdown, a static HTML page), plus run
+//! history, run-to-run diffs and baseline checks.
 
+pub mod baseline;
+pub mod diff;
+mod error;
+mod fsutil;
+pub mod history;
+pub mod html;
+pub mod json;
 pub mod junit;
 pub mod markdown;
+mod matrix;
 pub mod model;
+pub mod present;
 
+use std::path::{Path, PathBuf};
+
+pub use error::ReportError;
 pub use model::{
     Cell, CheckRecord, ClientInfo, RunReport, SCHEMA_VERSION, ScenarioInfo, StepRecord, Verdict,
 };
+
+/// The files [`write_all`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written {
+    pub json: PathBuf,
+    pub junit: PathBuf,
+    pub markdown: PathBuf,
+    pub html: PathBuf,
+}
+
+/// Writes `report.json`, `junit.xml`, `matrix.md` and `index.html` into `out_dir` (created
+/// if needed). Every rendering is done before the first file is written, so a rendering
+/// error leaves no partial set behind; each file is written atomically.
+pub fn write_all(report: &RunReport, out_dir: &Path) -> Result<Written, ReportError> {
+    let json_text = json::to_string(report)?;
+    let junit_text = junit::render(report);
+    let markdown_text = markdown::render(report);
+    let html_text = html::render(report);
+    fsutil::create_dir(out_dir)?;
+    let written = Written {
+        json: out_dir.join("report.json"),
+        junit: out_dir.join("junit.xml"),
+        markdown: out_dir.join("matrix.md"),
+        html: out_dir.join("index.html"),
+    };
+    for (path, text) in [
+        (&written.json, &json_text),
+        (&written.junit, &junit_text),
+        (&written.markdown, &markdown_text),
+        (&written.html, &html_text),
+    ] {
+        fsutil::write_atomically(path, text.as_bytes())?;
+    }
+    Ok(written)
+}

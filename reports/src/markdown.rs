@@ -20,6 +20,22 @@ pub fn escape(text: &str) -> String {
         .replace(['\n', '\r'], " ")
 }
 
+/// Table-cell text for the diff and baseline tables, whose reasons come from client output:
+/// [`escape`], plus `&`, `<` and `>` so GitHub does not read them as HTML.
+pub(crate) fn table_cell(text: &str) -> String {
+    escape(
+        &text
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;"),
+    )
+}
+
+/// Text inside a single-backtick code span: a backtick would end it, a newline the line.
+pub(crate) fn code_text(text: &str) -> String {
+    text.replace('`', "'").replace(['\r', '\n'], " ")
+}
+
 pub fn render(report: &RunReport) -> String {
     let mut out = String::from("| scenario |");
     for c in &report.clients {

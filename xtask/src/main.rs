@@ -4,6 +4,7 @@
 
 mod conformance;
 mod install_clients;
+mod report_diff;
 mod run_scenarios;
 
 use anyhow::Result;
@@ -23,9 +24,12 @@ enum Command {
     Conformance(conformance::Args),
     /// Install the real clients pinned in clients.toml into ~/.cache/regcompat (idempotent).
     InstallClients(install_clients::Args),
-    /// The main job: provision the clients, run the scenario matrix, write reports.
-    /// (The runner is not built yet: this provisions, then fails saying so.)
+    /// The main job: provision the clients, run the scenario matrix, write reports
+    /// (report.json, junit.xml, matrix.md, index.html) and append the run to the history.
     RunScenarios(run_scenarios::Args),
+    /// Compare two report.json files and print the changed cells as Markdown.
+    #[command(alias = "diff-reports")]
+    ReportDiff(report_diff::Args),
 }
 
 fn main() -> Result<()> {
@@ -34,5 +38,6 @@ fn main() -> Result<()> {
         Command::Conformance(args) => conformance::run(args),
         Command::InstallClients(args) => install_clients::run(args),
         Command::RunScenarios(args) => run_scenarios::run(args),
+        Command::ReportDiff(args) => report_diff::run(args),
     }
 }

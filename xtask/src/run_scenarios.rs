@@ -1,14 +1,20 @@
 //! `cargo xtask run-scenarios`: the main job. Provisions the clients that are missing, runs
 //! every scenario × client cell for real (each in its own sandbox with its own fleet),
-//! writes `report.json` and `matrix.md` to the output directory and prints the matrix.
-//! A client that cannot run gives `not-run` cells with the reason, never `pass`.
+//! writes `report.json`, `junit.xml`, `matrix.md` and `index.html` to the output directory,
+//! appends the run to the history directory and prints the matrix. A client that cannot run
+//! gives `not-run` cells with the reason, never `pass`.
+//!
+//! With `--baseline FILE` the exit status follows the baseline check instead of the raw
+//! verdicts: only a regression (a cell that passed in the baseline now fails or errors)
+//! fails the job; known failures are tolerated and fixes are reported.
 
 use anyhow::{Context, Result, bail};
 use harness::clients;
 use harness::provision::{self, Manifest};
 use harness::runner::{self, ClientUnderTest};
 use indicatif::{ProgressBar, ProgressStyle};
-use reports::{ClientInfo, RunReport, SCHEMA_VERSION, ScenarioInfo};
+use reports::baseline::{self, BaselineOutcome};
+use reports::{ClientInfo, RunReport, SCHEMA_VERSION, ScenarioInfo, Verdict, history};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -38,9 +44,31 @@ pub struct Args {
     /// exit non-zero.
     #[arg(long)]
     allow_fail: bool,
+    /// A previous `report.json` to compare against: exit non-zero only on regressions
+    /// (pass in the baseline, fail or error now). Known failures do not fail the job; fixes,
+    /// lost coverage and new failures are listed. Replaces the `--allow-fail` rule.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// Where each run's JSON report is also kept, as `<run id>.json` (run ids start with the
+    /// UTC start time).
+    #[arg(long, value_name = "DIR", default_value = "reports/history")]
+    history: PathBuf,
+    /// How many runs the history directory keeps (the oldest are removed).
+    #[arg(long, value_name = "N", default_value_t = history::DEFAULT_KEEP)]
+    keep_history: usize,
+    /// Do not append this run to the history directory.
+    #[arg(long)]
+    no_history: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    // Read the baseline before anything runs: a wrong path or a report of another schema
+    // should not cost a whole matrix run to find out.
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(|path| RunReport::read(path).context("reading the --baseline report"))
+        .transpose()?;
     let root = workspace_root();
     let requests: Vec<String> = if args.clients.is_empty() {
         DEFAULT_CLIENTS.iter().map(|c| (*c).to_owned()).collect()
@@ -111,7 +139,8 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let started = now_rfc3339();
-    let run_id = format!("run-{}", std::process::id());
+    // Time-based and unique per run: it names the history entry.
+    let run_id = format!("{}-{}", started.replace(['-', ':'], ""), std::process::id());
     let scratch = std::env::temp_dir().join(format!("regcompat-{run_id}"));
 
     let mut scenario_infos = Vec::new();
@@ -191,36 +220,67 @@ pub fn run(args: Args) -> Result<()> {
         scenarios: scenario_infos,
         cells,
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    // Evidence files the cells kept (redacted daemon logs), beside the report.
+    let written = reports::write_all(&report, &args.out)?;
+    // Evidence files the cells kept (redacted daemon logs), beside the report; the HTML
+    // page links them by these relative paths.
     let _ = std::fs::remove_dir_all(args.out.join("artifacts"));
     copy_tree(&scratch.join("artifacts"), &args.out.join("artifacts"))?;
     let _ = std::fs::remove_dir_all(&scratch);
-    let json = args.out.join("report.json");
-    std::fs::write(&json, serde_json::to_string_pretty(&report)?)?;
-    let md = args.out.join("matrix.md");
-    let matrix = reports::markdown::render(&report);
-    std::fs::write(&md, &matrix)?;
-    let junit = args.out.join("junit.xml");
-    std::fs::write(&junit, reports::junit::render(&report))?;
-    println!("{matrix}");
+    println!("{}", reports::markdown::render(&report));
     println!(
-        "reports: {}, {}, {}",
-        json.display(),
-        md.display(),
-        junit.display()
+        "reports: {}, {}, {}, {}",
+        written.json.display(),
+        written.markdown.display(),
+        written.junit.display(),
+        written.html.display()
     );
+    if !args.no_history {
+        // The reports are written; a history problem is reported but does not hide them.
+        match history::append_keeping(&report, &args.history, args.keep_history) {
+            Ok(path) => println!("history: {}", path.display()),
+            Err(e) => eprintln!("warning: the run was not added to the history: {e}"),
+        }
+    }
+    let outcome = baseline.as_ref().map(|b| baseline::check(&report, b));
+    if let Some(outcome) = &outcome {
+        println!("\n{}", baseline::render_markdown(outcome));
+    }
+    exit_decision(&report, outcome.as_ref(), args.allow_fail).map_err(anyhow::Error::msg)
+}
+
+/// Whether the run fails the job, and why.
+///
+/// Always: a run where nothing passed proves nothing. With a baseline: only regressions
+/// fail (known failures, harness errors included, are tolerated). Without: any `error`
+/// cell fails, and any `fail` cell unless `allow_fail`.
+fn exit_decision(
+    report: &RunReport,
+    baseline: Option<&BaselineOutcome>,
+    allow_fail: bool,
+) -> std::result::Result<(), String> {
     let totals = report.totals();
-    let count = |v: reports::Verdict| totals.get(&v).copied().unwrap_or(0);
-    if count(reports::Verdict::Error) > 0 {
-        bail!("the harness failed in some cells (verdict `error`, see above)");
+    let count = |v: Verdict| totals.get(&v).copied().unwrap_or(0);
+    if count(Verdict::Pass) == 0 {
+        return Err("no cell passed: the matrix proves nothing".into());
     }
-    if count(reports::Verdict::Pass) == 0 {
-        bail!("no cell passed: the matrix proves nothing");
+    if let Some(outcome) = baseline {
+        if !outcome.passed() {
+            return Err(format!(
+                "{} cell(s) regressed against the baseline (see above)",
+                outcome.regressions.len()
+            ));
+        }
+        return Ok(());
     }
-    if count(reports::Verdict::Fail) > 0 && !args.allow_fail {
-        bail!("some cells failed (see the matrix above; --allow-fail to report without failing)");
+    if count(Verdict::Error) > 0 {
+        return Err("the harness failed in some cells (verdict `error`, see above)".into());
+    }
+    if count(Verdict::Fail) > 0 && !allow_fail {
+        return Err(
+            "some cells failed (see the matrix above; --allow-fail to report without failing, \
+             --baseline to fail only on regressions)"
+                .into(),
+        );
     }
     Ok(())
 }
@@ -395,4 +455,75 @@ fn now_rfc3339() -> String {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     fake_registry::profile::bearer::humantime_rfc3339(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reports::Cell;
+
+    fn report(verdicts: &[Verdict]) -> RunReport {
+        RunReport {
+            schema: SCHEMA_VERSION.into(),
+            run_id: "r".into(),
+            started: String::new(),
+            finished: String::new(),
+            regcompat_version: String::new(),
+            clients: vec![],
+            scenarios: vec![],
+            cells: verdicts
+                .iter()
+                .enumerate()
+                .map(|(i, v)| Cell {
+                    scenario: format!("s{i}"),
+                    client: "crane@1".into(),
+                    verdict: *v,
+                    reason: String::new(),
+                    duration_ms: 0,
+                    steps: vec![],
+                    checks: vec![],
+                    journal: vec![],
+                    artifacts: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    use Verdict::{Error, Fail, NotRun, Pass};
+
+    #[test]
+    fn without_a_baseline_fail_needs_allow_fail_and_error_always_fails() {
+        assert!(exit_decision(&report(&[Pass, NotRun]), None, false).is_ok());
+        assert!(exit_decision(&report(&[Pass, Fail]), None, false).is_err());
+        assert!(exit_decision(&report(&[Pass, Fail]), None, true).is_ok());
+        assert!(exit_decision(&report(&[Pass, Error]), None, true).is_err());
+        let nothing = exit_decision(&report(&[NotRun, Fail]), None, true).unwrap_err();
+        assert!(nothing.contains("no cell passed"), "{nothing}");
+    }
+
+    #[test]
+    fn with_a_baseline_only_regressions_fail() {
+        let base = report(&[Pass, Fail, Error, Pass]);
+        // Known failures (fail, error) stay: fine, even without --allow-fail.
+        let same = report(&[Pass, Fail, Error, Pass]);
+        let outcome = baseline::check(&same, &base);
+        assert!(exit_decision(&same, Some(&outcome), false).is_ok());
+        // Fixed and lost coverage: fine.
+        let better = report(&[Pass, Pass, Error, NotRun]);
+        let outcome = baseline::check(&better, &base);
+        assert!(exit_decision(&better, Some(&outcome), false).is_ok());
+        // pass -> fail and pass -> error: regressions, even with --allow-fail.
+        for now in [
+            report(&[Fail, Fail, Error, Pass]),
+            report(&[Pass, Fail, Error, Error]),
+        ] {
+            let outcome = baseline::check(&now, &base);
+            let message = exit_decision(&now, Some(&outcome), true).unwrap_err();
+            assert!(message.starts_with("1 cell(s) regressed"), "{message}");
+        }
+        // Nothing passing still fails, baseline or not.
+        let dead = report(&[NotRun, Fail, Error, NotRun]);
+        let outcome = baseline::check(&dead, &base);
+        assert!(exit_decision(&dead, Some(&outcome), false).is_err());
+    }
 }

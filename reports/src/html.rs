@@ -1,0 +1,262 @@
+//! `index.html`: one self-contained static page — inline CSS, no script, no external
+//! resource — so it can be archived as a CI artifact and opened from disk. Each grid cell is
+//! a `<details>` element: clicking it shows the steps, repro commands, tails, checks and the
+//! journal excerpt without any JavaScript.
+//!
+//! Every piece of text from the report goes through [`escape`]: scenario titles, client
+//! output and journal paths are untrusted.
+
+use std::fmt::Write as _;
+
+use crate::matrix::Matrix;
+use crate::present::{ALL_VERDICTS, JournalLine, MISSING_LABEL, label};
+use crate::{Cell, RunReport};
+
+const STYLE: &str = "
+body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: .3rem .5rem; vertical-align: top; text-align: left; }
+table.grid > tbody > tr > th { font-weight: normal; max-width: 22rem; }
+td.pass { background: #e6f4e6; } td.fail { background: #fbe3e3; } td.error { background: #f6d0f0; }
+td.not-run { background: #fff4d6; } td.not-applicable { background: #eee; } td.missing { background: #ddd; }
+details > summary { cursor: pointer; white-space: nowrap; }
+details[open] { min-width: 40rem; }
+pre { background: #f6f6f6; padding: .4rem; overflow-x: auto; max-height: 20rem; white-space: pre-wrap; }
+.id { font-family: ui-monospace, monospace; }
+.muted { color: #666; }
+table.journal td, table.journal th { font-family: ui-monospace, monospace; font-size: .85em; }
+";
+
+/// Renders the report as one static HTML page.
+pub fn render(report: &RunReport) -> String {
+    let matrix = Matrix::new(report);
+    let mut html = String::new();
+    // `write!` into a String cannot fail; the results are ignored for that reason.
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>regcompat run {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        escape(&report.run_id)
+    );
+    let _ = writeln!(
+        html,
+        "<h1>regcompat run <span class=\"id\">{}</span></h1>\n<p class=\"muted\">regcompat {}, \
+         started {}, finished {}.</p>",
+        escape(&report.run_id),
+        escape(&report.regcompat_version),
+        escape(&report.started),
+        escape(&report.finished)
+    );
+    let _ = writeln!(html, "<p>{}</p>", totals(report, matrix.missing()));
+
+    html.push_str("<table class=\"grid\">\n<thead><tr><th>Scenario</th>");
+    for column in &matrix.columns {
+        let _ = write!(html, "<th class=\"id\">{}", escape(column.id));
+        if let Some(why) = column.unavailable {
+            let _ = write!(
+                html,
+                "<br><small class=\"muted\">unavailable: {}</small>",
+                escape(why)
+            );
+        }
+        html.push_str("</th>");
+    }
+    html.push_str("</tr></thead>\n<tbody>\n");
+    for row in &matrix.rows {
+        let _ = write!(html, "<tr><th><span class=\"id\">{}</span>", escape(row.id));
+        if !row.title.is_empty() {
+            let _ = write!(html, "<br>{}", escape(row.title));
+        }
+        html.push_str("</th>");
+        for column in &matrix.columns {
+            match matrix.cell(row.id, column.id) {
+                Some(cell) => grid_cell(&mut html, cell),
+                None => {
+                    let _ = write!(html, "<td class=\"missing\">{MISSING_LABEL}</td>");
+                }
+            }
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</tbody>\n</table>\n</body>\n</html>\n");
+    html
+}
+
+fn totals(report: &RunReport, missing: usize) -> String {
+    let counts = report.totals();
+    let mut parts: Vec<String> = ALL_VERDICTS
+        .iter()
+        .map(|v| format!("{} {}", counts.get(v).copied().unwrap_or(0), label(*v)))
+        .collect();
+    if missing > 0 {
+        parts.push(format!("{missing} {MISSING_LABEL}"));
+    }
+    format!(
+        "<strong>Totals:</strong> {} cells: {}",
+        report.cells.len(),
+        parts.join(", ")
+    )
+}
+
+fn grid_cell(html: &mut String, cell: &Cell) {
+    let _ = write!(
+        html,
+        "<td class=\"{}\"><details><summary>{}</summary>\n<p>{}</p>\n",
+        cell.verdict.as_str(),
+        label(cell.verdict),
+        escape(&cell.reason)
+    );
+    let _ = writeln!(html, "<p class=\"muted\">{} ms</p>", cell.duration_ms);
+    for (n, step) in cell.steps.iter().enumerate() {
+        let exit = match (step.exit_code, step.timed_out) {
+            (_, true) => "timed out".to_owned(),
+            (Some(code), false) => format!("exit {code}"),
+            (None, false) => "did not start".to_owned(),
+        };
+        let _ = writeln!(
+            html,
+            "<h4>Step {} <span class=\"id\">{}</span>: expected {}, {} in {} ms</h4>",
+            n + 1,
+            escape(&step.action),
+            escape(&step.expected),
+            escape(&exit),
+            step.duration_ms
+        );
+        let _ = writeln!(
+            html,
+            "<p>argv</p><pre>{}</pre>",
+            escape(&step.argv.join(" "))
+        );
+        let _ = writeln!(html, "<p>repro</p><pre>{}</pre>", escape(&step.repro));
+        for (name, tail) in [("stdout", &step.stdout_tail), ("stderr", &step.stderr_tail)] {
+            if !tail.is_empty() {
+                let _ = writeln!(html, "<p>{name} (tail)</p><pre>{}</pre>", escape(tail));
+            }
+        }
+    }
+    if !cell.checks.is_empty() {
+        html.push_str("<h4>Checks</h4>\n<ul>\n");
+        for check in &cell.checks {
+            let mark = if check.passed { "✅ ok" } else { "❌ failed" };
+            let _ = write!(html, "<li>{mark}: {}", escape(&check.description));
+            if !check.detail.is_empty() {
+                let _ = write!(
+                    html,
+                    " <span class=\"muted\">— {}</span>",
+                    escape(&check.detail)
+                );
+            }
+            html.push_str("</li>\n");
+        }
+        html.push_str("</ul>\n");
+    }
+    if !cell.journal.is_empty() {
+        html.push_str(
+            "<h4>Journal</h4>\n<table class=\"journal\"><thead><tr><th>#</th><th>host</th>\
+             <th>method</th><th>path</th><th>status</th><th>auth</th><th>notes</th><th>exchange</th></tr></thead>\n<tbody>\n",
+        );
+        for entry in &cell.journal {
+            let line = JournalLine::from_entry(entry);
+            let mut notes = line.notes.join("; ");
+            if let Some(leak) = &line.leak {
+                if !notes.is_empty() {
+                    notes.push_str("; ");
+                }
+                notes.push_str("LEAK: ");
+                notes.push_str(leak);
+            }
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&line.seq),
+                escape(&line.host),
+                escape(&line.method),
+                escape(&line.target),
+                escape(&line.status),
+                escape(&line.auth),
+                escape(&notes),
+                exchange(entry)
+            );
+        }
+        html.push_str("</tbody></table>\n");
+    }
+    if !cell.artifacts.is_empty() {
+        html.push_str("<h4>Artifacts</h4>\n<ul>\n");
+        for artifact in &cell.artifacts {
+            // Artifacts are relative paths beside the report, so a link works when the
+            // directory is archived whole. Anything else (`javascript:`, absolute paths) is
+            // shown as text only; `escape` keeps the attribute from being broken out of.
+            if is_relative_link(artifact) {
+                let _ = writeln!(html, "<li><a href=\"{0}\">{0}</a></li>", escape(artifact));
+            } else {
+                let _ = writeln!(html, "<li>{}</li>", escape(artifact));
+            }
+        }
+        html.push_str("</ul>\n");
+    }
+    html.push_str("</details></td>");
+}
+
+/// The request and response headers (and token form fields) of one journal entry, in an
+/// expandable block; empty when the entry has none. The registry redacted them when it
+/// recorded the entry: this only shows what the report already holds.
+fn exchange(entry: &serde_json::Value) -> String {
+    let fields = |name: &str| -> Vec<(String, String)> {
+        entry
+            .get(name)
+            .and_then(serde_json::Value::as_object)
+            .map(|map| {
+                map.iter()
+                    .map(|(k, v)| {
+                        let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                        (k.clone(), v)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let request = fields("request_headers");
+    let form = fields("form");
+    let response = fields("response_headers");
+    if request.is_empty() && form.is_empty() && response.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("request headers:\n");
+    for (k, v) in &request {
+        let _ = writeln!(text, "  {k}: {v}");
+    }
+    if !form.is_empty() {
+        text.push_str("form:\n");
+        for (k, v) in &form {
+            let _ = writeln!(text, "  {k}={v}");
+        }
+    }
+    text.push_str("response headers:\n");
+    for (k, v) in &response {
+        let _ = writeln!(text, "  {k}: {v}");
+    }
+    format!(
+        "<details class=\"exchange\"><summary>headers</summary><pre>{}</pre></details>",
+        escape(text.trim_end())
+    )
+}
+
+fn is_relative_link(path: &str) -> bool {
+    !path.is_empty() && !path.starts_with(['/', '\\']) && !path.contains(':')
+}
+
+/// Escapes text for HTML element content and double- or single-quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}

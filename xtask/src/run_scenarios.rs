@@ -19,7 +19,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The clients of the matrix when `--client` is not given.
-const DEFAULT_CLIENTS: &[&str] = &["crane", "skopeo", "docker"];
+const DEFAULT_CLIENTS: &[&str] = &[
+    "crane",
+    "skopeo",
+    "docker",
+    "buildctl",
+    "nerdctl@2.0.0",
+    "nerdctl@2.0.3",
+    "ctr",
+];
 
 #[derive(clap::Args)]
 pub struct Args {

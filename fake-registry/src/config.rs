@@ -31,6 +31,7 @@
 //! ```
 
 use crate::auth::{Directory, Grant, Principal, PrincipalKind};
+use crate::fault::FaultConfig;
 use crate::fixtures::{self, Format, ImageSpec, Platform};
 use crate::fleet::HostSpec;
 use crate::profile::acr::AcrOptions;
@@ -135,6 +136,9 @@ pub struct HostConfig {
     pub anonymous: Vec<Spanned<String>>,
     #[serde(default, rename = "seed")]
     pub seeds: Vec<SeedConfig>,
+    /// Fault rules of this host (see [`crate::fault`]); `match.host` defaults to this host.
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<Spanned<FaultConfig>>,
 }
 
 fn default_port() -> u16 {
@@ -218,13 +222,14 @@ impl FleetConfig {
 
     /// Checks hosts that were parsed as part of a larger file (a scenario) from `text`.
     pub fn validate_in(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
-        self.validate(&|span, field, message, hint| {
+        self.validate(text, &|span, field, message, hint| {
             ConfigError::at(text, origin, span.start, field, message, hint)
         })
     }
 
     fn validate(
         &self,
+        text: &str,
         at: &dyn Fn(Range<usize>, String, String, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
         let mut names = std::collections::BTreeSet::new();
@@ -299,6 +304,21 @@ impl FleetConfig {
                         format!("host[{i}].anonymous[{k}]"),
                         m,
                         GRANT_HINT.into(),
+                    )
+                })?;
+            }
+            for (j, f) in h.faults.iter().enumerate() {
+                f.get_ref().validate().map_err(|e| {
+                    let span = f.span();
+                    let key = e.field().rsplit('.').next().unwrap_or("");
+                    let start = key_offset(text.get(span.clone()).unwrap_or(""), key)
+                        .map_or(span.start, |o| span.start + o);
+                    at(
+                        start..start,
+                        format!("host[{i}].fault[{j}].{}", e.field()),
+                        e.to_string(),
+                        "see the rule format in fake-registry/src/fault.rs or docs/faults.md"
+                            .into(),
                     )
                 })?;
             }
@@ -441,8 +461,22 @@ impl HostConfig {
         spec.storage = self.storage;
         spec.options = options;
         spec.seeds = seeds;
+        spec.faults = self.faults.into_iter().map(Spanned::into_inner).collect();
         Ok(spec)
     }
+}
+
+/// Where `key = …` starts in `table` (the text of one TOML table or inline table).
+fn key_offset(table: &str, key: &str) -> Option<usize> {
+    if key.is_empty() {
+        return None;
+    }
+    table.match_indices(key).map(|(i, _)| i).find(|&i| {
+        let before = table[..i].chars().next_back();
+        let after = table[i + key.len()..].trim_start();
+        before.is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+            && (after.starts_with('=') || after.starts_with('.'))
+    })
 }
 
 fn is_hostname(name: &str) -> bool {
@@ -739,6 +773,42 @@ kind = "open"
         9,
         "host[1].tsl",
         "unknown field `tsl`"
+    )]
+    #[case::fault_probability_out_of_range(
+        "[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.fault]]\nmatch = { path = \"/v2/\" }\nwhen = { probability = 1.5 }\naction = { type = \"reset\" }\n",
+        8,
+        "host[0].fault[0].when.probability",
+        "between 0 and 1"
+    )]
+    #[case::fault_bad_status(
+        "[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.fault]]\naction = { type = \"status\", code = 700 }\n",
+        7,
+        "host[0].fault[0].action.code",
+        "not an HTTP status"
+    )]
+    #[case::fault_unknown_action(
+        "[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.fault]]\naction = { type = \"explode\" }\n",
+        7,
+        "host[0].fault[0].action",
+        "unknown variant `explode`"
+    )]
+    #[case::fault_unknown_field(
+        "[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.fault]]\nwhen = { nth = 1 }\nthen = 1\naction = { type = \"reset\" }\n",
+        8,
+        "host[0].fault[0].then",
+        "unknown field `then`"
+    )]
+    #[case::fault_nth_zero_on_second_host(
+        "[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n[[host]]\nname = \"b\"\nhostname = \"b.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.fault]]\naction = { type = \"reset\" }\n[[host.fault]]\nwhen = { nth = 0 }\naction = { type = \"reset\" }\n",
+        14,
+        "host[1].fault[1].when.nth",
+        "counts from 1"
+    )]
+    #[case::storage_redirect_not_bool(
+        "[[host]]\nname = \"a\"\nhostname = \"a.azurecr.io\"\n[host.profile]\nkind = \"acr\"\nstorage_redirect = \"yes\"\n",
+        6,
+        "host[0].profile.storage_redirect",
+        "invalid type"
     )]
     #[case::not_toml("[[host]\nname = \"a\"\n", 1, "", "")]
     fn malformed_configs_name_line_and_field(

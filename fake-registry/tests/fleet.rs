@@ -45,11 +45,15 @@ fn directory() -> Directory {
 /// A distinct /24 per test so tests in parallel never share an address.
 async fn fleet(dir: &std::path::Path, net: u8) -> RunningFleet {
     let image = fixtures::generate(&ImageSpec::single(Format::Docker, &[1024])).unwrap();
+    // These tests are about hostnames, realms and one journal; storage redirects (and
+    // oci-client pulling through them) are tested in storage_redirect.rs.
+    let mut acr_options = AcrOptions::new(ACR);
+    acr_options.storage_redirect = false;
     let mut acr = HostSpec::new(
         "acr",
         ACR,
         ProfileChoice::Acr {
-            options: AcrOptions::new(ACR),
+            options: acr_options,
             directory: directory(),
         },
     );

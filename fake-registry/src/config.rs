@@ -311,7 +311,7 @@ impl FleetConfig {
                 f.get_ref().validate().map_err(|e| {
                     let span = f.span();
                     let key = e.field().rsplit('.').next().unwrap_or("");
-                    let start = key_offset(text.get(span.clone()).unwrap_or(""), key)
+                    let start = key_offset(table_text(text, span.start), key)
                         .map_or(span.start, |o| span.start + o);
                     at(
                         start..start,
@@ -464,6 +464,17 @@ impl HostConfig {
         spec.faults = self.faults.into_iter().map(Spanned::into_inner).collect();
         Ok(spec)
     }
+}
+
+/// The text of the table starting at `start`: up to the next table header.
+fn table_text(text: &str, start: usize) -> &str {
+    let rest = text.get(start..).unwrap_or("");
+    let body = rest.find('\n').map_or(0, |i| i + 1);
+    let end = rest
+        .get(body..)
+        .and_then(|r| r.find("\n["))
+        .map_or(rest.len(), |i| body + i);
+    rest.get(..end).unwrap_or(rest)
 }
 
 /// Where `key = …` starts in `table` (the text of one TOML table or inline table).
@@ -806,9 +817,9 @@ kind = "open"
     )]
     #[case::storage_redirect_not_bool(
         "[[host]]\nname = \"a\"\nhostname = \"a.azurecr.io\"\n[host.profile]\nkind = \"acr\"\nstorage_redirect = \"yes\"\n",
-        6,
-        "host[0].profile.storage_redirect",
-        "invalid type"
+        4,
+        "host[0].profile",
+        "expected a boolean"
     )]
     #[case::not_toml("[[host]\nname = \"a\"\n", 1, "", "")]
     fn malformed_configs_name_line_and_field(

@@ -124,7 +124,7 @@ impl BlobRedirect {
             StorageVendor::AzureBlob => format!(
                 "se={}&sig={}&sp=r&sr=b&sv=2018-03-28",
                 enc(&humantime_rfc3339(expiry)),
-                enc(&base64::engine::general_purpose::STANDARD.encode(&sig)),
+                enc(&base64::engine::general_purpose::STANDARD.encode(sig)),
             ),
             // SigV4 presigned: the signature is hex; the expiry is X-Amz-Date + X-Amz-Expires.
             StorageVendor::S3 => {
@@ -135,7 +135,7 @@ impl BlobRedirect {
                         "ASIAREGCOMPATFAKEKEY/{}/us-east-1/s3/aws4_request",
                         &date[..8]
                     )),
-                    hex::encode(&sig),
+                    hex::encode(sig),
                 )
             }
         };

@@ -16,6 +16,7 @@
 //! [host.profile]
 //! kind = "acr"                          # open | bearer | acr | ecr | gitlab | dockerhub | mirror
 //! # … and that profile's options, e.g. access_token_lifetime = 4500
+//! # storage_redirect = true            # acr, ecr: blob GETs → 307 to the storage host
 //! [[host.principal]]
 //! name = "sp-acrpush"
 //! kind = "service-principal"            # user | service-principal | admin-user | deploy-token | job-token | access-token | refresh-token
@@ -28,6 +29,10 @@
 //! format = "docker"                     # oci | docker
 //! platforms = ["linux/amd64", "linux/arm64"]
 //! layers = [4096]
+//! [[host.fault]]                        # see docs/faults.md; match.host is this host
+//! match = { method = "GET", path = "/v2/**/manifests/*" }
+//! when = { nth = 2 }                    # or probability = 0.1, seed = 7
+//! action = { type = "status", code = 503 }
 //! ```
 
 use crate::auth::{Directory, Grant, Principal, PrincipalKind};

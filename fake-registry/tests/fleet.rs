@@ -355,6 +355,8 @@ async fn serve_config_prints_a_ready_line_and_serves_the_fleet() {
     let ready: serde_json::Value = serde_json::from_str(&line).expect(&line);
     let host = &ready["ready"]["hosts"][0];
     assert_eq!(host["hostname"], "myregistry.azurecr.io");
+    let admin = ready["ready"]["admin"].as_str().unwrap_or_default();
+    assert!(admin.starts_with("http://127.0.0.1:"), "{line}");
     let addr: SocketAddr = host["addr"].as_str().unwrap().parse().unwrap();
     let ca = std::fs::read(ready["ready"]["ca"].as_str().unwrap()).unwrap();
     install_crypto();

@@ -16,6 +16,7 @@
 //! [host.profile]
 //! kind = "acr"                          # open | bearer | acr | ecr | gitlab | dockerhub | mirror
 //! # … and that profile's options, e.g. access_token_lifetime = 4500
+//! # storage_redirect = true            # acr, ecr: blob GETs → 307 to the storage host
 //! [[host.principal]]
 //! name = "sp-acrpush"
 //! kind = "service-principal"            # user | service-principal | admin-user | deploy-token | job-token | access-token | refresh-token
@@ -28,9 +29,14 @@
 //! format = "docker"                     # oci | docker
 //! platforms = ["linux/amd64", "linux/arm64"]
 //! layers = [4096]
+//! [[host.fault]]                        # see docs/faults.md; match.host is this host
+//! match = { method = "GET", path = "/v2/**/manifests/*" }
+//! when = { nth = 2 }                    # or probability = 0.1, seed = 7
+//! action = { type = "status", code = 503 }
 //! ```
 
 use crate::auth::{Directory, Grant, Principal, PrincipalKind};
+use crate::fault::FaultConfig;
 use crate::fixtures::{self, Format, ImageSpec, Platform};
 use crate::fleet::HostSpec;
 use crate::profile::acr::AcrOptions;
@@ -135,6 +141,9 @@ pub struct HostConfig {
     pub anonymous: Vec<Spanned<String>>,
     #[serde(default, rename = "seed")]
     pub seeds: Vec<SeedConfig>,
+    /// Fault rules of this host (see [`crate::fault`]); `match.host` defaults to this host.
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<Spanned<FaultConfig>>,
 }
 
 fn default_port() -> u16 {
@@ -218,13 +227,14 @@ impl FleetConfig {
 
     /// Checks hosts that were parsed as part of a larger file (a scenario) from `text`.
     pub fn validate_in(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
-        self.validate(&|span, field, message, hint| {
+        self.validate(text, &|span, field, message, hint| {
             ConfigError::at(text, origin, span.start, field, message, hint)
         })
     }
 
     fn validate(
         &self,
+        text: &str,
         at: &dyn Fn(Range<usize>, String, String, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
         let mut names = std::collections::BTreeSet::new();
@@ -299,6 +309,21 @@ impl FleetConfig {
                         format!("host[{i}].anonymous[{k}]"),
                         m,
                         GRANT_HINT.into(),
+                    )
+                })?;
+            }
+            for (j, f) in h.faults.iter().enumerate() {
+                f.get_ref().validate().map_err(|e| {
+                    let span = f.span();
+                    let key = e.field().rsplit('.').next().unwrap_or("");
+                    let start = key_offset(table_text(text, span.start), key)
+                        .map_or(span.start, |o| span.start + o);
+                    at(
+                        start..start,
+                        format!("host[{i}].fault[{j}].{}", e.field()),
+                        e.to_string(),
+                        "see the rule format in fake-registry/src/fault.rs or docs/faults.md"
+                            .into(),
                     )
                 })?;
             }
@@ -441,8 +466,33 @@ impl HostConfig {
         spec.storage = self.storage;
         spec.options = options;
         spec.seeds = seeds;
+        spec.faults = self.faults.into_iter().map(Spanned::into_inner).collect();
         Ok(spec)
     }
+}
+
+/// The text of the table starting at `start`: up to the next table header.
+fn table_text(text: &str, start: usize) -> &str {
+    let rest = text.get(start..).unwrap_or("");
+    let body = rest.find('\n').map_or(0, |i| i + 1);
+    let end = rest
+        .get(body..)
+        .and_then(|r| r.find("\n["))
+        .map_or(rest.len(), |i| body + i);
+    rest.get(..end).unwrap_or(rest)
+}
+
+/// Where `key = …` starts in `table` (the text of one TOML table or inline table).
+fn key_offset(table: &str, key: &str) -> Option<usize> {
+    if key.is_empty() {
+        return None;
+    }
+    table.match_indices(key).map(|(i, _)| i).find(|&i| {
+        let before = table[..i].chars().next_back();
+        let after = table[i + key.len()..].trim_start();
+        before.is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+            && (after.starts_with('=') || after.starts_with('.'))
+    })
 }
 
 fn is_hostname(name: &str) -> bool {
@@ -739,6 +789,42 @@ kind = "open"
         9,
         "host[1].tsl",
         "unknown field `tsl`"
+    )]
+    #[case::fault_probability_out_of_range(
+        "[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.fault]]\nmatch = { path = \"/v2/\" }\nwhen = { probability = 1.5 }\naction = { type = \"reset\" }\n",
+        8,
+        "host[0].fault[0].when.probability",
+        "between 0 and 1"
+    )]
+    #[case::fault_bad_status(
+        "[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.fault]]\naction = { type = \"status\", code = 700 }\n",
+        7,
+        "host[0].fault[0].action.code",
+        "not an HTTP status"
+    )]
+    #[case::fault_unknown_action(
+        "[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.fault]]\naction = { type = \"explode\" }\n",
+        7,
+        "host[0].fault[0].action",
+        "unknown variant `explode`"
+    )]
+    #[case::fault_unknown_field(
+        "[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.fault]]\nwhen = { nth = 1 }\nthen = 1\naction = { type = \"reset\" }\n",
+        8,
+        "host[0].fault[0].then",
+        "unknown field `then`"
+    )]
+    #[case::fault_nth_zero_on_second_host(
+        "[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n[[host]]\nname = \"b\"\nhostname = \"b.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.fault]]\naction = { type = \"reset\" }\n[[host.fault]]\nwhen = { nth = 0 }\naction = { type = \"reset\" }\n",
+        14,
+        "host[1].fault[1].when.nth",
+        "counts from 1"
+    )]
+    #[case::storage_redirect_not_bool(
+        "[[host]]\nname = \"a\"\nhostname = \"a.azurecr.io\"\n[host.profile]\nkind = \"acr\"\nstorage_redirect = \"yes\"\n",
+        4,
+        "host[0].profile",
+        "expected a boolean"
     )]
     #[case::not_toml("[[host]\nname = \"a\"\n", 1, "", "")]
     fn malformed_configs_name_line_and_field(

@@ -9,13 +9,14 @@
 
 use crate::api::{Registry, RegistryOptions};
 use crate::auth::Clock;
+use crate::fault::{FaultConfig, Faults};
 use crate::fixtures::Image;
 use crate::journal::Journal;
 use crate::listener;
 use crate::server::{ProfileChoice, StartError, build_profile, push_image};
 use crate::storage::{DiskStorage, MemoryStorage, Storage};
 use crate::tls::{CertificateAuthority, TlsError};
-use crate::vhost::VirtualHost;
+use crate::vhost::{Role, VirtualHost};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -39,6 +40,8 @@ pub struct HostSpec {
     pub options: RegistryOptions,
     pub storage: Option<PathBuf>,
     pub seeds: Vec<(String, String, Image)>,
+    /// Fault rules of this host (their `match.host` is set to the host's name).
+    pub faults: Vec<FaultConfig>,
 }
 
 impl HostSpec {
@@ -54,6 +57,7 @@ impl HostSpec {
             options: RegistryOptions::default(),
             storage: None,
             seeds: Vec::new(),
+            faults: Vec::new(),
         }
     }
 }
@@ -64,6 +68,9 @@ pub struct FleetOptions {
     pub clock: Clock,
     /// Addresses for hosts that do not name one are taken from here upwards.
     pub first_address: Ipv4Addr,
+    /// Where the admin API listens (plain HTTP, loopback only); default `127.0.0.1:0`, an
+    /// ephemeral port. `None`: no admin API.
+    pub admin: Option<SocketAddr>,
 }
 
 impl FleetOptions {
@@ -72,6 +79,7 @@ impl FleetOptions {
             state_dir: state_dir.into(),
             clock: Clock::system(),
             first_address: Ipv4Addr::new(127, 0, 0, 2),
+            admin: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         }
     }
 }
@@ -103,7 +111,8 @@ pub struct HostInfo {
     /// `acr/1`…
     pub profile: String,
     pub tls: bool,
-    /// `registry` for a registry, `realm` for a profile's extra host (token service).
+    /// `registry` for a registry, `realm` for a profile's extra host (token service),
+    /// `storage` for the host blob downloads are redirected to.
     pub role: String,
 }
 
@@ -142,10 +151,37 @@ impl Fleet {
         ca.write_key_pem(options.state_dir.join("ca-key.pem"))?;
 
         let journal = Arc::new(Journal::default());
+        let faults = Arc::new(Faults::default());
         let mut addresses = AddressPool::new(options.first_address, &hosts);
         let stop = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let mut infos = Vec::new();
+
+        let admin_url = match options.admin {
+            Some(addr) => {
+                if !addr.ip().is_loopback() {
+                    return Err(FleetError::Host {
+                        name: "admin".into(),
+                        reason: format!("address {addr} is not loopback"),
+                    });
+                }
+                let listener = bind("admin", addr).await?;
+                let addr = listener.local_addr().map_err(|e| host_err("admin", e))?;
+                let app = crate::admin::router(Arc::new(crate::admin::AdminState {
+                    journal: journal.clone(),
+                    faults: faults.clone(),
+                }));
+                let stopped = stop.clone();
+                tasks.spawn(async move {
+                    let shutdown = async move { stopped.cancelled().await };
+                    if let Err(e) = listener::serve(listener, None, app, shutdown).await {
+                        tracing::error!(error = %e, "admin listener stopped");
+                    }
+                });
+                Some(format!("http://{addr}"))
+            }
+            None => None,
+        };
 
         // Bind first so that every hostname's address is known before any profile (a
         // mirror resolves its upstreams by hostname) is built.
@@ -201,6 +237,13 @@ impl Fleet {
                         reason,
                     })?;
             }
+            for mut rule in std::mem::take(&mut spec.faults) {
+                rule.matcher.host.get_or_insert_with(|| spec.name.clone());
+                faults.add(rule).map_err(|e| FleetError::Host {
+                    name: spec.name.clone(),
+                    reason: format!("fault rule: {e}"),
+                })?;
+            }
             let registry = Registry::new(storage, spec.options);
             let profile = build_profile(spec.profile, &spec.name, &options.clock, &journal)?;
             let scheme = if spec.tls { "https" } else { "http" };
@@ -210,13 +253,11 @@ impl Fleet {
             );
             let extra_hosts = profile.extra_hosts();
             let profile_name = profile.name().to_owned();
-            let vhost = Arc::new(VirtualHost {
-                name: spec.name.clone(),
-                base_url: url.clone(),
-                registry,
-                profile,
-                journal: journal.clone(),
-            });
+            let redirect = profile.blob_redirect();
+            let mut vhost = VirtualHost::new(&spec.name, &url, registry, profile, journal.clone());
+            vhost.redirect = redirect.clone();
+            vhost.faults = Some(faults.clone());
+            let vhost = Arc::new(vhost);
             let tls = if spec.tls {
                 Some(ca.issue(std::slice::from_ref(&spec.hostname), &[])?)
             } else {
@@ -232,17 +273,35 @@ impl Fleet {
                 tls: spec.tls,
                 role: "registry".into(),
             });
-            // A profile's extra hosts (a token realm on another hostname) get their own
-            // address, port 443 and certificate, and are served by the same virtual host.
+            // A profile's extra hosts (a token realm on another hostname, the storage host
+            // blob downloads are redirected to) get their own address, port 443 and
+            // certificate, and are served by the same registry.
             for extra in extra_hosts {
                 let extra = extra.to_ascii_lowercase();
+                let storage = redirect.as_ref().filter(|r| r.authority == extra);
                 if infos.iter().any(|h| h.hostname == extra) {
+                    if storage.is_some() {
+                        return Err(FleetError::Host {
+                            name: spec.name.clone(),
+                            reason: format!(
+                                "storage host {extra} is already served; give this profile \
+                                 its own `storage_host`"
+                            ),
+                        });
+                    }
                     continue;
                 }
                 let listener = bind(&spec.name, SocketAddr::new(addresses.next()?, 443)).await?;
                 let extra_addr = listener.local_addr().map_err(|e| host_err(&spec.name, e))?;
                 let tls = ca.issue(std::slice::from_ref(&extra), &[])?;
-                serve(&mut tasks, listener, Some(tls), vhost.clone(), &stop);
+                let (served, role) = match storage {
+                    Some(r) => (
+                        Arc::new(vhost.with_role(Role::Storage(r.clone()))),
+                        "storage",
+                    ),
+                    None => (vhost.clone(), "realm"),
+                };
+                serve(&mut tasks, listener, Some(tls), served, &stop);
                 infos.push(HostInfo {
                     name: spec.name.clone(),
                     hostname: extra.clone(),
@@ -250,13 +309,15 @@ impl Fleet {
                     url: format!("https://{extra}"),
                     profile: profile_name.clone(),
                     tls: true,
-                    role: "realm".into(),
+                    role: role.into(),
                 });
             }
         }
         Ok(RunningFleet {
             ca_path,
             hosts: infos,
+            admin_url,
+            faults,
             journal,
             clock: options.clock,
             stop,
@@ -269,6 +330,8 @@ impl Fleet {
 pub struct RunningFleet {
     ca_path: PathBuf,
     hosts: Vec<HostInfo>,
+    admin_url: Option<String>,
+    faults: Arc<Faults>,
     journal: Arc<Journal>,
     clock: Clock,
     stop: CancellationToken,
@@ -291,6 +354,17 @@ impl RunningFleet {
         self.hosts
             .iter()
             .find(|h| h.name == name && h.role == "registry")
+    }
+
+    /// `http://127.0.0.1:PORT` of the admin API ([`crate::admin`]); `None` when
+    /// [`FleetOptions::admin`] was `None`.
+    pub fn admin_url(&self) -> Option<&str> {
+        self.admin_url.as_deref()
+    }
+
+    /// The fault rules every host checks (the admin API edits the same rules).
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.faults
     }
 
     /// One journal for the whole fleet; `Entry.registry` names the host's registry.

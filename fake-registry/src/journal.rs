@@ -38,6 +38,10 @@ const SECRET_KEYS: &[&str] = &[
     "client_secret",
     "token",
     "code",
+    // storage URL signatures (Azure SAS, S3 presigned)
+    "sig",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
 ];
 
 /// What credential a request carried, described without the secret.
@@ -87,6 +91,10 @@ pub struct Entry {
     /// Set when the request presented another registry's credential or token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leak: Option<String>,
+    /// Set when an injected fault shaped the exchange: the action (`status 503`, `reset`…);
+    /// the note says which rule (and the seed of a probability rule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
 }
 
 /// Knows every secret of a run and the label to show instead — and, for the leak detector
@@ -215,6 +223,12 @@ impl Journal {
         {
             *v = r.redact(v);
         }
+        // A redirect's Location may carry a signed URL: its signature is a credential.
+        if let Some(location) = e.response_headers.get_mut("location")
+            && let Some((base, query)) = location.split_once('?')
+        {
+            *location = format!("{base}?{}", redact_pairs(query, r));
+        }
         for (k, v) in e.form.iter_mut() {
             *v = if SECRET_KEYS.contains(&k.as_str()) {
                 // Say *which* secret it was when it is one of ours; drop it either way.
@@ -268,8 +282,13 @@ impl Journal {
 
     /// HTTP Archive 1.2 export (what browsers and proxies read), from the redacted entries.
     pub fn to_har(&self, after: u64) -> serde_json::Value {
-        let entries: Vec<serde_json::Value> = self
-            .since(after)
+        har_of(self.since(after))
+    }
+}
+
+/// HTTP Archive 1.2 of (already redacted) entries.
+pub fn har_of(entries: Vec<Entry>) -> serde_json::Value {
+    let entries: Vec<serde_json::Value> = entries
             .into_iter()
             .map(|e| {
                 let headers = |m: &BTreeMap<String, String>| -> Vec<serde_json::Value> {
@@ -302,12 +321,11 @@ impl Journal {
                     },
                     "cache": {},
                     "timings": {"send": 0, "wait": e.duration_ms, "receive": 0},
-                    "comment": serde_json::to_string(&serde_json::json!({"registry": e.registry, "auth": e.auth, "form": e.form, "notes": e.notes, "leak": e.leak})).unwrap_or_default(),
+                    "comment": serde_json::to_string(&serde_json::json!({"registry": e.registry, "auth": e.auth, "form": e.form, "notes": e.notes, "leak": e.leak, "fault": e.fault})).unwrap_or_default(),
                 })
             })
             .collect();
-        serde_json::json!({"log": {"version": "1.2", "creator": {"name": "regcompat fake-registry", "version": env!("CARGO_PKG_VERSION")}, "entries": entries}})
-    }
+    serde_json::json!({"log": {"version": "1.2", "creator": {"name": "regcompat fake-registry", "version": env!("CARGO_PKG_VERSION")}, "entries": entries}})
 }
 
 /// Keeps the headers of `names` from a header map, as text.
@@ -372,6 +390,7 @@ mod tests {
             response_headers: BTreeMap::new(),
             notes: vec!["saw rt-SECRET-123".into()],
             leak: None,
+            fault: None,
         }
     }
 

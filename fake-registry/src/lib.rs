@@ -14,11 +14,13 @@
 //! trait, memory and disk backends); [`digest`], [`names`] and [`media`] hold the spec's
 //! grammars; [`fixtures`] generates images; [`server`] starts it all.
 
+pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod fault;
 pub mod fixtures;
 pub mod fleet;
 pub mod journal;
@@ -27,6 +29,7 @@ pub mod listener;
 pub mod media;
 pub mod names;
 pub mod profile;
+pub mod redirect;
 pub mod server;
 pub mod storage;
 pub mod tls;

@@ -35,6 +35,29 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after an accept error (such as `EMFILE`) before accepting again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
+/// Put in a response's extensions to close the connection instead of answering (a fault):
+/// HTTP/1 closes the connection without writing anything, HTTP/2 resets the stream.
+#[derive(Debug, Clone, Copy)]
+pub struct AbortConnection;
+
+/// The service error that makes hyper drop a connection on purpose.
+#[derive(Debug)]
+struct Aborted;
+
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection aborted on purpose (fault)")
+    }
+}
+
+impl std::error::Error for Aborted {}
+
+impl From<std::convert::Infallible> for Aborted {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 /// What a request's connection looks like; in every request's extensions.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConnectionInfo {
@@ -213,6 +236,13 @@ impl Connection {
                 req.extensions_mut().insert(info.clone());
                 req.extensions_mut().insert(ConnectInfo(info.peer));
                 req
+            })
+            .map_result(|result| match result {
+                Ok(response) if response.extensions().get::<AbortConnection>().is_some() => {
+                    Err(Aborted)
+                }
+                Ok(response) => Ok(response),
+                Err(never) => match never {},
             });
         let service = TowerToHyperService::new(service);
         let io = TokioIo::new(io);

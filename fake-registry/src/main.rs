@@ -24,7 +24,8 @@ enum Command {
     ///
     /// Once it accepts connections it prints one JSON line to stdout:
     /// {"ready":{"url":"http://ADDR","listen":"ADDR","storage":"memory"|DIR,"pid":N}}, or
-    /// with --config {"ready":{"ca":PATH,"hosts":[{name,hostname,addr,url,profile,tls,role}],"pid":N}}.
+    /// with --config {"ready":{"ca":PATH,"hosts":[{name,hostname,addr,url,profile,tls,role}],
+    /// "admin":"http://127.0.0.1:PORT","pid":N}} (the admin API: journal, reset, faults).
     /// Logs go to stderr (RUST_LOG controls the level).
     Serve(ServeArgs),
 }
@@ -124,6 +125,7 @@ async fn serve_fleet(path: &std::path::Path, state_dir: Option<PathBuf>) -> Resu
         "ready": {
             "ca": fleet.ca_pem_path(),
             "hosts": fleet.hosts(),
+            "admin": fleet.admin_url(),
             "pid": std::process::id(),
         }
     });

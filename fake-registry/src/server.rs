@@ -227,13 +227,15 @@ impl FakeRegistryBuilder {
         })?;
         let journal = self.journal.unwrap_or_default();
         let profile = build_profile(self.auth, &self.name, &self.clock, &journal)?;
-        let vhost = Arc::new(VirtualHost {
-            name: self.name.clone(),
-            base_url: format!("http://{addr}"),
-            registry: registry.clone(),
+        // One address, no storage host: this registry never redirects blob downloads (a
+        // fleet does, for ACR and ECR).
+        let vhost = Arc::new(VirtualHost::new(
+            &self.name,
+            &format!("http://{addr}"),
+            registry.clone(),
             profile,
-            journal: journal.clone(),
-        });
+            journal.clone(),
+        ));
         let (tx, rx) = oneshot::channel::<()>();
         let app = vhost.router();
         let task = tokio::spawn(async move {
@@ -288,7 +290,12 @@ pub(crate) fn build_profile(
         }
         ProfileChoice::Ecr { options, directory } => {
             register(&directory, None);
-            Arc::new(Ecr::new(options, directory, clock.clone(), &redactor))
+            Arc::new(Ecr::new(
+                options,
+                directory,
+                clock.clone(),
+                redactor.clone(),
+            ))
         }
         ProfileChoice::Gitlab { options, directory } => {
             let issuer = issuer(&options.issuer)?;

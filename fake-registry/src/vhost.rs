@@ -1,16 +1,34 @@
 //! One virtual registry: a hostname, a vendor profile in front of the core API, and the
 //! journal every exchange is written to. The path of a request reads straight:
-//! profile (authorize or serve a token endpoint) → core API → journal entry.
+//! fault rules (may replace, delay or break the exchange) → profile (authorize or serve a
+//! token endpoint) → core API, or a 307 to the storage host → journal entry.
 
-use crate::api::{Registry, route};
+use crate::api::Registry;
+use crate::api::route::{self, Route};
 use crate::auth::scope::required_scope;
+use crate::error::{ErrorCode, RegistryError};
+use crate::fault::{DEFAULT_HANG_MS, FaultAction, Faults, Fired, MAX_WAIT_MS, RequestFacts};
 use crate::journal::{self, Entry, Journal};
+use crate::listener::AbortConnection;
 use crate::profile::{Ctx, Profile};
+use crate::redirect::BlobRedirect;
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::request::Parts;
+use http::{HeaderValue, Method, StatusCode, header};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What a listener of a virtual host serves.
+#[derive(Clone)]
+pub enum Role {
+    /// The registry (and its realm hosts): `/v2/` through the profile and the core API, other
+    /// paths to the profile's endpoints.
+    Registry,
+    /// The storage host blob downloads are redirected to (ACR's Azure Blob Storage, ECR's S3).
+    Storage(Arc<BlobRedirect>),
+}
 
 pub struct VirtualHost {
     /// The configured name (`acr`, `mirror`…): how journals and reports refer to it.
@@ -20,9 +38,48 @@ pub struct VirtualHost {
     pub registry: Registry,
     pub profile: Arc<dyn Profile>,
     pub journal: Arc<Journal>,
+    pub role: Role,
+    /// Blob GETs answer 307 to this storage host (set by a fleet, which serves that host).
+    pub redirect: Option<Arc<BlobRedirect>>,
+    /// Injected faults, checked before the profile sees the request.
+    pub faults: Option<Arc<Faults>>,
 }
 
 impl VirtualHost {
+    /// A registry host without redirects or faults.
+    pub fn new(
+        name: &str,
+        base_url: &str,
+        registry: Registry,
+        profile: Arc<dyn Profile>,
+        journal: Arc<Journal>,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            base_url: base_url.to_owned(),
+            registry,
+            profile,
+            journal,
+            role: Role::Registry,
+            redirect: None,
+            faults: None,
+        }
+    }
+
+    /// The same registry serving another role (its storage host).
+    pub fn with_role(&self, role: Role) -> Self {
+        Self {
+            name: self.name.clone(),
+            base_url: self.base_url.clone(),
+            registry: self.registry.clone(),
+            profile: self.profile.clone(),
+            journal: self.journal.clone(),
+            role,
+            redirect: self.redirect.clone(),
+            faults: self.faults.clone(),
+        }
+    }
+
     pub fn router(self: Arc<Self>) -> axum::Router {
         axum::Router::new().fallback(handle).with_state(self)
     }
@@ -30,7 +87,7 @@ impl VirtualHost {
     pub async fn serve(&self, req: Request) -> Response {
         let started = Instant::now();
         let time = now_rfc3339();
-        let (mut parts, body) = req.into_parts();
+        let (parts, body) = req.into_parts();
         let host = parts
             .headers
             .get(header::HOST)
@@ -51,35 +108,35 @@ impl VirtualHost {
             ..Ctx::default()
         };
 
-        let is_api = path == "/v2" || path.starts_with("/v2/");
-        let response = if is_api {
-            let scope = route::parse(&path).and_then(|r| required_scope(&parts.method, &r));
-            let mut r = match self
-                .profile
-                .authorize(&mut ctx, &parts, scope.as_ref())
-                .await
-            {
-                Ok(()) => match self
-                    .profile
-                    .prepare(&mut ctx, &mut parts, &self.registry)
-                    .await
-                {
-                    Ok(()) => self.registry.handle(Request::from_parts(parts, body)).await,
-                    Err(answered) => answered,
-                },
-                Err(denied) => denied,
-            };
-            r.headers_mut().insert(
-                "Docker-Distribution-Api-Version",
-                HeaderValue::from_static("registry/2.0"),
-            );
-            r
-        } else {
-            match self.profile.endpoint(&mut ctx, &parts, body).await {
-                Some(r) => r,
-                None => (StatusCode::NOT_FOUND, "404 page not found\n").into_response(),
+        let hostname = hostname_of(&host);
+        let fired = self.faults.as_ref().and_then(|f| {
+            f.pick(&RequestFacts {
+                registry: &self.name,
+                hostname,
+                method: &method,
+                path: &path,
+            })
+        });
+        let mut fault = None;
+        let mut response = match &fired {
+            Some(fired) => {
+                ctx.notes.push(fired.note.clone());
+                fault = Some(fired.action.describe());
+                match fault_response(fired).await {
+                    Some(r) => r,
+                    None => self.dispatch(&mut ctx, parts, body).await,
+                }
             }
+            None => self.dispatch(&mut ctx, parts, body).await,
         };
+        if let Some(Fired {
+            action: FaultAction::Truncate { bytes },
+            ..
+        }) = &fired
+        {
+            response = truncate(response, *bytes);
+        }
+        let aborted = response.extensions().get::<AbortConnection>().is_some();
 
         let leak = crate::leak::detect(&self.journal.redactor, &presented, &ctx.form, &self.name);
         self.journal.record(Entry {
@@ -94,13 +151,191 @@ impl VirtualHost {
             request_headers,
             auth: ctx.auth,
             form: ctx.form,
-            status: response.status().as_u16(),
+            // 0: the connection was closed without a response
+            status: if aborted {
+                0
+            } else {
+                response.status().as_u16()
+            },
             response_headers: journal::response_headers(response.headers()),
             notes: ctx.notes,
             leak,
+            fault,
         });
         response
     }
+
+    /// The request's normal path for this host's role.
+    async fn dispatch(&self, ctx: &mut Ctx, mut parts: Parts, body: Body) -> Response {
+        if let Role::Storage(storage) = &self.role {
+            return storage.serve_storage(ctx, &self.registry, &parts).await;
+        }
+        let path = parts.uri.path().to_owned();
+        let is_api = path == "/v2" || path.starts_with("/v2/");
+        if !is_api {
+            return match self.profile.endpoint(ctx, &parts, body).await {
+                Some(r) => r,
+                None => (StatusCode::NOT_FOUND, "404 page not found\n").into_response(),
+            };
+        }
+        let parsed = route::parse(&path);
+        let scope = parsed
+            .as_ref()
+            .and_then(|r| required_scope(&parts.method, r));
+        let mut r = match self.profile.authorize(ctx, &parts, scope.as_ref()).await {
+            Ok(()) => match self.profile.prepare(ctx, &mut parts, &self.registry).await {
+                Ok(()) => {
+                    let redirected = match (&self.redirect, route::parse(parts.uri.path())) {
+                        (Some(redirect), Some(Route::Blob { name, digest }))
+                            if parts.method == Method::GET =>
+                        {
+                            redirect.redirect(&self.registry, &name, &digest).await
+                        }
+                        _ => None,
+                    };
+                    match (redirected, &self.redirect) {
+                        (Some(r), Some(redirect)) => {
+                            ctx.notes
+                                .push(format!("blob redirected to {}", redirect.authority));
+                            r
+                        }
+                        _ => self.registry.handle(Request::from_parts(parts, body)).await,
+                    }
+                }
+                Err(answered) => answered,
+            },
+            Err(denied) => denied,
+        };
+        r.headers_mut().insert(
+            "Docker-Distribution-Api-Version",
+            HeaderValue::from_static("registry/2.0"),
+        );
+        r
+    }
+}
+
+/// `host` without its port (`[::1]:443` → `[::1]`).
+fn hostname_of(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.is_empty() => h,
+        _ => host,
+    }
+}
+
+/// The response a fault replaces the request with; `None` lets the request through (after
+/// a delay, or to be truncated).
+async fn fault_response(fired: &Fired) -> Option<Response> {
+    match &fired.action {
+        FaultAction::Status {
+            code,
+            body,
+            headers,
+        } => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut r = match body {
+                Some(b) => Response::new(Body::from(b.clone())),
+                None => {
+                    let code = match status.as_u16() {
+                        401 => ErrorCode::Unauthorized,
+                        403 => ErrorCode::Denied,
+                        404 => ErrorCode::NameUnknown,
+                        429 => ErrorCode::TooManyRequests,
+                        _ => ErrorCode::Unsupported,
+                    };
+                    RegistryError::new(code)
+                        .with_status(status)
+                        .with_message(format!("injected fault {}", fired.rule))
+                        .into_response()
+                }
+            };
+            *r.status_mut() = status;
+            for (k, v) in headers {
+                if let (Ok(k), Ok(v)) = (
+                    http::HeaderName::from_bytes(k.as_bytes()),
+                    HeaderValue::from_str(v),
+                ) {
+                    r.headers_mut().insert(k, v);
+                }
+            }
+            Some(r)
+        }
+        FaultAction::TooManyRequests { retry_after } => {
+            let mut r = RegistryError::new(ErrorCode::TooManyRequests)
+                .with_message(format!("injected fault {}", fired.rule))
+                .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            Some(r)
+        }
+        FaultAction::Delay { ms } => {
+            tokio::time::sleep(Duration::from_millis((*ms).min(MAX_WAIT_MS))).await;
+            None
+        }
+        FaultAction::Hang { max_ms } => {
+            let ms = max_ms.unwrap_or(DEFAULT_HANG_MS).min(MAX_WAIT_MS);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Some(abort())
+        }
+        FaultAction::Reset => Some(abort()),
+        FaultAction::Truncate { .. } => None,
+    }
+}
+
+/// How long a truncated body waits, after its last bytes, before the connection is failed.
+const TRUNCATE_FLUSH_PAUSE: Duration = Duration::from_millis(50);
+
+/// A response the listener turns into a closed connection (HTTP/2: a reset stream).
+fn abort() -> Response {
+    let mut r = Response::new(Body::empty());
+    r.extensions_mut().insert(AbortConnection);
+    r
+}
+
+/// Keeps the announced length but sends only `bytes` bytes of the body (at most all but one),
+/// then fails the body so the connection closes.
+fn truncate(response: Response, bytes: u64) -> Response {
+    use futures_util::StreamExt;
+    use http_body::Body as _;
+    let (mut parts, body) = response.into_parts();
+    let announced = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| body.size_hint().exact());
+    let Some(len) = announced else {
+        return Response::from_parts(parts, body);
+    };
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    let keep = bytes.min(len.saturating_sub(1));
+    let stream = body.into_data_stream();
+    let cut = futures_util::stream::unfold(
+        (stream, keep, false),
+        |(mut stream, left, done)| async move {
+            if done {
+                return None;
+            }
+            if left == 0 {
+                // Let the connection flush what was sent before failing it: hyper would drop
+                // buffered bytes (even the headers) with the connection.
+                tokio::time::sleep(TRUNCATE_FLUSH_PAUSE).await;
+                let e = std::io::Error::other("fault: body truncated");
+                return Some((Err(e), (stream, 0, true)));
+            }
+            match stream.next().await {
+                Some(Ok(mut chunk)) => {
+                    let n = (chunk.len() as u64).min(left);
+                    let part = chunk.split_to(n as usize);
+                    Some((Ok(part), (stream, left - n, false)))
+                }
+                Some(Err(e)) => Some((Err(std::io::Error::other(e)), (stream, 0, true))),
+                None => None,
+            }
+        },
+    );
+    Response::from_parts(parts, Body::from_stream(cut.boxed()))
 }
 
 async fn handle(State(vhost): State<Arc<VirtualHost>>, req: Request) -> Response {

@@ -45,11 +45,15 @@ fn directory() -> Directory {
 /// A distinct /24 per test so tests in parallel never share an address.
 async fn fleet(dir: &std::path::Path, net: u8) -> RunningFleet {
     let image = fixtures::generate(&ImageSpec::single(Format::Docker, &[1024])).unwrap();
+    // These tests are about hostnames, realms and one journal; storage redirects (and
+    // oci-client pulling through them) are tested in storage_redirect.rs.
+    let mut acr_options = AcrOptions::new(ACR);
+    acr_options.storage_redirect = false;
     let mut acr = HostSpec::new(
         "acr",
         ACR,
         ProfileChoice::Acr {
-            options: AcrOptions::new(ACR),
+            options: acr_options,
             directory: directory(),
         },
     );
@@ -351,6 +355,8 @@ async fn serve_config_prints_a_ready_line_and_serves_the_fleet() {
     let ready: serde_json::Value = serde_json::from_str(&line).expect(&line);
     let host = &ready["ready"]["hosts"][0];
     assert_eq!(host["hostname"], "myregistry.azurecr.io");
+    let admin = ready["ready"]["admin"].as_str().unwrap_or_default();
+    assert!(admin.starts_with("http://127.0.0.1:"), "{line}");
     let addr: SocketAddr = host["addr"].as_str().unwrap().parse().unwrap();
     let ca = std::fs::read(ready["ready"]["ca"].as_str().unwrap()).unwrap();
     install_crypto();

@@ -13,6 +13,7 @@ use super::bearer::{describe, json_body};
 use super::{Ctx, Profile, parse_urlencoded, read_form};
 use crate::auth::{Claims, Directory, Presented, Principal, PrincipalKind, Scope, TokenIssuer};
 use crate::journal::Redactor;
+use crate::redirect::{BlobRedirect, StorageVendor};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::response::Response;
@@ -41,6 +42,11 @@ pub struct AcrOptions {
     pub refresh_token_lifetime: i64,
     /// Registry-level anonymous pull (off by default, as on ACR).
     pub anonymous_pull: bool,
+    /// Blob GETs answer 307 to a SAS URL on the storage host (on by default, as on ACR;
+    /// served only by a fleet, which serves the storage host).
+    pub storage_redirect: bool,
+    /// The storage host; empty: `<first label of the login server>.blob.core.windows.net`.
+    pub storage_host: String,
 }
 
 impl Default for AcrOptions {
@@ -57,7 +63,18 @@ impl AcrOptions {
             access_token_lifetime: 4500,
             refresh_token_lifetime: 3 * 3600,
             anonymous_pull: false,
+            storage_redirect: true,
+            storage_host: String::new(),
         }
+    }
+
+    /// The storage host blob downloads are redirected to.
+    pub fn storage_hostname(&self) -> String {
+        if !self.storage_host.is_empty() {
+            return self.storage_host.to_ascii_lowercase();
+        }
+        let account = self.login_server.split('.').next().unwrap_or("registry");
+        format!("{account}.blob.core.windows.net")
     }
 }
 
@@ -66,6 +83,7 @@ pub struct Acr {
     directory: Directory,
     issuer: Arc<TokenIssuer>,
     redactor: Arc<Redactor>,
+    redirect: Option<Arc<BlobRedirect>>,
 }
 
 impl Acr {
@@ -78,11 +96,22 @@ impl Acr {
         for (name, secret) in directory.secrets() {
             redactor.add(secret, &format!("secret of {name}"));
         }
+        let redirect = options.storage_redirect.then(|| {
+            Arc::new(BlobRedirect::new(
+                StorageVendor::AzureBlob,
+                &options.storage_hostname(),
+                // The container of ACR's storage account is not public [unverified].
+                "registry",
+                issuer.clock().clone(),
+                redactor.clone(),
+            ))
+        });
         Self {
             options,
             directory,
             issuer,
             redactor,
+            redirect,
         }
     }
 
@@ -369,6 +398,14 @@ enum Either<'a> {
 impl Profile for Acr {
     fn name(&self) -> &str {
         "acr/1"
+    }
+
+    fn extra_hosts(&self) -> Vec<String> {
+        self.redirect.iter().map(|r| r.authority.clone()).collect()
+    }
+
+    fn blob_redirect(&self) -> Option<Arc<BlobRedirect>> {
+        self.redirect.clone()
     }
 
     async fn endpoint(&self, ctx: &mut Ctx, parts: &Parts, body: Body) -> Option<Response> {

@@ -13,22 +13,38 @@ use super::bearer::describe;
 use super::{Ctx, Profile};
 use crate::auth::{Clock, Directory, Presented, Scope};
 use crate::error::{ErrorCode, RegistryError};
+use crate::journal::Redactor;
+use crate::redirect::{BlobRedirect, StorageVendor};
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
+use std::sync::Arc;
 
 /// ECR's message for an expired authorization token.
 pub const EXPIRED: &str = "Your authorization token has expired. Reauthenticate and try again.";
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EcrOptions {
     /// `123456789012.dkr.ecr.us-east-2.amazonaws.com`
     pub host: String,
     /// Repositories that exist (ECR refuses pushes to others). `None`: any repository exists.
     pub repositories: Option<Vec<String>>,
+    /// Blob GETs answer 307 to an S3 presigned URL on the storage host (on by default, as on
+    /// ECR; served only by a fleet, which serves the storage host).
+    pub storage_redirect: bool,
+    /// The storage host; empty: `prod-<region>-starport-layer-bucket.s3.<region>.amazonaws.com`
+    /// with the region of `host` (`us-east-1` when it names none).
+    pub storage_host: String,
+}
+
+impl Default for EcrOptions {
+    /// The host is filled from the fleet host's name when a config leaves it empty.
+    fn default() -> Self {
+        Self::new("")
+    }
 }
 
 impl EcrOptions {
@@ -36,7 +52,27 @@ impl EcrOptions {
         Self {
             host: host.to_ascii_lowercase(),
             repositories: None,
+            storage_redirect: true,
+            storage_host: String::new(),
         }
+    }
+
+    /// The region in `<account>.dkr.ecr.<region>.amazonaws.com`, `us-east-1` otherwise.
+    pub fn region(&self) -> &str {
+        let labels: Vec<&str> = self.host.split('.').collect();
+        match labels.as_slice() {
+            [_, "dkr", "ecr", region, ..] if !region.is_empty() => region,
+            _ => "us-east-1",
+        }
+    }
+
+    /// The storage host blob downloads are redirected to.
+    pub fn storage_hostname(&self) -> String {
+        if !self.storage_host.is_empty() {
+            return self.storage_host.to_ascii_lowercase();
+        }
+        let region = self.region();
+        format!("prod-{region}-starport-layer-bucket.s3.{region}.amazonaws.com")
     }
 
     /// The 12-digit account id at the front of the host.
@@ -49,6 +85,7 @@ pub struct Ecr {
     options: EcrOptions,
     directory: Directory,
     clock: Clock,
+    redirect: Option<Arc<BlobRedirect>>,
 }
 
 impl Ecr {
@@ -56,15 +93,25 @@ impl Ecr {
         options: EcrOptions,
         directory: Directory,
         clock: Clock,
-        redactor: &crate::journal::Redactor,
+        redactor: Arc<Redactor>,
     ) -> Self {
         for (name, secret) in directory.secrets() {
             redactor.add(secret, &format!("secret of {name}"));
         }
+        let redirect = options.storage_redirect.then(|| {
+            Arc::new(BlobRedirect::new(
+                StorageVendor::S3,
+                &options.storage_hostname(),
+                options.registry_id(),
+                clock.clone(),
+                redactor.clone(),
+            ))
+        });
         Self {
             options,
             directory,
             clock,
+            redirect,
         }
     }
 
@@ -89,6 +136,14 @@ impl Ecr {
 impl Profile for Ecr {
     fn name(&self) -> &str {
         "ecr/1"
+    }
+
+    fn extra_hosts(&self) -> Vec<String> {
+        self.redirect.iter().map(|r| r.authority.clone()).collect()
+    }
+
+    fn blob_redirect(&self) -> Option<Arc<BlobRedirect>> {
+        self.redirect.clone()
     }
 
     async fn endpoint(&self, ctx: &mut Ctx, _parts: &Parts, _body: Body) -> Option<Response> {

@@ -18,11 +18,13 @@ pub mod open;
 use crate::api::Registry;
 use crate::auth::Scope;
 use crate::journal::AuthRecord;
+use crate::redirect::BlobRedirect;
 use async_trait::async_trait;
 use axum::body::Body;
 use axum::response::Response;
 use http::request::Parts;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What a profile learns about one request, for the journal.
 #[derive(Debug, Default)]
@@ -43,6 +45,13 @@ pub trait Profile: Send + Sync + 'static {
     /// (a token realm on a separate host such as `gitlab.example.com` or `auth.docker.io`).
     fn extra_hosts(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// The storage host blob downloads are redirected to (ACR's Azure Blob Storage, ECR's
+    /// S3), when the profile redirects. Its hostname is one of [`Profile::extra_hosts`]; the
+    /// fleet serves it with [`crate::redirect::BlobRedirect::serve_storage`].
+    fn blob_redirect(&self) -> Option<Arc<BlobRedirect>> {
+        None
     }
 
     /// Serves a path outside `/v2/` (a token endpoint…); `None` means "not mine" (404).

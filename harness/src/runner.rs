@@ -76,6 +76,15 @@ pub async fn run_cell(
             started,
         );
     }
+    if let Some(why) = client.driver.unsupported_setup(&scenario.client) {
+        return cell_of(
+            scenario_path,
+            client,
+            Verdict::NotApplicable,
+            format!("{}: {why}", client.id),
+            started,
+        );
+    }
     let root = scratch.join(format!("{}--{}", scenario.id, client.id.replace('@', "-")));
     let mut cell = match run_in_sandbox(scenario, client, &bin, index, &root).await {
         Ok(cell) => cell,

@@ -455,3 +455,25 @@ expect = "success"
         assert!(!text.contains("u-S3cret-in-a-daemon-log"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn a_mirror_scenario_is_not_applicable_to_a_client_without_mirrors() {
+    let cell = run_cell(
+        Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/mirror-path-prefix.toml"
+        )),
+        &ClientUnderTest {
+            id: "crane@x".into(),
+            driver: Box::new(harness::clients::crane::Crane),
+            binary: Ok(PathBuf::from("/bin/false")),
+            tools: vec![],
+        },
+        904,
+        &tempfile::tempdir().unwrap().path().join("s"),
+    )
+    .await;
+    assert_eq!(cell.verdict, Verdict::NotApplicable, "{cell:#?}");
+    assert!(cell.reason.contains("mirror"), "{}", cell.reason);
+    assert!(cell.steps.is_empty(), "nothing ran");
+}

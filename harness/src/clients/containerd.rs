@@ -9,7 +9,7 @@
 
 use super::daemons::{self, NAMESPACE};
 use super::{CellEnv, DaemonSpec, Driver, ResolvedAction, cmd};
-use crate::scenario::Action;
+use crate::scenario::{Action, ClientSetup};
 
 pub struct Ctr;
 
@@ -29,6 +29,18 @@ impl Driver for Ctr {
 
     fn supports(&self, action: Action) -> bool {
         action == Action::Pull
+    }
+
+    fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
+        let needs_config_json = !setup.identity_tokens.is_empty()
+            || setup.creds_store.is_some()
+            || !setup.cred_helpers.is_empty()
+            || !setup.helper_credentials.is_empty();
+        needs_config_json.then(|| {
+            "ctr reads no config.json: only Basic `auths` reach it (as --user); identity \
+             tokens and credential helpers cannot"
+                .to_owned()
+        })
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {

@@ -2,7 +2,7 @@
 //! credential helpers) and the system roots (`SSL_CERT_FILE`).
 
 use super::{CellEnv, Driver, ResolvedAction};
-use crate::scenario::Action;
+use crate::scenario::{Action, ClientSetup};
 
 pub struct Crane;
 
@@ -17,6 +17,10 @@ impl Driver for Crane {
 
     fn supports(&self, action: Action) -> bool {
         action != Action::BuildFrom
+    }
+
+    fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
+        super::no_mirrors(setup, "crane has no registry-mirror configuration")
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {

@@ -7,7 +7,7 @@
 
 use super::{CellEnv, DaemonSpec, Driver, ResolvedAction, cmd};
 use crate::sandbox::Sandbox;
-use crate::scenario::Action;
+use crate::scenario::{Action, ClientSetup};
 
 pub struct Docker;
 
@@ -26,6 +26,10 @@ impl Driver for Docker {
 
     fn supports(&self, _action: Action) -> bool {
         true
+    }
+
+    fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
+        super::no_mirrors(setup, "dockerd's registry-mirrors apply to Docker Hub only")
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {

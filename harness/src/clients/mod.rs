@@ -12,7 +12,7 @@ pub mod nerdctl;
 pub mod skopeo;
 
 use crate::sandbox::Sandbox;
-use crate::scenario::Action;
+use crate::scenario::{Action, ClientSetup};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -127,6 +127,11 @@ pub trait Driver: Send + Sync {
     fn env(&self, _cell: &CellEnv) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// Why the client cannot be tested with this client-side setup (the cell is then
+    /// `not-applicable`), e.g. a mirror for a client that has no mirror configuration.
+    fn unsupported_setup(&self, _setup: &ClientSetup) -> Option<String> {
+        None
+    }
     /// The daemons the client needs; may write their configuration files into the sandbox.
     fn daemons(&self, _cell: &CellEnv) -> Result<Vec<DaemonSpec>, String> {
         Ok(Vec::new())
@@ -148,6 +153,11 @@ pub fn all() -> Vec<Box<dyn Driver>> {
 /// The driver of a client, by its name in `clients.toml`.
 pub fn by_name(name: &str) -> Option<Box<dyn Driver>> {
     all().into_iter().find(|d| d.name() == name)
+}
+
+/// The reason a client without registry-mirror configuration cannot run a mirror scenario.
+pub(crate) fn no_mirrors(setup: &ClientSetup, why: &str) -> Option<String> {
+    (!setup.mirrors.is_empty()).then(|| format!("the scenario configures registry mirrors; {why}"))
 }
 
 /// `argv` from a binary and string-ish arguments.

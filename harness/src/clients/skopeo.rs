@@ -2,7 +2,7 @@
 //! at the cell's `config.json`), roots from `SSL_CERT_FILE`.
 
 use super::{CellEnv, Driver, ResolvedAction};
-use crate::scenario::Action;
+use crate::scenario::{Action, ClientSetup};
 
 pub struct Skopeo;
 
@@ -17,6 +17,13 @@ impl Driver for Skopeo {
 
     fn supports(&self, action: Action) -> bool {
         action != Action::BuildFrom
+    }
+
+    fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
+        super::no_mirrors(
+            setup,
+            "skopeo reads mirrors from registries.conf, which the harness does not drive yet",
+        )
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {

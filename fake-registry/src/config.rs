@@ -29,6 +29,8 @@
 //! format = "docker"                     # oci | docker
 //! platforms = ["linux/amd64", "linux/arm64"]
 //! layers = [4096]
+//! labels = { "io.buildpacks.stack.id" = "io.regcompat.stack" }   # image config labels
+//! env = ["CNB_USER_ID=1000", "CNB_GROUP_ID=1000"]               # image config env after PATH
 //! [[host.fault]]                        # see docs/faults.md; match.host is this host
 //! match = { method = "GET", path = "/v2/**/manifests/*" }
 //! when = { nth = 2 }                    # or probability = 0.1, seed = 7
@@ -197,6 +199,12 @@ pub struct SeedConfig {
     pub layers: Vec<usize>,
     #[serde(default)]
     pub seed: u64,
+    /// Image config labels, e.g. `{ "io.buildpacks.stack.id" = "io.regcompat.stack" }`.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Image config env entries after `PATH`, e.g. `["CNB_USER_ID=1000"]`.
+    #[serde(default)]
+    pub env: Vec<String>,
 }
 
 fn default_format() -> Spanned<String> {
@@ -456,7 +464,8 @@ impl HostConfig {
                 }
                 spec
             };
-            let image = fixtures::generate(&spec.with_seed(s.seed)).map_err(|e| e.to_string())?;
+            let spec = spec.with_seed(s.seed).with_config(s.labels, s.env);
+            let image = fixtures::generate(&spec).map_err(|e| e.to_string())?;
             seeds.push((s.repository, s.tag, image));
         }
         let mut spec = HostSpec::new(self.name.get_ref(), &hostname, profile);
@@ -671,6 +680,24 @@ port = 5443
 [host.profile]
 kind = "open"
 "#;
+
+    #[test]
+    fn seed_labels_and_env_reach_the_image_config() {
+        let text = "[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.seed]]\nrepository = \"cnb/build\"\ntag = \"1\"\nlabels = { \"io.buildpacks.stack.id\" = \"s\" }\nenv = [\"CNB_USER_ID=1000\"]\n";
+        let hosts = FleetConfig::parse(text, "fleet.toml")
+            .unwrap()
+            .into_hosts(0)
+            .unwrap();
+        let image = &hosts[0].seeds[0].2;
+        let config = image
+            .blobs
+            .iter()
+            .find(|b| b.media_type.contains("config"))
+            .unwrap();
+        let config: serde_json::Value = serde_json::from_slice(&config.bytes).unwrap();
+        assert_eq!(config["config"]["Labels"]["io.buildpacks.stack.id"], "s");
+        assert_eq!(config["config"]["Env"][1], "CNB_USER_ID=1000");
+    }
 
     #[test]
     fn a_good_config_becomes_host_specs() {

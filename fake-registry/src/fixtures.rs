@@ -13,6 +13,7 @@ use oci_spec::image::{
     ConfigBuilder, DescriptorBuilder, HistoryBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
     ImageManifestBuilder, MediaType, PlatformBuilder, RootFsBuilder,
 };
+use std::collections::BTreeMap;
 use std::io::Write;
 
 /// Which family of media types to use.
@@ -76,6 +77,11 @@ pub struct ImageSpec {
     pub seed: u64,
     /// Wrap even a single platform in an index/list.
     pub force_index: bool,
+    /// Image config `Labels` (none when empty), e.g. `io.buildpacks.stack.id`.
+    pub labels: BTreeMap<String, String>,
+    /// Image config `Env` entries (`KEY=value`) after the fixed `PATH`, e.g. the
+    /// `CNB_USER_ID`/`CNB_GROUP_ID` a buildpacks build image must set.
+    pub env: Vec<String>,
 }
 
 impl ImageSpec {
@@ -90,6 +96,8 @@ impl ImageSpec {
             layer_sizes: layer_sizes.to_vec(),
             seed: 0,
             force_index: false,
+            labels: BTreeMap::new(),
+            env: Vec::new(),
         }
     }
 
@@ -107,7 +115,16 @@ impl ImageSpec {
             layer_sizes: layer_sizes.to_vec(),
             seed: 0,
             force_index: true,
+            labels: BTreeMap::new(),
+            env: Vec::new(),
         })
+    }
+
+    /// Sets config labels and extra env entries.
+    pub fn with_config(mut self, labels: BTreeMap<String, String>, env: Vec<String>) -> Self {
+        self.labels = labels;
+        self.env = env;
+        self
     }
 
     pub fn with_seed(mut self, seed: u64) -> Self {
@@ -204,20 +221,28 @@ pub fn generate(spec: &ImageSpec) -> Result<Image, FixtureError> {
                     .map_err(err)?,
             );
         }
+        let env = std::iter::once(
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        )
+        .chain(spec.env.iter().cloned())
+        .collect::<Vec<_>>();
+        let mut image_config = ConfigBuilder::default();
+        image_config = image_config
+            .cmd(vec!["/regcompat/hello".to_owned()])
+            .env(env);
+        if !spec.labels.is_empty() {
+            image_config = image_config.labels(
+                spec.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<std::collections::HashMap<_, _>>(),
+            );
+        }
         let config = ImageConfigurationBuilder::default()
             .created("1970-01-01T00:00:00Z")
             .architecture(platform.architecture.as_str())
             .os(platform.os.as_str())
-            .config(
-                ConfigBuilder::default()
-                    .cmd(vec!["/regcompat/hello".to_owned()])
-                    .env(vec![
-                        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-                            .to_owned(),
-                    ])
-                    .build()
-                    .map_err(err)?,
-            )
+            .config(image_config.build().map_err(err)?)
             .rootfs(
                 RootFsBuilder::default()
                     .typ("layers")
@@ -358,6 +383,26 @@ mod tests {
         assert_eq!(a.blobs.len(), 3); // two layers + config
         let other = generate(&spec.clone().with_seed(7)).unwrap();
         assert_ne!(a.digest(), other.digest());
+    }
+
+    #[test]
+    fn labels_and_env_reach_the_config_and_default_digests_do_not_move() {
+        let plain = ImageSpec::single(Format::Docker, &[100]);
+        let with_empty = plain.clone().with_config(BTreeMap::new(), Vec::new());
+        assert_eq!(
+            generate(&plain).unwrap().digest(),
+            generate(&with_empty).unwrap().digest()
+        );
+        let labels = BTreeMap::from([("io.buildpacks.stack.id".to_owned(), "x".to_owned())]);
+        let img = generate(&plain.with_config(labels, vec!["CNB_USER_ID=1000".into()])).unwrap();
+        let config = img
+            .blobs
+            .iter()
+            .find(|b| b.media_type == media::DOCKER_CONFIG)
+            .unwrap();
+        let config: serde_json::Value = serde_json::from_slice(&config.bytes).unwrap();
+        assert_eq!(config["config"]["Labels"]["io.buildpacks.stack.id"], "x");
+        assert_eq!(config["config"]["Env"][1], "CNB_USER_ID=1000");
     }
 
     #[test]

@@ -401,7 +401,8 @@ async fn drive(
     let store_file = sandbox.root.join("credhelper.json");
     crate::credhelper::save(&store_file, &store).map_err(|e| e.to_string())?;
     let helper_dir = sandbox.root.join("bin");
-    let uses_helper = setup.creds_store.is_some() || !setup.cred_helpers.is_empty();
+    let uses_helper =
+        setup.creds_store.is_some() || !setup.cred_helpers.is_empty() || setup.ecr_login_helper;
     if uses_helper {
         let helper = std::env::var_os(CREDHELPER_BIN_ENV)
             .map(PathBuf::from)
@@ -415,6 +416,11 @@ async fn drive(
         std::fs::create_dir_all(&helper_dir).map_err(|e| e.to_string())?;
         std::fs::copy(&helper, helper_dir.join("docker-credential-regcompat"))
             .map_err(|e| e.to_string())?;
+        // The helper Jib infers for `*.amazonaws.com` registries: the same store.
+        if setup.ecr_login_helper {
+            std::fs::copy(&helper, helper_dir.join("docker-credential-ecr-login"))
+                .map_err(|e| e.to_string())?;
+        }
     }
     sandbox
         .write(
@@ -537,6 +543,7 @@ async fn run_steps(
                     context: build_context(&sandbox.work.join(format!("build-{i}")), &base)?,
                     base,
                     to: step.to.as_ref().map(|t| resolve(t.get_ref())),
+                    platforms: step.platforms.clone(),
                 }
             }
             Action::Push => {
@@ -571,7 +578,23 @@ async fn run_steps(
                 from: resolve(step.image.as_ref().ok_or("copy needs image")?.get_ref()),
                 to: resolve(step.to.as_ref().ok_or("copy needs to")?.get_ref()),
             },
+            Action::BuilderCreate => {
+                let dir = sandbox.work.join(format!("builder-{i}"));
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                let field = |v: &Option<toml::Spanned<String>>, name: &str| {
+                    v.as_ref()
+                        .map(|v| resolve(v.get_ref()))
+                        .ok_or(format!("builder-create needs {name}"))
+                };
+                ResolvedAction::BuilderCreate {
+                    dir,
+                    build_image: field(&step.image, "image")?,
+                    run_image: field(&step.run_image, "run_image")?,
+                    to: field(&step.to, "to")?,
+                }
+            }
         };
+        client.driver.prepare(cell, &action)?;
         let commands = client.driver.commands(cell, &action);
         let expected = match step.expect {
             Outcome::Success => "success",

@@ -23,10 +23,13 @@
 //! auths_by_key = { "{acr}:443" = "sp" }  # an `auths` key written verbatim
 //! mirrors = { acr = ["mirror"] }         # upstream host → mirror hosts ("mirror/path")
 //! unreachable = ["acr"]                  # the client cannot reach these hosts
+//! ecr_login_helper = true                # docker-credential-ecr-login (the harness's helper
+//!                                        # under that name) on PATH, for Jib's inference
 //!
 //! [[step]]
-//! action = "pull"                        # login | pull | push | copy | build-from
+//! action = "pull"                        # login | pull | push | copy | build-from | builder-create
 //! image = "{acr}/base/run:1"             # {name} = that host's hostname[:port]
+//! # run_image = "{acr}/cnb/run:1"        # builder-create: the run image (`image` = build image)
 //! expect = "success"                     # or "failure", or "any"
 //!
 //! [[expect]]                             # journal assertions
@@ -112,6 +115,10 @@ pub struct ClientSetup {
     /// nothing listens); the fleet itself (a mirror's upstream requests) still reaches them.
     #[serde(default)]
     pub unreachable: Vec<Spanned<String>>,
+    /// Put the harness's helper on `PATH` also as `docker-credential-ecr-login` (answering
+    /// from `helper_credentials`), the helper Jib infers for `*.amazonaws.com`.
+    #[serde(default)]
+    pub ecr_login_helper: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -124,6 +131,9 @@ pub enum Action {
     /// Build a generated Dockerfile `FROM <image>` + `COPY` (no `RUN`) and, with `to`, push
     /// the result there.
     BuildFrom,
+    /// Create a buildpacks builder from a build image (`image`) and a run image
+    /// (`run_image`), with a generated trivial buildpack, and publish it to `to`.
+    BuilderCreate,
 }
 
 impl Action {
@@ -134,6 +144,7 @@ impl Action {
             Self::Push => "push",
             Self::Copy => "copy",
             Self::BuildFrom => "build-from",
+            Self::BuilderCreate => "builder-create",
         }
     }
 }
@@ -156,9 +167,16 @@ pub struct Step {
     /// placeholders.
     #[serde(default)]
     pub image: Option<Spanned<String>>,
-    /// `push`, `copy`, `build-from` (optional): the destination reference.
+    /// `push`, `copy`, `build-from` (optional), `builder-create`: the destination reference.
     #[serde(default)]
     pub to: Option<Spanned<String>>,
+    /// `build-from`: the platforms to build (`os/arch`), for clients that build several
+    /// from a multi-platform base (Jib `jib.from.platforms`); others build their default.
+    #[serde(default)]
+    pub platforms: Vec<String>,
+    /// `builder-create`: the run image (`image` is the build image).
+    #[serde(default)]
+    pub run_image: Option<Spanned<String>>,
     /// `login`: the host to log in to (its name) and the principal whose credentials to use.
     #[serde(default)]
     pub registry: Option<Spanned<String>>,
@@ -346,7 +364,8 @@ impl Scenario {
                         format!("step[{i}].{name}"),
                         format!("action `{}` needs `{name}`", step.action.as_str()),
                         "login: registry, principal; pull: image; push: to; copy: image, to; \
-                         build-from: image (and `to` to push the result)",
+                         build-from: image (and `to` to push the result); builder-create: \
+                         image (the build image), run_image, to",
                     ));
                 }
                 Ok(())
@@ -363,6 +382,11 @@ impl Scenario {
                     need(&step.to, "to")?;
                 }
                 Action::BuildFrom => need(&step.image, "image")?,
+                Action::BuilderCreate => {
+                    need(&step.image, "image")?;
+                    need(&step.run_image, "run_image")?;
+                    need(&step.to, "to")?;
+                }
             }
             if let Some(r) = &step.registry {
                 known_host(r, format!("step[{i}].registry"))?;
@@ -370,7 +394,11 @@ impl Scenario {
             if let Some(p) = &step.principal {
                 known_principal(p, format!("step[{i}].principal"))?;
             }
-            for (name, v) in [("image", &step.image), ("to", &step.to)] {
+            for (name, v) in [
+                ("image", &step.image),
+                ("to", &step.to),
+                ("run_image", &step.run_image),
+            ] {
                 if let Some(v) = v {
                     for placeholder in placeholders(v.get_ref()) {
                         if !names.contains(&placeholder) {

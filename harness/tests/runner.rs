@@ -83,6 +83,50 @@ fn every_scenario_in_the_repository_parses() {
     assert!(n >= 20, "only {n} scenarios");
 }
 
+/// A scenario that pins `tag@sha256:…` must pin a manifest its own seeds generate (fixtures
+/// are deterministic, so the digest is stable; this catches a seed edited without its pin).
+#[test]
+fn every_digest_pin_names_a_seeded_manifest() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let s = Scenario::load(&path).unwrap();
+        let pins: Vec<String> = s
+            .steps
+            .iter()
+            .flat_map(|st| [&st.image, &st.to, &st.run_image])
+            .flatten()
+            .filter_map(|r| r.get_ref().split_once('@').map(|(_, d)| d.to_owned()))
+            .collect();
+        if pins.is_empty() {
+            continue;
+        }
+        let hosts = fake_registry::config::FleetConfig { hosts: s.hosts }
+            .into_hosts(0)
+            .unwrap();
+        let seeded: Vec<String> = hosts
+            .iter()
+            .flat_map(|h| h.seeds.iter())
+            .flat_map(|(repo, tag, image)| {
+                image
+                    .manifests
+                    .iter()
+                    .map(move |m| format!("{repo}:{tag} {}", m.digest))
+            })
+            .collect();
+        for pin in pins {
+            assert!(
+                seeded.iter().any(|x| x.ends_with(&pin)),
+                "{}: {pin} is not seeded; seeded: {seeded:#?}",
+                path.display()
+            );
+        }
+    }
+}
+
 /// Processes whose environment carries `marker` (set on every process a test starts).
 fn processes_with(marker: &str) -> Vec<u32> {
     let mut found = Vec::new();

@@ -63,7 +63,9 @@ impl Driver for Buildctl {
             ResolvedAction::BuildFrom { context, to, .. } => {
                 vec![build(&bin, &addr, context, to.as_deref())]
             }
-            ResolvedAction::Login { .. } | ResolvedAction::Copy { .. } => Vec::new(),
+            ResolvedAction::Login { .. }
+            | ResolvedAction::Copy { .. }
+            | ResolvedAction::BuilderCreate { .. } => Vec::new(),
         }
     }
 

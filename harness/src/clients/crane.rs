@@ -16,7 +16,7 @@ impl Driver for Crane {
     }
 
     fn supports(&self, action: Action) -> bool {
-        action != Action::BuildFrom
+        !matches!(action, Action::BuildFrom | Action::BuilderCreate)
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
@@ -53,7 +53,9 @@ impl Driver for Crane {
                 vec![bin, s("push"), layout.display().to_string(), to.clone()]
             }
             ResolvedAction::Copy { from, to } => vec![bin, s("copy"), from.clone(), to.clone()],
-            ResolvedAction::BuildFrom { .. } => return Vec::new(),
+            ResolvedAction::BuildFrom { .. } | ResolvedAction::BuilderCreate { .. } => {
+                return Vec::new();
+            }
         };
         vec![argv]
     }

@@ -24,8 +24,8 @@ impl Driver for Docker {
         "docker"
     }
 
-    fn supports(&self, _action: Action) -> bool {
-        true
+    fn supports(&self, action: Action) -> bool {
+        action != Action::BuilderCreate
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
@@ -60,6 +60,7 @@ impl Driver for Docker {
                     None => vec![cmd(&["build", &ctx])],
                 }
             }
+            ResolvedAction::BuilderCreate { .. } => Vec::new(),
         }
     }
 

@@ -8,7 +8,9 @@ pub mod containerd;
 pub mod crane;
 pub mod daemons;
 pub mod docker;
+pub mod jib;
 pub mod nerdctl;
+pub mod pack;
 pub mod skopeo;
 
 use crate::sandbox::Sandbox;
@@ -45,10 +47,21 @@ pub enum ResolvedAction {
     },
     /// Build `context` (a Dockerfile `FROM base` + `COPY`, written by the runner); push the
     /// result to `to` when there is one.
+    /// `platforms` (`os/arch`): the platforms to build, for clients that build several
+    /// (Jib); empty = the client's default.
     BuildFrom {
         context: PathBuf,
         base: String,
         to: Option<String>,
+        platforms: Vec<String>,
+    },
+    /// Create a buildpacks builder from `build_image` and `run_image` and publish it to
+    /// `to`; `dir` is an empty directory for the builder's files (builder.toml, buildpack).
+    BuilderCreate {
+        dir: PathBuf,
+        build_image: String,
+        run_image: String,
+        to: String,
     },
 }
 
@@ -132,6 +145,11 @@ pub trait Driver: Send + Sync {
     fn unsupported_setup(&self, _setup: &ClientSetup) -> Option<String> {
         None
     }
+    /// Writes what an action's commands read (a builder.toml, a Maven project…) before
+    /// they run; an error is the harness's, not the client's.
+    fn prepare(&self, _cell: &CellEnv, _action: &ResolvedAction) -> Result<(), String> {
+        Ok(())
+    }
     /// The daemons the client needs; may write their configuration files into the sandbox.
     fn daemons(&self, _cell: &CellEnv) -> Result<Vec<DaemonSpec>, String> {
         Ok(Vec::new())
@@ -147,6 +165,8 @@ pub fn all() -> Vec<Box<dyn Driver>> {
         Box::new(buildkit::Buildctl),
         Box::new(nerdctl::Nerdctl),
         Box::new(containerd::Ctr),
+        Box::new(pack::Pack),
+        Box::new(jib::Jib),
     ]
 }
 

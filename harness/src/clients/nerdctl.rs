@@ -43,8 +43,8 @@ impl Driver for Nerdctl {
         "nerdctl"
     }
 
-    fn supports(&self, _action: Action) -> bool {
-        true
+    fn supports(&self, action: Action) -> bool {
+        action != Action::BuilderCreate
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
@@ -81,6 +81,7 @@ impl Driver for Nerdctl {
                 Some(to) => vec![build(to, context), n(&["push", to])],
                 None => vec![build(LOCAL_BUILD, context)],
             },
+            ResolvedAction::BuilderCreate { .. } => Vec::new(),
         }
     }
 

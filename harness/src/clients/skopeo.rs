@@ -16,7 +16,7 @@ impl Driver for Skopeo {
     }
 
     fn supports(&self, action: Action) -> bool {
-        action != Action::BuildFrom
+        !matches!(action, Action::BuildFrom | Action::BuilderCreate)
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
@@ -69,7 +69,9 @@ impl Driver for Skopeo {
                 format!("docker://{from}"),
                 format!("docker://{to}"),
             ],
-            ResolvedAction::BuildFrom { .. } => return Vec::new(),
+            ResolvedAction::BuildFrom { .. } | ResolvedAction::BuilderCreate { .. } => {
+                return Vec::new();
+            }
         };
         vec![argv]
     }

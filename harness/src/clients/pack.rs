@@ -1,0 +1,147 @@
+//! pack (Buildpacks CLI): `pack builder create --publish`, daemonless — pack fetches the
+//! build and run images and pushes the builder itself with go-containerregistry, reading
+//! `$DOCKER_CONFIG/config.json` (auths, identitytoken, credential helpers) and the system
+//! roots (`SSL_CERT_FILE`). The builder's lifecycle is the local tarball of the `lifecycle`
+//! client (pack's default would be downloaded from GitHub); the buildpack is generated.
+
+use super::{CellEnv, Driver, ResolvedAction};
+use crate::scenario::Action;
+use std::path::{Path, PathBuf};
+
+pub struct Pack;
+
+/// The stack id of the generated buildpack (`*`: any stack) and of the builder.toml.
+const BUILDPACK_ID: &str = "regcompat/hello";
+
+impl Driver for Pack {
+    fn name(&self) -> &'static str {
+        "pack"
+    }
+
+    fn binary(&self) -> &'static str {
+        "pack"
+    }
+
+    fn supports(&self, action: Action) -> bool {
+        action == Action::BuilderCreate
+    }
+
+    fn prepare(&self, cell: &CellEnv, action: &ResolvedAction) -> Result<(), String> {
+        let ResolvedAction::BuilderCreate {
+            dir,
+            build_image,
+            run_image,
+            ..
+        } = action
+        else {
+            return Ok(());
+        };
+        let lifecycle = lifecycle_tarball(cell.tools).ok_or(
+            "no lifecycle tarball (lifecycle-v*+linux.x86-64.tgz) beside an installed \
+             lifecycle: cargo xtask install-clients lifecycle",
+        )?;
+        let bp = dir.join("buildpack");
+        let write = |path: PathBuf, text: &str, exec: bool| -> Result<(), String> {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("{}: {e}", parent.display()))?;
+            }
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            if exec {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            Ok(())
+        };
+        // Buildpack API 0.8: understood by pack 0.26 (lifecycle 0.14) and pack 0.40.
+        write(
+            bp.join("buildpack.toml"),
+            &format!(
+                "api = \"0.8\"\n\n[buildpack]\nid = \"{BUILDPACK_ID}\"\nversion = \"0.0.1\"\n\n\
+                 [[stacks]]\nid = \"*\"\n"
+            ),
+            false,
+        )?;
+        write(bp.join("bin/detect"), "#!/bin/sh\nexit 0\n", true)?;
+        write(bp.join("bin/build"), "#!/bin/sh\nexit 0\n", true)?;
+        // The legacy `[stack]` form: the only one pack 0.26 reads; pack 0.40 maps it to
+        // `[build]`/`[[run.images]]`. The images carry the same stack id label.
+        let builder = format!(
+            "[[buildpacks]]\nuri = {bp:?}\n\n[[order]]\n[[order.group]]\nid = \"{BUILDPACK_ID}\"\n\
+             version = \"0.0.1\"\n\n[stack]\nid = \"{STACK_ID}\"\nbuild-image = {build_image:?}\n\
+             run-image = {run_image:?}\n\n[lifecycle]\nuri = {lifecycle:?}\n",
+            bp = bp.display().to_string(),
+            lifecycle = lifecycle.display().to_string(),
+        );
+        write(dir.join("builder.toml"), &builder, false)
+    }
+
+    fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
+        let ResolvedAction::BuilderCreate { dir, to, .. } = action else {
+            return Vec::new();
+        };
+        let config = dir.join("builder.toml").display().to_string();
+        vec![super::cmd(
+            &cell.bin(),
+            &[
+                "builder",
+                "create",
+                to,
+                "--config",
+                &config,
+                "--publish",
+                "--pull-policy",
+                "always",
+                "--no-color",
+                "--verbose",
+            ],
+        )]
+    }
+
+    fn env(&self, cell: &CellEnv) -> Vec<(String, String)> {
+        // pack's own config (~/.pack) in the sandbox, never the machine's.
+        vec![(
+            "PACK_HOME".into(),
+            cell.sandbox.root.join("pack-home").display().to_string(),
+        )]
+    }
+}
+
+/// The stack id builder.toml declares; scenarios label their build and run images with it.
+pub const STACK_ID: &str = "io.regcompat.stack";
+
+/// `lifecycle-v<version>+linux.x86-64.tgz` in the version directory of an installed
+/// lifecycle (the parent of its `bin`), among the required tools' directories.
+fn lifecycle_tarball(tools: &[PathBuf]) -> Option<PathBuf> {
+    tools
+        .iter()
+        .filter_map(|bin| bin.parent())
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flat_map(|entries| entries.flatten().map(|e| e.path()))
+        .find(|p| is_lifecycle_tarball(p))
+}
+
+fn is_lifecycle_tarball(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("lifecycle-v") && n.ends_with("+linux.x86-64.tgz"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_tarball_beside_the_lifecycle_bin_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("lifecycle/0.21.0/bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        assert_eq!(lifecycle_tarball(std::slice::from_ref(&bin)), None);
+        let tgz = tmp
+            .path()
+            .join("lifecycle/0.21.0/lifecycle-v0.21.0+linux.x86-64.tgz");
+        std::fs::write(&tgz, b"").unwrap();
+        assert_eq!(lifecycle_tarball(&[bin]), Some(tgz));
+    }
+}

@@ -27,6 +27,9 @@ const DEFAULT_CLIENTS: &[&str] = &[
     "nerdctl@2.0.0",
     "nerdctl@2.0.3",
     "ctr",
+    "pack",
+    "jib@3.2.0",
+    "jib@3.5.2",
 ];
 
 #[derive(clap::Args)]

@@ -13,7 +13,7 @@
 
 use super::daemons;
 use super::{CellEnv, DaemonSpec, Driver, ResolvedAction, cmd};
-use crate::scenario::Action;
+use crate::scenario::{Action, ClientSetup};
 use std::path::Path;
 
 pub struct Buildctl;
@@ -51,6 +51,10 @@ impl Driver for Buildctl {
 
     fn supports(&self, action: Action) -> bool {
         matches!(action, Action::Pull | Action::Push | Action::BuildFrom)
+    }
+
+    fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
+        super::no_inferred_helper(setup, "buildctl")
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {

@@ -30,6 +30,7 @@ impl Driver for Docker {
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
         super::no_mirrors(setup, "dockerd's registry-mirrors apply to Docker Hub only")
+            .or_else(|| super::no_inferred_helper(setup, "docker"))
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {

@@ -180,6 +180,23 @@ pub(crate) fn no_mirrors(setup: &ClientSetup, why: &str) -> Option<String> {
     (!setup.mirrors.is_empty()).then(|| format!("the scenario configures registry mirrors; {why}"))
 }
 
+/// The reason a client that never infers a credential helper from the registry's hostname
+/// (only Jib does: `docker-credential-ecr-login` for `*.amazonaws.com`) cannot run a
+/// scenario whose only credentials come that way.
+pub(crate) fn no_inferred_helper(setup: &ClientSetup, client: &str) -> Option<String> {
+    let other_credentials = !setup.auths.is_empty()
+        || !setup.auths_by_key.is_empty()
+        || !setup.identity_tokens.is_empty()
+        || setup.creds_store.is_some()
+        || !setup.cred_helpers.is_empty();
+    (setup.ecr_login_helper && !other_credentials).then(|| {
+        format!(
+            "the scenario's credentials come only from an inferred \
+                 docker-credential-ecr-login; {client} infers no credential helper"
+        )
+    })
+}
+
 /// `argv` from a binary and string-ish arguments.
 pub(crate) fn cmd<S: AsRef<str>>(bin: &str, args: &[S]) -> Vec<String> {
     std::iter::once(bin.to_owned())

@@ -11,7 +11,7 @@
 
 use super::daemons::{self, NAMESPACE};
 use super::{CellEnv, DaemonSpec, Driver, ResolvedAction};
-use crate::scenario::Action;
+use crate::scenario::{Action, ClientSetup};
 
 pub struct Nerdctl;
 
@@ -45,6 +45,10 @@ impl Driver for Nerdctl {
 
     fn supports(&self, action: Action) -> bool {
         action != Action::BuilderCreate
+    }
+
+    fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
+        super::no_inferred_helper(setup, "nerdctl")
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {

@@ -591,6 +591,7 @@ async fn run_steps(
                     build_image: field(&step.image, "image")?,
                     run_image: field(&step.run_image, "run_image")?,
                     to: field(&step.to, "to")?,
+                    publish: step.publish.unwrap_or(true),
                 }
             }
         };

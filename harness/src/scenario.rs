@@ -30,6 +30,7 @@
 //! action = "pull"                        # login | pull | push | copy | build-from | builder-create
 //! image = "{acr}/base/run:1"             # {name} = that host's hostname[:port]
 //! # run_image = "{acr}/cnb/run:1"        # builder-create: the run image (`image` = build image)
+//! # publish = false                       # builder-create: the daemon path (default: --publish)
 //! expect = "success"                     # or "failure", or "any"
 //!
 //! [[expect]]                             # journal assertions
@@ -177,6 +178,10 @@ pub struct Step {
     /// `builder-create`: the run image (`image` is the build image).
     #[serde(default)]
     pub run_image: Option<Spanned<String>>,
+    /// `builder-create`: `true` (default) publishes daemonless (`--publish`); `false` takes
+    /// the daemon path — images pulled by the cell's dockerd, the builder kept there.
+    #[serde(default)]
+    pub publish: Option<bool>,
     /// `login`: the host to log in to (its name) and the principal whose credentials to use.
     #[serde(default)]
     pub registry: Option<Spanned<String>>,

@@ -30,6 +30,52 @@ fn q(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// `DOCKER_HOST` of the cell's dockerd.
+pub fn docker_host(cell: &CellEnv) -> String {
+    format!(
+        "unix://{}",
+        cell.sandbox.sockets.join("docker.sock").display()
+    )
+}
+
+/// dockerd (Debian `docker.io`, beside `docker_cli`): `--bridge=none --iptables=false
+/// --ip6tables=false`, vfs (no kernel overlay needed), its own config, data root, exec root
+/// (containerd's socket lives there: kept short) and socket; ready when `docker version`
+/// reaches it.
+pub fn dockerd(cell: &CellEnv, docker_cli: &str) -> Result<DaemonSpec, String> {
+    let d = cell.sandbox.root.join("dockerd");
+    let p = |name: &str| d.join(name).display().to_string();
+    // An empty config file, so the machine's /etc/docker/daemon.json cannot interfere.
+    write(&d.join("daemon.json"), "{}")?;
+    let dockerd = Path::new(docker_cli).with_file_name("dockerd");
+    Ok(DaemonSpec {
+        name: "dockerd",
+        argv: vec![
+            dockerd.display().to_string(),
+            format!("--config-file={}", p("daemon.json")),
+            format!("--data-root={}", p("data")),
+            format!("--exec-root={}", cell.sandbox.sockets.join("x").display()),
+            format!("--pidfile={}", p("dockerd.pid")),
+            format!("--host={}", docker_host(cell)),
+            "--bridge=none".into(),
+            "--iptables=false".into(),
+            "--ip6tables=false".into(),
+            "--storage-driver=vfs".into(),
+        ],
+        ready: cmd(
+            docker_cli,
+            &[
+                "--host",
+                &docker_host(cell),
+                "version",
+                "--format",
+                "{{.Server.Version}}",
+            ],
+        ),
+        binds: vec![],
+    })
+}
+
 pub fn buildkitd_socket(cell: &CellEnv) -> String {
     format!(
         "unix://{}",

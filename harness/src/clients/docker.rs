@@ -5,15 +5,11 @@
 //! fleet CA (the daemon's registry TLS starts from the system pool, which Go reads from
 //! there). The CLI reads `$DOCKER_CONFIG/config.json` and sends the credentials to the daemon.
 
+use super::daemons;
 use super::{CellEnv, DaemonSpec, Driver, ResolvedAction, cmd};
-use crate::sandbox::Sandbox;
 use crate::scenario::{Action, ClientSetup};
 
 pub struct Docker;
-
-fn socket(sandbox: &Sandbox) -> String {
-    format!("unix://{}", sandbox.sockets.join("docker.sock").display())
-}
 
 impl Driver for Docker {
     fn name(&self) -> &'static str {
@@ -67,36 +63,12 @@ impl Driver for Docker {
 
     fn env(&self, cell: &CellEnv) -> Vec<(String, String)> {
         vec![
-            ("DOCKER_HOST".into(), socket(cell.sandbox)),
+            ("DOCKER_HOST".into(), daemons::docker_host(cell)),
             ("DOCKER_BUILDKIT".into(), "0".into()),
         ]
     }
 
     fn daemons(&self, cell: &CellEnv) -> Result<Vec<DaemonSpec>, String> {
-        let sandbox = cell.sandbox;
-        let dockerd = cell.bin.with_file_name("dockerd");
-        let d = sandbox.root.join("dockerd");
-        let p = |name: &str| d.join(name).display().to_string();
-        std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-        // An empty config file, so the machine's /etc/docker/daemon.json cannot interfere.
-        std::fs::write(d.join("daemon.json"), "{}").map_err(|e| e.to_string())?;
-        Ok(vec![DaemonSpec {
-            name: "dockerd",
-            argv: vec![
-                dockerd.display().to_string(),
-                format!("--config-file={}", p("daemon.json")),
-                format!("--data-root={}", p("data")),
-                // containerd's socket lives under the exec root: keep its path short.
-                format!("--exec-root={}", sandbox.sockets.join("x").display()),
-                format!("--pidfile={}", p("dockerd.pid")),
-                format!("--host={}", socket(sandbox)),
-                "--bridge=none".into(),
-                "--iptables=false".into(),
-                "--ip6tables=false".into(),
-                "--storage-driver=vfs".into(),
-            ],
-            ready: cmd(&cell.bin(), &["version", "--format", "{{.Server.Version}}"]),
-            binds: vec![],
-        }])
+        Ok(vec![daemons::dockerd(cell, &cell.bin())?])
     }
 }

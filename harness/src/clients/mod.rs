@@ -62,6 +62,8 @@ pub enum ResolvedAction {
         build_image: String,
         run_image: String,
         to: String,
+        /// `--publish` (daemonless); else the daemon path.
+        publish: bool,
     },
 }
 

@@ -1,10 +1,13 @@
 //! pack (Buildpacks CLI): `pack builder create --publish`, daemonless — pack fetches the
-//! build and run images and pushes the builder itself with go-containerregistry, reading
+//! build and run images and pushes the builder itself with go-containerregistry — or, with
+//! `publish = false`, the daemon path: the cell's dockerd pulls the images with the
+//! credentials pack hands it (behaviours.md §1.2) and keeps the builder. pack reads
 //! `$DOCKER_CONFIG/config.json` (auths, identitytoken, credential helpers) and the system
 //! roots (`SSL_CERT_FILE`). The builder's lifecycle is the local tarball of the `lifecycle`
 //! client (pack's default would be downloaded from GitHub); the buildpack is generated.
 
-use super::{CellEnv, Driver, ResolvedAction};
+use super::daemons;
+use super::{CellEnv, DaemonSpec, Driver, ResolvedAction};
 use crate::scenario::Action;
 use std::path::{Path, PathBuf};
 
@@ -78,33 +81,45 @@ impl Driver for Pack {
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
-        let ResolvedAction::BuilderCreate { dir, to, .. } = action else {
+        let ResolvedAction::BuilderCreate {
+            dir, to, publish, ..
+        } = action
+        else {
             return Vec::new();
         };
         let config = dir.join("builder.toml").display().to_string();
-        vec![super::cmd(
-            &cell.bin(),
-            &[
-                "builder",
-                "create",
-                to,
-                "--config",
-                &config,
-                "--publish",
-                "--pull-policy",
-                "always",
-                "--no-color",
-                "--verbose",
-            ],
-        )]
+        let mut args = vec![
+            "builder",
+            "create",
+            to,
+            "--config",
+            &config,
+            "--pull-policy",
+            "always",
+            "--no-color",
+            "--verbose",
+        ];
+        if *publish {
+            args.push("--publish");
+        }
+        vec![super::cmd(&cell.bin(), &args)]
     }
 
     fn env(&self, cell: &CellEnv) -> Vec<(String, String)> {
         // pack's own config (~/.pack) in the sandbox, never the machine's.
-        vec![(
-            "PACK_HOME".into(),
-            cell.sandbox.root.join("pack-home").display().to_string(),
-        )]
+        vec![
+            (
+                "PACK_HOME".into(),
+                cell.sandbox.root.join("pack-home").display().to_string(),
+            ),
+            ("DOCKER_HOST".into(), daemons::docker_host(cell)),
+        ]
+    }
+
+    /// The daemon path (`publish = false`) needs a dockerd; pack cannot say which path a
+    /// cell takes before its steps run, so every pack cell gets one (about two seconds).
+    fn daemons(&self, cell: &CellEnv) -> Result<Vec<DaemonSpec>, String> {
+        Ok(vec![daemons::dockerd(cell, &cell.tool("docker"))?])
     }
 }
 

@@ -315,21 +315,25 @@ async fn drive(
 
     // config.json, as the scenario says.
     let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
-    let mut auths = serde_json::Map::new();
-    for (host, principal) in &setup.auths {
+    // A principal's username and secret (the username may be empty: ECR's token user…).
+    let basic = |principal: &toml::Spanned<String>| -> Result<(String, String), String> {
         let (user, secret, _) = principals
             .get(principal.get_ref())
             .ok_or("unknown principal")?;
-        let key = authority(host).ok_or("unknown host")?;
-        auths.insert(
-            key,
-            serde_json::json!({ "auth": b64(format!("{}:{secret}", user.clone().unwrap_or_default())) }),
-        );
+        Ok((user.clone().unwrap_or_default(), secret.clone()))
+    };
+    let basic_entry = |(user, secret): &(String, String)| serde_json::json!({ "auth": b64(format!("{user}:{secret}")) });
+    // The Basic credentials config.json holds, by key (also handed to ctr as `--user`).
+    let mut credentials = BTreeMap::new();
+    for (host, principal) in &setup.auths {
+        credentials.insert(authority(host).ok_or("unknown host")?, basic(principal)?);
+    }
+    let mut auths = serde_json::Map::new();
+    for (key, credential) in &credentials {
+        auths.insert(key.clone(), basic_entry(credential));
     }
     for (host, principal) in &setup.identity_tokens {
-        let (_, secret, _) = principals
-            .get(principal.get_ref())
-            .ok_or("unknown principal")?;
+        let (_, secret) = basic(principal)?;
         let key = authority(host).ok_or("unknown host")?;
         auths.insert(
             key,
@@ -337,25 +341,9 @@ async fn drive(
         );
     }
     for (key, principal) in &setup.auths_by_key {
-        let (user, secret, _) = principals
-            .get(principal.get_ref())
-            .ok_or("unknown principal")?;
-        auths.insert(
-            resolve(key),
-            serde_json::json!({ "auth": b64(format!("{}:{secret}", user.clone().unwrap_or_default())) }),
-        );
-    }
-    // The Basic credentials config.json now holds, by key (for ctr's `--user`).
-    let mut credentials = BTreeMap::new();
-    for (key, principal) in setup.auths.iter().map(|(h, p)| (authority(h), p)).chain(
-        setup
-            .auths_by_key
-            .iter()
-            .map(|(k, p)| (Some(resolve(k)), p)),
-    ) {
-        if let (Some(key), Some((user, secret, _))) = (key, principals.get(principal.get_ref())) {
-            credentials.insert(key, (user.clone().unwrap_or_default(), secret.clone()));
-        }
+        let (key, credential) = (resolve(key), basic(principal)?);
+        auths.insert(key.clone(), basic_entry(&credential));
+        credentials.insert(key, credential);
     }
     let mut mirrors = Vec::new();
     for (upstream, list) in &setup.mirrors {
@@ -368,8 +356,8 @@ async fn drive(
             });
         }
     }
-    let mut registries: Vec<String> = fleet.hosts().iter().map(|h| h.authority()).collect();
-    registries.dedup();
+    // Hostnames are unique in a fleet (realm and storage hosts included).
+    let registries: Vec<String> = fleet.hosts().iter().map(|h| h.authority()).collect();
     let mut config = serde_json::json!({ "auths": auths });
     if let Some(store) = &setup.creds_store {
         config["credsStore"] = serde_json::json!(store);
@@ -385,16 +373,14 @@ async fn drive(
     // The harness's credential helper: its store, and the binary on the clients' PATH.
     let mut store = crate::credhelper::Store::new();
     for (host, principal) in &setup.helper_credentials {
-        let (user, secret, _) = principals
-            .get(principal.get_ref())
-            .ok_or("unknown principal")?;
+        let (username, secret) = basic(principal)?;
         let key = authority(host).ok_or("unknown host")?;
         store.insert(
             key.clone(),
             crate::credhelper::Credential {
                 server_url: key,
-                username: user.clone().unwrap_or_default(),
-                secret: secret.clone(),
+                username,
+                secret,
             },
         );
     }

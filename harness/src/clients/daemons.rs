@@ -193,21 +193,20 @@ pub fn hosts_dir(cell: &CellEnv) -> Result<PathBuf, String> {
         for key in keys {
             let mut text = format!("server = {}\nca = {ca}\n", q(&format!("https://{key}")));
             for m in cell.mirrors.iter().filter(|m| &m.upstream == host) {
-                if m.path.is_empty() {
-                    let _ = write!(
-                        text,
-                        "\n[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = {ca}\n",
-                        q(&format!("https://{}", m.mirror))
-                    );
+                // containerd appends `/v2` to a host's path unless told not to.
+                let (url, override_path) = if m.path.is_empty() {
+                    (format!("https://{}", m.mirror), "")
                 } else {
-                    // containerd appends `/v2` to a host's path unless told not to.
-                    let _ = write!(
-                        text,
-                        "\n[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = {ca}\n  \
-                         override_path = true\n",
-                        q(&format!("https://{}/v2/{}", m.mirror, m.path))
-                    );
-                }
+                    (
+                        format!("https://{}/v2/{}", m.mirror, m.path),
+                        "  override_path = true\n",
+                    )
+                };
+                let _ = write!(
+                    text,
+                    "\n[host.{}]\n  capabilities = [\"pull\", \"resolve\"]\n  ca = {ca}\n{override_path}",
+                    q(&url)
+                );
             }
             write(&dir.join(&key).join("hosts.toml"), &text)?;
         }

@@ -9,6 +9,20 @@ use serde::{Deserialize, Serialize};
 
 /// The variable naming the helper's store file.
 pub const STORE_ENV: &str = "REGCOMPAT_CREDHELPER_FILE";
+/// The store of the same binary when it runs as `docker-credential-ecr-login` (the helper
+/// Jib infers for `*.amazonaws.com`): a store of its own, so "the credsStore helper has
+/// nothing, the inferred helper has the token" can be set up.
+pub const ECR_LOGIN_STORE_ENV: &str = "REGCOMPAT_CREDHELPER_FILE_ECR_LOGIN";
+
+/// The store variable for a helper binary called `program` (its `argv[0]`).
+pub fn store_env_for(program: &str) -> &'static str {
+    let name = program.rsplit('/').next().unwrap_or(program);
+    if name == "docker-credential-ecr-login" {
+        ECR_LOGIN_STORE_ENV
+    } else {
+        STORE_ENV
+    }
+}
 /// What docker and friends print-match on when a helper has nothing.
 pub const NOT_FOUND: &str = "credentials not found in native keychain";
 
@@ -23,15 +37,13 @@ pub struct Credential {
     pub secret: String,
 }
 
-/// The key clients use is a hostname, a URL (`https://host/v1/`) or `host:port`; all map
-/// to the bare `host[:port]` (docker's credential-key normalisation).
+/// The key a credential is stored and looked up under: exactly the server URL the client
+/// sent (surrounding whitespace and the newline some clients add aside), as the
+/// docker-credential-pass/secretservice/wincred helpers key their entries. The helper does
+/// not normalise, so a client's own key choice (`host`, `host:443`, `https://host`) shows in
+/// the cell instead of being repaired by the harness.
 pub fn normalise(server: &str) -> String {
-    let s = server.trim();
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    s.split('/').next().unwrap_or("").to_ascii_lowercase()
+    server.trim().to_owned()
 }
 
 pub type Store = BTreeMap<String, Credential>;
@@ -95,24 +107,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn store_get_list_erase_round_trip_with_normalised_keys() {
+    fn store_get_list_erase_round_trip_with_exact_keys() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("creds.json");
         let (_, code) = handle(
             "store",
-            r#"{"ServerURL":"https://MyRegistry.azurecr.io/v1/","Username":"u","Secret":"s"}"#,
+            r#"{"ServerURL":"myregistry.azurecr.io","Username":"u","Secret":"s"}"#,
             &p,
         );
         assert_eq!(code, 0);
-        let (out, code) = handle("get", "myregistry.azurecr.io", &p);
+        let (out, code) = handle("get", "myregistry.azurecr.io\n", &p);
         assert_eq!(code, 0);
         let c: Credential = serde_json::from_str(&out).unwrap();
         assert_eq!((c.username.as_str(), c.secret.as_str()), ("u", "s"));
         assert_eq!(handle("list", "", &p).0, r#"{"myregistry.azurecr.io":"u"}"#);
+        // Another spelling of the same registry is another key: the helper does not repair
+        // a client's key choice.
+        for other in [
+            "https://myregistry.azurecr.io",
+            "MYREGISTRY.AZURECR.IO",
+            "myregistry.azurecr.io:443",
+        ] {
+            assert_eq!(handle("get", other, &p), (NOT_FOUND.into(), 1), "{other}");
+        }
         handle("erase", "myregistry.azurecr.io", &p);
         assert_eq!(
             handle("get", "myregistry.azurecr.io", &p),
             (NOT_FOUND.into(), 1)
         );
+    }
+
+    #[test]
+    fn the_ecr_login_name_has_a_store_of_its_own() {
+        assert_eq!(store_env_for("/x/bin/docker-credential-ecr-login"), ECR_LOGIN_STORE_ENV);
+        assert_eq!(store_env_for("docker-credential-regcompat"), STORE_ENV);
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod clients;
 pub mod credhelper;
+pub mod known;
 pub mod process;
 pub mod provision;
 pub mod runner;

@@ -119,6 +119,7 @@ fn cell_of(
         checks: vec![],
         journal: vec![],
         artifacts: vec![],
+        known: None,
     }
 }
 
@@ -188,31 +189,7 @@ async fn run_in_sandbox(
     .await;
     fleet.shutdown().await;
     let (steps, checks, journal, artifacts) = result?;
-    let failed_step = steps.iter().find(|s| !step_met(s));
-    let failed_check = checks.iter().find(|c| !c.passed);
-    let (verdict, reason) = match (failed_step, failed_check) {
-        (Some(s), _) => (
-            Verdict::Fail,
-            format!(
-                "`{}` expected {}, got {}{}",
-                s.action,
-                s.expected,
-                describe_exit(s),
-                client_error_line(&s.stderr_tail)
-                    .map(|l| format!(": {l}"))
-                    .unwrap_or_default()
-            ),
-        ),
-        (None, Some(c)) => (Verdict::Fail, format!("{}: {}", c.description, c.detail)),
-        (None, None) => (
-            Verdict::Pass,
-            format!(
-                "{} step(s) as expected, {} journal check(s) hold",
-                steps.len(),
-                checks.len()
-            ),
-        ),
-    };
+    let (verdict, reason) = judge(&steps, &checks);
     Ok(Cell {
         scenario: scenario.id,
         client: client.id.clone(),
@@ -223,15 +200,61 @@ async fn run_in_sandbox(
         checks,
         journal,
         artifacts,
+        known: None,
     })
 }
 
-fn step_met(s: &StepRecord) -> bool {
-    if s.expected == "any" {
-        return s.exit_code.is_some() || s.timed_out;
+/// The verdict of a cell whose client ran: `fail` at the first step that did not go as
+/// expected or the first journal check that does not hold, else `pass`.
+pub fn judge(steps: &[StepRecord], checks: &[CheckRecord]) -> (Verdict, String) {
+    if let Some(s) = steps.iter().find(|s| !step_met(s)) {
+        let what = if s.preparation {
+            format!(
+                "preparation of `{}` (`{}`) must succeed, got",
+                s.action,
+                s.argv.first().map_or("?", |a| a.rsplit('/').next().unwrap_or(a))
+            )
+        } else {
+            format!("`{}` expected {}, got", s.action, s.expected)
+        };
+        let line = client_error_line(&s.stderr_tail)
+            .or_else(|| client_error_line(&s.stdout_tail))
+            .map(|l| format!(": {l}"))
+            .unwrap_or_default();
+        return (Verdict::Fail, format!("{what} {}{line}", describe_exit(s)));
     }
-    let succeeded = s.exit_code == Some(0) && !s.timed_out;
-    (s.expected == "success") == succeeded
+    if steps.is_empty() {
+        return (Verdict::Fail, "no client command ran".into());
+    }
+    if let Some(c) = checks.iter().find(|c| !c.passed) {
+        return (Verdict::Fail, format!("{}: {}", c.description, c.detail));
+    }
+    (
+        Verdict::Pass,
+        format!(
+            "{} step(s) as expected, {} journal check(s) hold",
+            steps.len(),
+            checks.len()
+        ),
+    )
+}
+
+/// Whether one command went as the scenario expects. A failure must be *clean*: the client
+/// exited on its own with a non-zero status. A client killed at the timeout (a hang) or that
+/// never started meets no expectation but `any`'s "it ended" — and not even that when it
+/// never started. A preparation command must succeed.
+pub fn step_met(s: &StepRecord) -> bool {
+    let exited = s.exit_code.is_some() && !s.timed_out;
+    let succeeded = exited && s.exit_code == Some(0);
+    if s.preparation {
+        return succeeded;
+    }
+    match s.expected.as_str() {
+        "success" => succeeded,
+        "failure" => exited && !succeeded,
+        // `any`: either outcome of a process that ran to its end.
+        _ => exited,
+    }
 }
 
 /// The client's own summary of a failure: the last line of its stderr that mentions an
@@ -340,6 +363,10 @@ async fn drive(
             serde_json::json!({ "auth": b64(format!("{NULL_GUID}:")), "identitytoken": secret }),
         );
     }
+    for host in &setup.empty_auths {
+        let key = authority(host.get_ref()).ok_or("unknown host")?;
+        auths.insert(key, serde_json::json!({}));
+    }
     for (key, principal) in &setup.auths_by_key {
         let (key, credential) = (resolve(key), basic(principal)?);
         auths.insert(key.clone(), basic_entry(&credential));
@@ -370,22 +397,31 @@ async fn drive(
         }
         config["credHelpers"] = serde_json::Value::Object(helpers);
     }
-    // The harness's credential helper: its store, and the binary on the clients' PATH.
-    let mut store = crate::credhelper::Store::new();
-    for (host, principal) in &setup.helper_credentials {
-        let (username, secret) = basic(principal)?;
-        let key = authority(host).ok_or("unknown host")?;
-        store.insert(
-            key.clone(),
-            crate::credhelper::Credential {
-                server_url: key,
-                username,
-                secret,
-            },
-        );
-    }
-    let store_file = sandbox.root.join("credhelper.json");
-    crate::credhelper::save(&store_file, &store).map_err(|e| e.to_string())?;
+    // The harness's credential helper: its stores (keyed by the host's authority, exactly
+    // as `docker login` stores through a helper), and the binary on the clients' PATH.
+    let helper_store = |credentials: &BTreeMap<String, toml::Spanned<String>>,
+                        file: &str|
+     -> Result<PathBuf, String> {
+        let mut store = crate::credhelper::Store::new();
+        for (host, principal) in credentials {
+            let (username, secret) = basic(principal)?;
+            let key = authority(host).ok_or("unknown host")?;
+            store.insert(
+                key.clone(),
+                crate::credhelper::Credential {
+                    server_url: key,
+                    username,
+                    secret,
+                },
+            );
+        }
+        let path = sandbox.root.join(file);
+        crate::credhelper::save(&path, &store).map_err(|e| e.to_string())?;
+        Ok(path)
+    };
+    let store_file = helper_store(&setup.helper_credentials, "credhelper.json")?;
+    let ecr_login_store_file =
+        helper_store(&setup.ecr_login_credentials, "credhelper-ecr-login.json")?;
     let helper_dir = sandbox.root.join("bin");
     let uses_helper =
         setup.creds_store.is_some() || !setup.cred_helpers.is_empty() || setup.ecr_login_helper;
@@ -437,6 +473,10 @@ async fn drive(
     env.push((
         crate::credhelper::STORE_ENV.into(),
         store_file.display().to_string(),
+    ));
+    env.push((
+        crate::credhelper::ECR_LOGIN_STORE_ENV.into(),
+        ecr_login_store_file.display().to_string(),
     ));
     env.extend(client.driver.env(&cell));
     let mut daemons = Vec::new();
@@ -588,8 +628,9 @@ async fn run_steps(
             Outcome::Failure => "failure",
             Outcome::Any => "any",
         };
-        let first = records.len();
-        for argv in commands {
+        let last_index = commands.len().saturating_sub(1);
+        for (n, argv) in commands.into_iter().enumerate() {
+            let is_last = n == last_index;
             let invocation = Invocation {
                 argv,
                 env: env.clone(),
@@ -613,16 +654,14 @@ async fn run_steps(
                 duration_ms: finished.duration.as_millis() as u64,
                 stdout_tail: redactor.redact(&finished.stdout),
                 stderr_tail: redactor.redact(&stderr),
-                // Commands before the last one of an action must succeed; the last one run
-                // carries the action's expectation (set below).
-                expected: "success".into(),
+                expected: if is_last { expected } else { "success" }.into(),
+                // Commands before the last one of an action prepare it: they must succeed,
+                // and their failure is never the action's expected failure.
+                preparation: !is_last,
             });
             if !ok {
                 break;
             }
-        }
-        if let Some(last) = records.get_mut(first..).and_then(|r| r.last_mut()) {
-            last.expected = expected.into();
         }
     }
     Ok(records)
@@ -713,7 +752,8 @@ fn build_context(dir: &Path, base: &str) -> Result<PathBuf, String> {
     Ok(dir.to_owned())
 }
 
-fn check(e: &crate::scenario::Expectation, entries: &[Entry]) -> CheckRecord {
+/// One journal assertion against the cell's journal.
+pub fn check(e: &crate::scenario::Expectation, entries: &[Entry]) -> CheckRecord {
     if e.no_leaks {
         let leaks: Vec<String> = entries
             .iter()

@@ -6,6 +6,8 @@
 //! ```toml
 //! title = "ACR: a service principal pulls with Basic credentials"
 //! description = "behaviours.md §1.3: GET /oauth2/token with Basic, access_token only"
+//! rules = ["credential-for-its-registry"]  # the rules of docs/verdicts.md it tests
+//! sources = ["behaviours.md §1.3", "https://…"] # where the expected behaviour is documented
 //!
 //! [[host]]                      # as in a fleet config (fake-registry/src/config.rs)
 //! name = "acr"
@@ -25,6 +27,8 @@
 //! unreachable = ["acr"]                  # the client cannot reach these hosts
 //! ecr_login_helper = true                # docker-credential-ecr-login (the harness's helper
 //!                                        # under that name) on PATH, for Jib's inference
+//! ecr_login_credentials = { ecr = "aws" } # what that helper holds (a store of its own)
+//! empty_auths = ["ecr"]                  # `auths: { "<host>": {} }` beside a credsStore
 //!
 //! [[step]]
 //! action = "pull"                        # login | pull | push | copy | build-from | builder-create
@@ -59,6 +63,13 @@ pub struct Scenario {
     pub title: String,
     #[serde(default)]
     pub description: String,
+    /// The rules of `docs/verdicts.md` this scenario tests (their ids, e.g.
+    /// `hostname-case-insensitive`); every scenario names at least one.
+    #[serde(default)]
+    pub rules: Vec<Spanned<String>>,
+    /// Where the expected behaviour is documented: seeds, upstream issues, behaviours.md §.
+    #[serde(default)]
+    pub sources: Vec<String>,
     #[serde(rename = "host")]
     pub hosts: Vec<HostConfig>,
     #[serde(default)]
@@ -117,9 +128,17 @@ pub struct ClientSetup {
     #[serde(default)]
     pub unreachable: Vec<Spanned<String>>,
     /// Put the harness's helper on `PATH` also as `docker-credential-ecr-login` (answering
-    /// from `helper_credentials`), the helper Jib infers for `*.amazonaws.com`.
+    /// from `ecr_login_credentials`), the helper Jib infers for `*.amazonaws.com`. Clients
+    /// that infer no helper cannot run such a scenario (not-applicable).
     #[serde(default)]
     pub ecr_login_helper: bool,
+    /// What `docker-credential-ecr-login` holds: host name → principal (its own store).
+    #[serde(default)]
+    pub ecr_login_credentials: BTreeMap<String, Spanned<String>>,
+    /// Hosts with an empty `auths` entry (`"host": {}`), as `docker login` writes beside a
+    /// `credsStore` (seed 003's config.json).
+    #[serde(default)]
+    pub empty_auths: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -222,6 +241,10 @@ pub struct Expectation {
     pub principal: Option<String>,
     #[serde(default)]
     pub grant_type: Option<String>,
+    /// What the profile decided of the request's credential (the journal's `auth.verdict`):
+    /// `ok`, `anonymous`, `bad-credentials`, `expired`, `insufficient-scope`…
+    #[serde(default)]
+    pub auth: Option<String>,
     #[serde(default = "default_count")]
     pub count: Spanned<String>,
     /// No request anywhere presented another registry's credential.
@@ -334,6 +357,16 @@ impl Scenario {
             )?;
             known_principal(v, format!("client.helper_credentials.{k}"))?;
         }
+        for (k, v) in s.client.ecr_login_credentials.iter() {
+            known_host(
+                &Spanned::new(v.span(), k.clone()),
+                format!("client.ecr_login_credentials.{k}"),
+            )?;
+            known_principal(v, format!("client.ecr_login_credentials.{k}"))?;
+        }
+        for (i, v) in s.client.empty_auths.iter().enumerate() {
+            known_host(v, format!("client.empty_auths[{i}]"))?;
+        }
         for (k, v) in s.client.auths_by_key.iter() {
             for placeholder in placeholders(k) {
                 known_host(
@@ -418,6 +451,19 @@ impl Scenario {
                 }
             }
         }
+        for (i, rule) in s.rules.iter().enumerate() {
+            if !RULES.iter().any(|(id, _)| id == rule.get_ref()) {
+                return Err(err(
+                    rule.span(),
+                    format!("rules[{i}]"),
+                    format!("no rule is named {:?}", rule.get_ref()),
+                    &format!(
+                        "rules (docs/verdicts.md): {}",
+                        RULES.iter().map(|(id, _)| *id).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+        }
         for (i, e) in s.expectations.iter().enumerate() {
             Count::parse(e.count.get_ref()).map_err(|m| {
                 err(
@@ -441,6 +487,51 @@ impl Scenario {
         Ok(s)
     }
 }
+
+/// The verdict rules a scenario may name (`rules = [...]`), as `docs/verdicts.md` states them:
+/// a cell passes when the client does what its user intends, judged by the standards the
+/// client claims to follow and the registry's documented behaviour — never by one client's
+/// implementation.
+pub const RULES: &[(&str, &str)] = &[
+    (
+        "spec-conformance",
+        "the client speaks the distribution spec and the token-auth spec it claims: pulls and \
+         pushes what the user names, verifies what it fetches",
+    ),
+    (
+        "registry-documented-auth",
+        "the client completes the registry's documented auth flow (ACR refresh-token and \
+         Basic token grants, ECR Basic, GitLab /jwt/auth, Docker Hub's auth host)",
+    ),
+    (
+        "credential-for-its-registry",
+        "a credential stored for the registry that serves the image is meant for it and is \
+         used (config.json auths, identity tokens, credsStore, credHelpers)",
+    ),
+    (
+        "hostname-case-insensitive",
+        "registry hostnames compare case-insensitively (DNS, RFC 4343)",
+    ),
+    (
+        "default-port-equivalence",
+        "`host` and `host:443` are the same https origin (RFC 3986 §6.2.3)",
+    ),
+    (
+        "credential-stays-with-its-host",
+        "a credential is never presented to another host: mirror, another registry's realm, \
+         storage host",
+    ),
+    (
+        "clean-failure",
+        "a wrong, missing, expired or insufficient credential is a clean failure: non-zero \
+         exit with the registry's message, no hang, no success",
+    ),
+    (
+        "mirror-semantics",
+        "a configured mirror is tried for the upstream's images, with the mirror's own \
+         credentials, and the upstream's name is carried (containerd `?ns=`, path prefix)",
+    ),
+];
 
 /// `{acr}` placeholders of a reference.
 pub fn placeholders(text: &str) -> Vec<String> {
@@ -522,6 +613,10 @@ impl Expectation {
                 .grant_type
                 .as_ref()
                 .is_none_or(|g| e.form.get("grant_type") == Some(g))
+            && self
+                .auth
+                .as_ref()
+                .is_none_or(|a| e.auth.verdict.as_deref() == Some(a))
     }
 }
 

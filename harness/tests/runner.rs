@@ -76,7 +76,10 @@ fn every_scenario_in_the_repository_parses() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|x| x == "toml") {
-            Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let s = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            // docs/verdicts.md: every scenario names the rule(s) it tests and their source.
+            assert!(!s.rules.is_empty(), "{}: names no rule", s.id);
+            assert!(!s.sources.is_empty(), "{}: names no source", s.id);
             n += 1;
         }
     }
@@ -520,4 +523,39 @@ async fn a_mirror_scenario_is_not_applicable_to_a_client_without_mirrors() {
     assert_eq!(cell.verdict, Verdict::NotApplicable, "{cell:#?}");
     assert!(cell.reason.contains("mirror"), "{}", cell.reason);
     assert!(cell.steps.is_empty(), "nothing ran");
+}
+
+/// Every recorded known failure names a scenario that exists, a client of clients.toml, and
+/// versions that client has pinned (a record nobody can hit is a silent hole in the gate).
+#[test]
+fn every_known_failure_names_a_scenario_and_a_pinned_client_version() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let known = harness::known::KnownFailures::load(&root.join(harness::known::FILE_NAME))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!known.records.is_empty(), "no known failures recorded");
+    let manifest = harness::provision::Manifest::load(root.join("clients.toml")).unwrap();
+    let scenarios: Vec<String> = std::fs::read_dir(root.join("scenarios"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| harness::runner::stem(&p))
+        .collect();
+    for r in &known.records {
+        let client = r.client.get_ref();
+        let spec = manifest
+            .client(client)
+            .unwrap_or_else(|| panic!("{client}: not a client of clients.toml"));
+        assert!(
+            scenarios
+                .iter()
+                .any(|s| harness::scenario::glob(r.scenario.get_ref(), s)),
+            "{}: names no scenario",
+            r.scenario.get_ref()
+        );
+        assert!(
+            spec.versions.iter().any(|v| r.covers_version(&v.version)),
+            "{client} {}: covers no pinned version",
+            r.versions.get_ref()
+        );
+    }
 }

@@ -77,14 +77,21 @@ pub fn check(report: &RunReport, baseline: &RunReport) -> BaselineOutcome {
     for pair in pairs(baseline, report) {
         let was = pair.old.map(|c| c.verdict);
         let now = pair.new.map(|c| c.verdict);
-        let failing = |v: Option<Verdict>| v.is_some_and(Verdict::is_failure);
+        // A client that passes: pass, or `fixed` (passes where a failure was recorded).
+        let passing = |v: Option<Verdict>| matches!(v, Some(Verdict::Pass | Verdict::Fixed));
+        let failing = |v: Option<Verdict>| {
+            matches!(
+                v,
+                Some(Verdict::Fail | Verdict::Error | Verdict::KnownFailure)
+            )
+        };
         let list = match (was, now) {
-            (Some(Verdict::Pass), Some(Verdict::Pass)) => continue,
-            (Some(Verdict::Pass), Some(Verdict::Fail | Verdict::Error)) => &mut outcome.regressions,
-            (Some(Verdict::Pass), _) => &mut outcome.lost_coverage,
+            (w, n) if passing(w) && passing(n) => continue,
+            (w, n) if passing(w) && failing(n) => &mut outcome.regressions,
+            (w, _) if passing(w) => &mut outcome.lost_coverage,
             (w, n) if failing(w) && failing(n) => &mut outcome.known_failures,
             (_, n) if failing(n) => &mut outcome.new_failures,
-            (_, Some(Verdict::Pass)) => &mut outcome.fixed,
+            (_, n) if passing(n) => &mut outcome.fixed,
             _ => continue,
         };
         // A known failure may keep its verdict, which `classify` calls "no change".

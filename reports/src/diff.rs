@@ -109,9 +109,11 @@ pub fn classify(old: Option<Verdict>, new: Option<Verdict>) -> Option<ChangeKind
         (None, Some(_)) => ChangeKind::Added,
         (Some(_), None) => ChangeKind::Removed,
         (Some(o), Some(n)) if o == n => return None,
-        (Some(Pass), Some(Fail | Error)) => ChangeKind::Regression,
-        (Some(Pass), Some(NotRun | NotApplicable)) => ChangeKind::LostCoverage,
-        (Some(_), Some(Pass)) => ChangeKind::Fix,
+        (Some(Pass | Fixed), Some(Fail | Error | KnownFailure)) => ChangeKind::Regression,
+        (Some(Pass | Fixed), Some(NotRun | NotApplicable)) => ChangeKind::LostCoverage,
+        (Some(Fail | Error | KnownFailure | NotRun | NotApplicable), Some(Pass | Fixed)) => {
+            ChangeKind::Fix
+        }
         (Some(_), Some(_)) => ChangeKind::Changed,
     };
     Some(kind)

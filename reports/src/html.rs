@@ -19,6 +19,7 @@ th, td { border: 1px solid #ccc; padding: .3rem .5rem; vertical-align: top; text
 table.grid > tbody > tr > th { font-weight: normal; max-width: 22rem; }
 td.pass { background: #e6f4e6; } td.fail { background: #fbe3e3; } td.error { background: #f6d0f0; }
 td.not-run { background: #fff4d6; } td.not-applicable { background: #eee; } td.missing { background: #ddd; }
+td.known-failure { background: #fdebd3; } td.fixed { background: #d6e9fb; }
 details > summary { cursor: pointer; white-space: nowrap; }
 details[open] { min-width: 40rem; }
 pre { background: #f6f6f6; padding: .4rem; overflow-x: auto; max-height: 20rem; white-space: pre-wrap; }
@@ -106,6 +107,16 @@ fn grid_cell(html: &mut String, cell: &Cell) {
         label(cell.verdict),
         escape(&cell.reason)
     );
+    if let Some(known) = &cell.known {
+        let _ = writeln!(
+            html,
+            "<p>Recorded for {}: {} — <a href=\"{}\">{}</a></p>",
+            escape(&known.versions),
+            escape(&known.reason),
+            escape(&known.link),
+            escape(&known.link)
+        );
+    }
     let _ = writeln!(html, "<p class=\"muted\">{} ms</p>", cell.duration_ms);
     for (n, step) in cell.steps.iter().enumerate() {
         let exit = match (step.exit_code, step.timed_out) {

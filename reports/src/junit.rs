@@ -1,6 +1,7 @@
 //! JUnit XML (`quick-junit`): one test suite per client, one test case per scenario.
-//! `fail` is a failure, `error` an error, `not-run` and `not-applicable` are skipped with
-//! their reason — never a success.
+//! `fail` is a failure, `error` an error, `fixed` a failure (the known-failure record is
+//! stale); `known-failure`, `not-run` and `not-applicable` are skipped with their reason (and
+//! a known failure's upstream link) — never a success.
 
 use crate::model::{RunReport, Verdict};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
@@ -31,20 +32,25 @@ pub fn render(report: &RunReport) -> String {
                 .join("\n");
             let status = match cell.verdict {
                 Verdict::Pass => TestCaseStatus::success(),
-                Verdict::Fail | Verdict::Error => {
-                    let kind = if cell.verdict == Verdict::Fail {
-                        NonSuccessKind::Failure
-                    } else {
+                Verdict::Fail | Verdict::Error | Verdict::Fixed => {
+                    let kind = if cell.verdict == Verdict::Error {
                         NonSuccessKind::Error
+                    } else {
+                        NonSuccessKind::Failure
                     };
                     let mut s = TestCaseStatus::non_success(kind);
                     s.set_message(cell.reason.as_str());
                     s.set_description(details.as_str());
                     s
                 }
-                Verdict::NotRun | Verdict::NotApplicable => {
+                Verdict::NotRun | Verdict::NotApplicable | Verdict::KnownFailure => {
                     let mut s = TestCaseStatus::skipped();
-                    s.set_message(format!("{}: {}", cell.verdict, cell.reason));
+                    let link = cell
+                        .known
+                        .as_ref()
+                        .map(|k| format!(" ({})", k.link))
+                        .unwrap_or_default();
+                    s.set_message(format!("{}: {}{link}", cell.verdict, cell.reason));
                     s
                 }
             };

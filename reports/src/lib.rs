@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::ReportError;
 pub use model::{
+    KnownIssue,
     Cell, CheckRecord, ClientInfo, RunReport, SCHEMA_VERSION, ScenarioInfo, StepRecord, Verdict,
 };
 

@@ -3,14 +3,8 @@
 
 use crate::model::{RunReport, Verdict};
 
-fn mark(v: Verdict) -> &'static str {
-    match v {
-        Verdict::Pass => "✅ pass",
-        Verdict::Fail => "❌ fail",
-        Verdict::NotApplicable => "⏭ not-applicable",
-        Verdict::NotRun => "⚠ not-run",
-        Verdict::Error => "💥 error",
-    }
+fn mark(v: Verdict) -> String {
+    crate::present::label(v)
 }
 
 /// Table-cell text: no `|` or newline can break the table.
@@ -49,7 +43,7 @@ pub fn render(report: &RunReport) -> String {
         for c in &report.clients {
             let text = report
                 .cell(&s.id, &c.id)
-                .map_or("—", |cell| mark(cell.verdict));
+                .map_or_else(|| "—".to_owned(), |cell| mark(cell.verdict));
             out.push_str(&format!(" {text} |"));
         }
         out.push('\n');
@@ -75,6 +69,14 @@ pub fn render(report: &RunReport) -> String {
                 c.verdict,
                 escape(&c.reason)
             ));
+            if let Some(known) = &c.known {
+                out.push_str(&format!(
+                    "  - recorded for `{}`: {} — {}\n",
+                    code_text(&known.versions),
+                    escape(&known.reason),
+                    known.link
+                ));
+            }
             for s in &c.steps {
                 out.push_str(&format!(
                     "  - `{}`: `{}`\n",
@@ -103,6 +105,7 @@ pub(crate) mod tests {
             checks: vec![],
             journal: vec![],
             artifacts: vec![],
+            known: None,
         };
         RunReport {
             schema: SCHEMA_VERSION.into(),

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The JSON report's schema identifier. Bump on any incompatible change.
-pub const SCHEMA_VERSION: &str = "regcompat.report/v1";
+pub const SCHEMA_VERSION: &str = "regcompat.report/v2";
 
 /// One run of the matrix.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +72,12 @@ pub enum Verdict {
     NotRun,
     /// The harness itself failed (could not start the registry, sandbox error…).
     Error,
+    /// The client failed as recorded in `known-failures.toml` (a real deviation
+    /// of that client version, with an upstream link): reported, never a pass.
+    KnownFailure,
+    /// Recorded as a known failure, but the client now passes: the record is stale and must
+    /// be updated (a fix upstream, or a scenario that stopped reproducing the bug).
+    Fixed,
 }
 
 impl Verdict {
@@ -82,12 +88,23 @@ impl Verdict {
             Self::NotApplicable => "not-applicable",
             Self::NotRun => "not-run",
             Self::Error => "error",
+            Self::KnownFailure => "known-failure",
+            Self::Fixed => "fixed",
         }
     }
 
-    /// Whether this verdict should fail a CI job.
+    /// Whether this verdict should fail a CI job: an unrecorded failure, a harness error,
+    /// or a recorded failure that no longer reproduces (the record needs updating).
     pub fn is_failure(self) -> bool {
-        matches!(self, Self::Fail | Self::Error)
+        matches!(self, Self::Fail | Self::Error | Self::Fixed)
+    }
+
+    /// Whether the client really ran to a verdict (pass, fail, or either as recorded).
+    pub fn client_ran(self) -> bool {
+        matches!(
+            self,
+            Self::Pass | Self::Fail | Self::KnownFailure | Self::Fixed
+        )
     }
 }
 
@@ -122,6 +139,20 @@ pub struct Cell {
     /// Files of evidence written beside the report (debug logs, HAR), relative paths.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<String>,
+    /// The known-failure record that matched this cell (`known-failure` and `fixed` cells).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known: Option<KnownIssue>,
+}
+
+/// A recorded deviation of a client version (from `known-failures.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownIssue {
+    /// Why the client fails this scenario, in one sentence.
+    pub reason: String,
+    /// The upstream issue, pull request or documentation that records the deviation.
+    pub link: String,
+    /// The versions the record covers, as written in the file (`>=2.0.0, <2.0.3`, `*`).
+    pub versions: String,
 }
 
 /// One client process the cell ran.
@@ -140,8 +171,13 @@ pub struct StepRecord {
     /// The last lines of stdout and stderr (secrets redacted).
     pub stdout_tail: String,
     pub stderr_tail: String,
-    /// What the scenario expected of this step: `success` or `failure`.
+    /// What the scenario expected of this step: `success`, `failure` or `any`.
     pub expected: String,
+    /// A command that prepares the action under test (`docker build` before `docker push`,
+    /// `nerdctl login` before a build): it must succeed, and its failure never satisfies an
+    /// expected failure of the action.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub preparation: bool,
 }
 
 /// One expectation of the scenario and whether it held.
@@ -193,6 +229,7 @@ mod tests {
             checks: vec![],
             journal: vec![],
             artifacts: vec![],
+            known: None,
         }
     }
 

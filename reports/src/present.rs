@@ -13,6 +13,8 @@ pub fn symbol(verdict: Verdict) -> &'static str {
         Verdict::NotApplicable => "⏭",
         Verdict::NotRun => "⚠",
         Verdict::Error => "💥",
+        Verdict::KnownFailure => "🔶",
+        Verdict::Fixed => "🔧",
     }
 }
 
@@ -25,9 +27,11 @@ pub fn label(verdict: Verdict) -> String {
 pub const MISSING_LABEL: &str = "❔ missing";
 
 /// Every verdict, in the order totals list them.
-pub const ALL_VERDICTS: [Verdict; 5] = [
+pub const ALL_VERDICTS: [Verdict; 7] = [
     Verdict::Pass,
     Verdict::Fail,
+    Verdict::KnownFailure,
+    Verdict::Fixed,
     Verdict::NotApplicable,
     Verdict::NotRun,
     Verdict::Error,

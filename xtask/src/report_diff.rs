@@ -65,6 +65,7 @@ mod tests {
                 checks: vec![],
                 journal: vec![],
                 artifacts: vec![],
+                known: None,
             }],
         };
         let path = dir.join(format!("{name}.json"));

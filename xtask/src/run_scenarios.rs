@@ -4,12 +4,18 @@
 //! appends the run to the history directory and prints the matrix. A client that cannot run
 //! gives `not-run` cells with the reason, never `pass`.
 //!
-//! With `--baseline FILE` the exit status follows the baseline check instead of the raw
-//! verdicts: only a regression (a cell that passed in the baseline now fails or errors)
-//! fails the job; known failures are tolerated and fixes are reported.
+//! Recorded known failures (`known-failures.toml`, see `harness::known`) turn a
+//! matching `fail` into `known-failure` and a matching `pass` into `fixed`. The run exits
+//! non-zero on any unrecorded `fail`, any `fixed` (the record is stale), any `error`, any
+//! `not-run` (a column that could not run proves nothing), or when nothing passed — so CI is
+//! the regression gate. `--allow-fail` tolerates unrecorded `fail` cells only (exploration).
+//!
+//! With `--baseline FILE` the exit status follows the baseline check instead: only a
+//! regression (a cell that passed in the baseline now fails or errors) fails the job.
 
 use anyhow::{Context, Result, bail};
 use harness::clients;
+use harness::known::{self, KnownFailures};
 use harness::provision::{self, Manifest};
 use harness::runner::{self, ClientUnderTest};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -35,7 +41,8 @@ const DEFAULT_CLIENTS: &[&str] = &[
 #[derive(clap::Args)]
 pub struct Args {
     /// Clients to run: `name`, `name@version`, or `name=PATH` for your own build.
-    /// Repeatable and comma-separated [default: crane, skopeo, docker].
+    /// Repeatable and comma-separated [default: crane, skopeo, docker, buildctl,
+    /// nerdctl@2.0.0, nerdctl@2.0.3, ctr, pack, jib@3.2.0, jib@3.5.2].
     #[arg(long = "client", value_name = "NAME[@VERSION|=PATH]")]
     clients: Vec<String>,
     /// Only scenarios whose file stem matches this glob (`*` wildcards), e.g. `acr-*`.
@@ -50,11 +57,14 @@ pub struct Args {
     /// Do not install missing clients (their cells are then `not-run`).
     #[arg(long)]
     no_install: bool,
-    /// Exit 0 even when cells `fail` (a client behaving wrongly is a finding of the report,
-    /// not a broken harness). Harness `error` cells, and a run where nothing passed, still
+    /// Exit 0 even when cells `fail` without a record in known-failures.toml (exploring a new
+    /// client). `fixed`, `error` and `not-run` cells, and a run where nothing passed, still
     /// exit non-zero.
     #[arg(long)]
     allow_fail: bool,
+    /// The recorded known failures [default: known-failures.toml at the workspace root].
+    #[arg(long, value_name = "FILE")]
+    known_failures: Option<PathBuf>,
     /// A previous `report.json` to compare against: exit non-zero only on regressions
     /// (pass in the baseline, fail or error now). Known failures do not fail the job; fixes,
     /// lost coverage and new failures are listed. Replaces the `--allow-fail` rule.
@@ -94,6 +104,11 @@ pub fn run(args: Args) -> Result<()> {
     };
     let manifest =
         Manifest::load(provision::default_manifest_path()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let known_path = args
+        .known_failures
+        .clone()
+        .unwrap_or_else(|| root.join(known::FILE_NAME));
+    let known = KnownFailures::load(&known_path).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     // Install what is missing first (the pinned versions), with progress.
     let to_install: Vec<String> = requests
@@ -101,28 +116,37 @@ pub fn run(args: Args) -> Result<()> {
         .filter(|r| !r.contains('='))
         .cloned()
         .collect();
-    if !args.no_install
-        && !to_install.is_empty()
-        && let Err(e) =
-            crate::install_clients::run(crate::install_clients::Args::for_clients(to_install))
-    {
-        eprintln!("warning: provisioning failed ({e:#}); those clients' cells are not-run");
+    if !args.no_install && !to_install.is_empty() {
+        // A pinned client that cannot be provisioned is an error with its cause: its column
+        // would be all `not-run`, which proves nothing about it.
+        crate::install_clients::run(crate::install_clients::Args::for_clients(to_install))
+            .context("provisioning the clients of the matrix")?;
     }
 
     // The harness's credential helper is a binary of its own: build it and tell the runner.
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "harness",
-                "--bin",
-                "docker-credential-regcompat",
-            ])
-            .current_dir(&root)
-            .status()
-            .context("building docker-credential-regcompat")?;
+    // The inner cargo gets the environment of a plain shell, not the `CARGO_*` variables of
+    // the `cargo run` that started xtask: build scripts fingerprint those (ring's reads
+    // CARGO_MANIFEST_DIR), so inheriting them rebuilt half the workspace here and back again
+    // on the next `cargo xtask …`.
+    let mut build =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+            build.env_remove(key.as_ref());
+        }
+    }
+    let status = build
+        .args([
+            "build",
+            "-p",
+            "harness",
+            "--bin",
+            "docker-credential-regcompat",
+        ])
+        .current_dir(&root)
+        .status()
+        .context("building docker-credential-regcompat")?;
     if !status.success() {
         bail!("building docker-credential-regcompat failed");
     }
@@ -211,7 +235,7 @@ pub fn run(args: Args) -> Result<()> {
     });
     bar.finish_and_clear();
 
-    let report = RunReport {
+    let mut report = RunReport {
         schema: SCHEMA_VERSION.into(),
         run_id,
         started,
@@ -231,6 +255,7 @@ pub fn run(args: Args) -> Result<()> {
         scenarios: scenario_infos,
         cells,
     };
+    let unused = known.apply(&mut report);
     let written = reports::write_all(&report, &args.out)?;
     // Evidence files the cells kept (redacted daemon logs), beside the report; the HTML
     // page links them by these relative paths.
@@ -252,6 +277,7 @@ pub fn run(args: Args) -> Result<()> {
             Err(e) => eprintln!("warning: the run was not added to the history: {e}"),
         }
     }
+    print_known_failures(&report, &known, &unused);
     let outcome = baseline.as_ref().map(|b| baseline::check(&report, b));
     if let Some(outcome) = &outcome {
         println!("\n{}", baseline::render_markdown(outcome));
@@ -259,11 +285,42 @@ pub fn run(args: Args) -> Result<()> {
     exit_decision(&report, outcome.as_ref(), args.allow_fail).map_err(anyhow::Error::msg)
 }
 
+/// The recorded known failures of the run, each with its link, and the records that covered
+/// no cell that ran (stale, or of a column not in this run).
+fn print_known_failures(report: &RunReport, known: &KnownFailures, unused: &[&known::Record]) {
+    let recorded: Vec<_> = report
+        .cells
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::KnownFailure | Verdict::Fixed))
+        .collect();
+    if !recorded.is_empty() {
+        println!("\nRecorded known failures ({}):", known.file);
+        for c in recorded {
+            let link = c.known.as_ref().map_or("", |k| k.link.as_str());
+            println!("  {} {} × {} — {link}", c.verdict, c.scenario, c.client);
+        }
+    }
+    let ran: std::collections::BTreeSet<&str> =
+        report.clients.iter().map(|c| c.name.as_str()).collect();
+    for r in unused {
+        if ran.contains(r.client.get_ref().as_str()) {
+            println!(
+                "note: {}: the record for {} {} × {} covered no failing or passing cell of \
+                 this run",
+                known.file,
+                r.client.get_ref(),
+                r.versions.get_ref(),
+                r.scenario.get_ref()
+            );
+        }
+    }
+}
+
 /// Whether the run fails the job, and why.
 ///
 /// Always: a run where nothing passed proves nothing. With a baseline: only regressions
-/// fail (known failures, harness errors included, are tolerated). Without: any `error`
-/// cell fails, and any `fail` cell unless `allow_fail`.
+/// fail. Without: any `error`, `fixed` (a stale known-failure record) or `not-run` cell
+/// fails, and any unrecorded `fail` unless `allow_fail`.
 fn exit_decision(
     report: &RunReport,
     baseline: Option<&BaselineOutcome>,
@@ -271,7 +328,7 @@ fn exit_decision(
 ) -> std::result::Result<(), String> {
     let totals = report.totals();
     let count = |v: Verdict| totals.get(&v).copied().unwrap_or(0);
-    if count(Verdict::Pass) == 0 {
+    if count(Verdict::Pass) + count(Verdict::Fixed) == 0 {
         return Err("no cell passed: the matrix proves nothing".into());
     }
     if let Some(outcome) = baseline {
@@ -283,17 +340,39 @@ fn exit_decision(
         }
         return Ok(());
     }
+    let mut problems = Vec::new();
     if count(Verdict::Error) > 0 {
-        return Err("the harness failed in some cells (verdict `error`, see above)".into());
+        problems.push(format!(
+            "{} cell(s) where the harness failed (`error`)",
+            count(Verdict::Error)
+        ));
+    }
+    if count(Verdict::Fixed) > 0 {
+        problems.push(format!(
+            "{} cell(s) recorded as known failures now pass (`fixed`: update {})",
+            count(Verdict::Fixed),
+            known::FILE_NAME
+        ));
+    }
+    if count(Verdict::NotRun) > 0 {
+        problems.push(format!(
+            "{} cell(s) could not run (`not-run`: a client is missing or failed to start)",
+            count(Verdict::NotRun)
+        ));
     }
     if count(Verdict::Fail) > 0 && !allow_fail {
-        return Err(
-            "some cells failed (see the matrix above; --allow-fail to report without failing, \
-             --baseline to fail only on regressions)"
-                .into(),
-        );
+        problems.push(format!(
+            "{} unrecorded failure(s) (`fail`: a client regressed, or a new finding to record \
+             in {} with its upstream link)",
+            count(Verdict::Fail),
+            known::FILE_NAME
+        ));
     }
-    Ok(())
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the matrix is not clean: {}", problems.join("; ")))
+    }
 }
 
 /// One column of the matrix (a client at a version, or a maintainer's own binary).
@@ -495,20 +574,32 @@ mod tests {
                     checks: vec![],
                     journal: vec![],
                     artifacts: vec![],
+                    known: None,
                 })
                 .collect(),
         }
     }
 
-    use Verdict::{Error, Fail, NotRun, Pass};
+    use Verdict::{Error, Fail, Fixed, KnownFailure, NotApplicable, NotRun, Pass};
 
     #[test]
-    fn without_a_baseline_fail_needs_allow_fail_and_error_always_fails() {
-        assert!(exit_decision(&report(&[Pass, NotRun]), None, false).is_ok());
-        assert!(exit_decision(&report(&[Pass, Fail]), None, false).is_err());
+    fn without_a_baseline_only_pass_known_failure_and_not_applicable_are_clean() {
+        assert!(exit_decision(&report(&[Pass, KnownFailure, NotApplicable]), None, false).is_ok());
+        for (verdicts, needle) in [
+            (&[Pass, Fail][..], "unrecorded failure"),
+            (&[Pass, Fixed], "update known-failures.toml"),
+            (&[Pass, NotRun], "could not run"),
+            (&[Pass, Error], "harness failed"),
+        ] {
+            let e = exit_decision(&report(verdicts), None, false).unwrap_err();
+            assert!(e.contains(needle), "{verdicts:?}: {e}");
+        }
+        // --allow-fail tolerates unrecorded failures only.
         assert!(exit_decision(&report(&[Pass, Fail]), None, true).is_ok());
+        assert!(exit_decision(&report(&[Pass, Fixed]), None, true).is_err());
+        assert!(exit_decision(&report(&[Pass, NotRun]), None, true).is_err());
         assert!(exit_decision(&report(&[Pass, Error]), None, true).is_err());
-        let nothing = exit_decision(&report(&[NotRun, Fail]), None, true).unwrap_err();
+        let nothing = exit_decision(&report(&[NotApplicable, KnownFailure]), None, true).unwrap_err();
         assert!(nothing.contains("no cell passed"), "{nothing}");
     }
 

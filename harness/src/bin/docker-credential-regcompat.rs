@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use harness::credhelper;
 
 fn main() {
+    let program = std::env::args().next().unwrap_or_default();
     let command = std::env::args().nth(1).unwrap_or_default();
-    let Some(path) = std::env::var_os(credhelper::STORE_ENV).map(PathBuf::from) else {
-        eprintln!("{} is not set", credhelper::STORE_ENV);
+    let store_env = credhelper::store_env_for(&program);
+    let Some(path) = std::env::var_os(store_env).map(PathBuf::from) else {
+        eprintln!("{store_env} is not set");
         std::process::exit(1);
     };
     let mut input = String::new();

@@ -1,22 +1,18 @@
 //! ctr (client `containerd`) against the cell's own containerd: the contrast client of the
 //! mirror scenarios. `ctr images pull --user u:p` hands the same credential to every host it
 //! contacts — mirrors included — as CRI does with a pod's pull secret (behaviours.md §2.4,
-//! §2.5 cell iv). ctr has no config.json: the harness gives it, with `--user`, the Basic
-//! credential the scenario's config.json holds for the image's registry — by `host` or
-//! `host:443` alike, as a user (or kubelet) who knows which registry a secret is for would.
-//! ctr is therefore no witness of config.json key lookups; its column shows what one
-//! credential handed to every host does.
+//! §2.5 cell iv). ctr reads no config.json and takes exactly one credential, so the harness
+//! models a user with one credential: when the scenario's client holds one Basic credential
+//! (whatever host it is stored for) ctr gets it as `--user`, when it holds none ctr gets
+//! none. ctr never chooses a credential by host — the harness does not choose for it either:
+//! a scenario whose client holds several credentials, or that tests config.json key lookups
+//! (`auths_by_key`), identity tokens or credential helpers, is not-applicable to ctr.
 
 use super::daemons::{self, NAMESPACE};
 use super::{CellEnv, DaemonSpec, Driver, ResolvedAction, cmd};
 use crate::scenario::{Action, ClientSetup};
 
 pub struct Ctr;
-
-/// The registry authority of a reference (`host[:port]/repo:tag` → `host[:port]`).
-fn authority(image: &str) -> &str {
-    image.split('/').next().unwrap_or(image)
-}
 
 impl Driver for Ctr {
     fn name(&self) -> &'static str {
@@ -36,10 +32,28 @@ impl Driver for Ctr {
             || setup.creds_store.is_some()
             || !setup.cred_helpers.is_empty()
             || !setup.helper_credentials.is_empty();
-        needs_config_json.then(|| {
-            "ctr reads no config.json: only Basic `auths` reach it (as --user); identity \
-             tokens and credential helpers cannot"
-                .to_owned()
+        if needs_config_json {
+            return Some(
+                "ctr reads no config.json: identity tokens and credential helpers cannot reach \
+                 it (only one Basic credential, as --user)"
+                    .to_owned(),
+            );
+        }
+        if !setup.auths_by_key.is_empty() {
+            return Some(
+                "the scenario tests how config.json keys are looked up; ctr reads no \
+                 config.json"
+                    .to_owned(),
+            );
+        }
+        let principals: std::collections::BTreeSet<&String> =
+            setup.auths.values().map(|p| p.get_ref()).collect();
+        (principals.len() > 1).then(|| {
+            format!(
+                "the scenario's client holds {} credentials for different hosts; ctr takes \
+                 one --user for every host",
+                principals.len()
+            )
         })
     }
 
@@ -58,15 +72,8 @@ impl Driver for Ctr {
             ),
             "--snapshotter=native".into(),
         ];
-        let registry = authority(image);
-        let same = registry
-            .strip_suffix(":443")
-            .map_or_else(|| format!("{registry}:443"), str::to_owned);
-        if let Some((user, secret)) = cell
-            .credentials
-            .get(registry)
-            .or_else(|| cell.credentials.get(&same))
-        {
+        // The user's one credential (unsupported_setup refuses several), for every host.
+        if let Some((user, secret)) = cell.credentials.values().next() {
             args.push(format!("--user={user}:{secret}"));
         }
         args.push(image.clone());
@@ -81,11 +88,27 @@ impl Driver for Ctr {
 
 #[cfg(test)]
 mod tests {
-    use super::authority;
+    use super::*;
+    use toml::Spanned;
+
+    fn spanned(s: &str) -> Spanned<String> {
+        Spanned::new(0..0, s.to_owned())
+    }
 
     #[test]
-    fn authority_keeps_the_port() {
-        assert_eq!(authority("mirror.test:5443/team/app:1"), "mirror.test:5443");
-        assert_eq!(authority("private.test/team/app@sha256:ab"), "private.test");
+    fn ctr_runs_with_one_credential_and_is_not_applicable_with_several_or_with_key_tests() {
+        let mut setup = ClientSetup::default();
+        setup.auths.insert("gitlab".into(), spanned("dev"));
+        setup.auths.insert("mirror".into(), spanned("dev"));
+        assert_eq!(Ctr.unsupported_setup(&setup), None, "one principal, two hosts");
+        setup.auths.insert("mirror".into(), spanned("cache-user"));
+        let why = Ctr.unsupported_setup(&setup).expect("two credentials");
+        assert!(why.contains("one --user for every host"), "{why}");
+        let mut setup = ClientSetup::default();
+        setup
+            .auths_by_key
+            .insert("{gitlab}:443".into(), spanned("dev"));
+        let why = Ctr.unsupported_setup(&setup).expect("key lookup test");
+        assert!(why.contains("config.json keys"), "{why}");
     }
 }

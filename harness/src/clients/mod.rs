@@ -183,18 +183,14 @@ pub(crate) fn no_mirrors(setup: &ClientSetup, why: &str) -> Option<String> {
 }
 
 /// The reason a client that never infers a credential helper from the registry's hostname
-/// (only Jib does: `docker-credential-ecr-login` for `*.amazonaws.com`) cannot run a
-/// scenario whose only credentials come that way.
+/// (only Jib does: `docker-credential-ecr-login` for `*.amazonaws.com`, behaviours.md §4.2)
+/// cannot run a scenario that puts the inferred helper on `PATH`: what the user intends
+/// there depends on that inference, which the client does not claim to do.
 pub(crate) fn no_inferred_helper(setup: &ClientSetup, client: &str) -> Option<String> {
-    let other_credentials = !setup.auths.is_empty()
-        || !setup.auths_by_key.is_empty()
-        || !setup.identity_tokens.is_empty()
-        || setup.creds_store.is_some()
-        || !setup.cred_helpers.is_empty();
-    (setup.ecr_login_helper && !other_credentials).then(|| {
+    setup.ecr_login_helper.then(|| {
         format!(
-            "the scenario's credentials come only from an inferred \
-                 docker-credential-ecr-login; {client} infers no credential helper"
+            "the scenario relies on an inferred docker-credential-ecr-login (Jib's \
+             documented lookup); {client} infers no credential helper"
         )
     })
 }

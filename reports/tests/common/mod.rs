@@ -58,6 +58,7 @@ pub fn cell(scenario: &str, client: &str, verdict: Verdict) -> Cell {
                 stdout_tail: "pulling".into(),
                 stderr_tail: format!("Error: UNAUTHORIZED for {scenario}"),
                 expected: "success".into(),
+                preparation: false,
             }]
         } else {
             vec![]
@@ -99,6 +100,7 @@ pub fn cell(scenario: &str, client: &str, verdict: Verdict) -> Cell {
             vec![]
         },
         artifacts: vec![],
+        known: None,
     }
 }
 

@@ -139,7 +139,10 @@ mod tests {
 
     #[test]
     fn the_ecr_login_name_has_a_store_of_its_own() {
-        assert_eq!(store_env_for("/x/bin/docker-credential-ecr-login"), ECR_LOGIN_STORE_ENV);
+        assert_eq!(
+            store_env_for("/x/bin/docker-credential-ecr-login"),
+            ECR_LOGIN_STORE_ENV
+        );
         assert_eq!(store_env_for("docker-credential-regcompat"), STORE_ENV);
     }
 }

@@ -114,7 +114,14 @@ impl KnownFailures {
         let file: File = toml::from_str(text).map_err(|e| toml_error(text, origin, &e))?;
         for (i, r) in file.records.iter().enumerate() {
             let err = |span: std::ops::Range<usize>, field: &str, message: String, hint: &str| {
-                ConfigError::at(text, origin, span.start, format!("known[{i}].{field}"), message, hint)
+                ConfigError::at(
+                    text,
+                    origin,
+                    span.start,
+                    format!("known[{i}].{field}"),
+                    message,
+                    hint,
+                )
             };
             let versions = r.versions.get_ref().trim();
             if versions != "*"

@@ -212,7 +212,9 @@ pub fn judge(steps: &[StepRecord], checks: &[CheckRecord]) -> (Verdict, String) 
             format!(
                 "preparation of `{}` (`{}`) must succeed, got",
                 s.action,
-                s.argv.first().map_or("?", |a| a.rsplit('/').next().unwrap_or(a))
+                s.argv
+                    .first()
+                    .map_or("?", |a| a.rsplit('/').next().unwrap_or(a))
             )
         } else {
             format!("`{}` expected {}, got", s.action, s.expected)

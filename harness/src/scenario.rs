@@ -459,7 +459,11 @@ impl Scenario {
                     format!("no rule is named {:?}", rule.get_ref()),
                     &format!(
                         "rules (docs/verdicts.md): {}",
-                        RULES.iter().map(|(id, _)| *id).collect::<Vec<_>>().join(", ")
+                        RULES
+                            .iter()
+                            .map(|(id, _)| *id)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }

@@ -46,7 +46,9 @@ pub fn parse(text: &str, origin: &Path) -> Result<RunReport, ReportError> {
     let probe: SchemaProbe =
         serde_json::from_str(text).map_err(|e| ReportError::json(origin, &e))?;
     match probe.schema.as_deref() {
-        Some(SCHEMA_VERSION) => {}
+        // v2 added the `known-failure` and `fixed` verdicts and an optional `known` record:
+        // every v1 report is a valid v2 report, so history and baselines stay readable.
+        Some(SCHEMA_VERSION | "regcompat.report/v1") => {}
         other => {
             return Err(ReportError::UnknownSchema {
                 path: origin.to_path_buf(),
@@ -55,7 +57,10 @@ pub fn parse(text: &str, origin: &Path) -> Result<RunReport, ReportError> {
             });
         }
     }
-    serde_json::from_str(text).map_err(|e| ReportError::json(origin, &e))
+    let mut report: RunReport =
+        serde_json::from_str(text).map_err(|e| ReportError::json(origin, &e))?;
+    report.schema = SCHEMA_VERSION.to_owned();
+    Ok(report)
 }
 
 impl RunReport {

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 pub use error::ReportError;
 pub use model::{
-    KnownIssue,
-    Cell, CheckRecord, ClientInfo, RunReport, SCHEMA_VERSION, ScenarioInfo, StepRecord, Verdict,
+    Cell, CheckRecord, ClientInfo, KnownIssue, RunReport, SCHEMA_VERSION, ScenarioInfo, StepRecord,
+    Verdict,
 };
 
 /// The files [`write_all`] wrote.

@@ -19,7 +19,7 @@ fn json_round_trips_and_is_pretty() {
     reports::json::write(&report, &path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(
-        text.starts_with("{\n  \"schema\": \"regcompat.report/v1\""),
+        text.starts_with("{\n  \"schema\": \"regcompat.report/v2\""),
         "{text}"
     );
     assert_eq!(reports::json::read(&path).unwrap(), report);
@@ -37,14 +37,14 @@ fn json_write_always_stamps_the_current_schema() {
 
 #[rstest]
 #[case::newer_schema(
-    r#"{"schema":"regcompat.report/v2","cells":"whatever"}"#,
-    "unknown report schema `regcompat.report/v2`"
+    r#"{"schema":"regcompat.report/v3","cells":"whatever"}"#,
+    "unknown report schema `regcompat.report/v3`"
 )]
 #[case::missing_schema(r#"{"run_id":"x"}"#, "unknown report schema `<missing>`")]
 #[case::not_an_object("[1,2]", "report.json:1:")]
 #[case::syntax_error("{\n  \"schema\": ", "report.json:2:")]
 #[case::right_schema_wrong_shape(
-    r#"{"schema":"regcompat.report/v1","run_id":3}"#,
+    r#"{"schema":"regcompat.report/v2","run_id":3}"#,
     "report.json:1:"
 )]
 fn json_read_rejects_bad_reports_naming_the_file(#[case] text: &str, #[case] expected: &str) {
@@ -276,4 +276,20 @@ fn write_all_into_a_file_path_fails_naming_it() {
         message.starts_with(&format!("{}: cannot create directory", blocker.display())),
         "{message}"
     );
+}
+
+/// A v1 report (before `known-failure`/`fixed`) is still read, as v2: history and baselines
+/// written by older regcompat stay usable.
+#[test]
+fn a_v1_report_reads_as_v2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    let mut report = sample();
+    reports::json::write(&report, &path).unwrap();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("regcompat.report/v2", "regcompat.report/v1");
+    std::fs::write(&path, text).unwrap();
+    report.schema = SCHEMA_VERSION.into();
+    assert_eq!(reports::json::read(&path).unwrap(), report);
 }

@@ -599,7 +599,8 @@ mod tests {
         assert!(exit_decision(&report(&[Pass, Fixed]), None, true).is_err());
         assert!(exit_decision(&report(&[Pass, NotRun]), None, true).is_err());
         assert!(exit_decision(&report(&[Pass, Error]), None, true).is_err());
-        let nothing = exit_decision(&report(&[NotApplicable, KnownFailure]), None, true).unwrap_err();
+        let nothing =
+            exit_decision(&report(&[NotApplicable, KnownFailure]), None, true).unwrap_err();
         assert!(nothing.contains("no cell passed"), "{nothing}");
     }
 

@@ -100,7 +100,11 @@ mod tests {
         let mut setup = ClientSetup::default();
         setup.auths.insert("gitlab".into(), spanned("dev"));
         setup.auths.insert("mirror".into(), spanned("dev"));
-        assert_eq!(Ctr.unsupported_setup(&setup), None, "one principal, two hosts");
+        assert_eq!(
+            Ctr.unsupported_setup(&setup),
+            None,
+            "one principal, two hosts"
+        );
         setup.auths.insert("mirror".into(), spanned("cache-user"));
         let why = Ctr.unsupported_setup(&setup).expect("two credentials");
         assert!(why.contains("one --user for every host"), "{why}");

@@ -7,7 +7,6 @@ mod install_clients;
 mod report_diff;
 mod run_scenarios;
 
-use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -32,12 +31,21 @@ enum Command {
     ReportDiff(report_diff::Args),
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Conformance(args) => conformance::run(args),
         Command::InstallClients(args) => install_clients::run(args),
         Command::RunScenarios(args) => run_scenarios::run(args),
         Command::ReportDiff(args) => report_diff::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The error and its causes, one line — no backtrace: these are answers for a
+            // user (a failing matrix, a missing file), not crashes.
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

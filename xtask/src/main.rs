@@ -43,9 +43,14 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // The error and its causes, one line — no backtrace: these are answers for a
-            // user (a failing matrix, a missing file), not crashes.
+            // user (a failing matrix, a missing file), not crashes. A command-line mistake
+            // exits 2, anything else 1.
             eprintln!("Error: {e:#}");
-            std::process::ExitCode::FAILURE
+            if e.downcast_ref::<run_scenarios::UsageError>().is_some() {
+                std::process::ExitCode::from(2)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

@@ -51,9 +51,13 @@ pub struct Args {
     /// Cells run in parallel.
     #[arg(short = 'j', long, default_value_t = 2)]
     jobs: usize,
-    /// Where reports are written.
-    #[arg(long, value_name = "DIR", default_value = "reports/out")]
-    out: PathBuf,
+    /// Where reports are written [default: reports/out at the workspace root].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// The directory of scenario files [default: scenarios/ at the workspace root]: point it
+    /// at your own scenarios.
+    #[arg(long, value_name = "DIR")]
+    scenarios: Option<PathBuf>,
     /// Do not install missing clients (their cells are then `not-run`).
     #[arg(long)]
     no_install: bool,
@@ -72,8 +76,9 @@ pub struct Args {
     baseline: Option<PathBuf>,
     /// Where each run's JSON report is also kept, as `<run id>.json` (run ids start with the
     /// UTC start time).
-    #[arg(long, value_name = "DIR", default_value = "reports/history")]
-    history: PathBuf,
+    /// [default: reports/history at the workspace root]
+    #[arg(long, value_name = "DIR")]
+    history: Option<PathBuf>,
     /// How many runs the history directory keeps (the oldest are removed).
     #[arg(long, value_name = "N", default_value_t = history::DEFAULT_KEEP)]
     keep_history: usize,
@@ -109,6 +114,45 @@ pub fn run(args: Args) -> Result<()> {
         .clone()
         .unwrap_or_else(|| root.join(known::FILE_NAME));
     let known = KnownFailures::load(&known_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // Every argument is checked before anything is installed, built or run.
+    let scenarios_dir = args
+        .scenarios
+        .clone()
+        .unwrap_or_else(|| root.join("scenarios"));
+    let scenarios = scenario_files(&scenarios_dir, args.scenario.as_deref())?;
+    if scenarios.is_empty() {
+        return Err(UsageError(format!(
+            "no scenario matches {:?} in {} (scenario ids are file stems, `*` is a wildcard)",
+            args.scenario.as_deref().unwrap_or("*"),
+            scenarios_dir.display()
+        ))
+        .into());
+    }
+    for request in &requests {
+        check_request(&manifest, request)?;
+    }
+    let mut scenario_infos = Vec::new();
+    for path in &scenarios {
+        match harness::scenario::Scenario::load(path) {
+            Ok(s) => scenario_infos.push(ScenarioInfo {
+                id: s.id.clone(),
+                title: s.title.clone(),
+                file: relative(&root, path),
+                description: s.description.clone(),
+            }),
+            Err(e) => return Err(UsageError(e.to_string()).into()),
+        }
+    }
+
+    let out = args.out.clone().unwrap_or_else(|| root.join("reports/out"));
+    if out.exists() && !out.is_dir() {
+        return Err(UsageError(format!(
+            "--out {} is a file; give a directory for the reports",
+            out.display()
+        ))
+        .into());
+    }
 
     // Install what is missing first (the pinned versions), with progress.
     let to_install: Vec<String> = requests
@@ -166,30 +210,10 @@ pub fn run(args: Args) -> Result<()> {
         columns.push(client_column(&manifest, request));
     }
 
-    let scenarios = scenario_files(&root.join("scenarios"), args.scenario.as_deref())?;
-    if scenarios.is_empty() {
-        bail!(
-            "no scenario matches (looked in {})",
-            root.join("scenarios").display()
-        );
-    }
     let started = now_rfc3339();
     // Time-based and unique per run: it names the history entry.
     let run_id = format!("{}-{}", started.replace(['-', ':'], ""), std::process::id());
     let scratch = std::env::temp_dir().join(format!("regcompat-{run_id}"));
-
-    let mut scenario_infos = Vec::new();
-    for path in &scenarios {
-        match harness::scenario::Scenario::load(path) {
-            Ok(s) => scenario_infos.push(ScenarioInfo {
-                id: s.id.clone(),
-                title: s.title.clone(),
-                file: relative(&root, path),
-                description: s.description.clone(),
-            }),
-            Err(e) => bail!("{e}"),
-        }
-    }
 
     let cells_total = scenarios.len() * columns.len();
     let bar = ProgressBar::new(cells_total as u64);
@@ -256,11 +280,11 @@ pub fn run(args: Args) -> Result<()> {
         cells,
     };
     let unused = known.apply(&mut report);
-    let written = reports::write_all(&report, &args.out)?;
+    let written = reports::write_all(&report, &out)?;
     // Evidence files the cells kept (redacted daemon logs), beside the report; the HTML
     // page links them by these relative paths.
-    let _ = std::fs::remove_dir_all(args.out.join("artifacts"));
-    copy_tree(&scratch.join("artifacts"), &args.out.join("artifacts"))?;
+    let _ = std::fs::remove_dir_all(out.join("artifacts"));
+    copy_tree(&scratch.join("artifacts"), &out.join("artifacts"))?;
     let _ = std::fs::remove_dir_all(&scratch);
     println!("{}", reports::markdown::render(&report));
     println!(
@@ -272,7 +296,14 @@ pub fn run(args: Args) -> Result<()> {
     );
     if !args.no_history {
         // The reports are written; a history problem is reported but does not hide them.
-        match history::append_keeping(&report, &args.history, args.keep_history) {
+        match history::append_keeping(
+            &report,
+            &args
+                .history
+                .clone()
+                .unwrap_or_else(|| root.join("reports/history")),
+            args.keep_history,
+        ) {
             Ok(path) => println!("history: {}", path.display()),
             Err(e) => eprintln!("warning: the run was not added to the history: {e}"),
         }
@@ -372,6 +403,50 @@ fn exit_decision(
         Ok(())
     } else {
         Err(format!("the matrix is not clean: {}", problems.join("; ")))
+    }
+}
+
+/// A mistake in the command line: answered before any work, with exit status 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Checks one `--client` request: `name=PATH` names an existing file and a client with a
+/// driver; `name[@version]` names a client with a driver and a version `clients.toml` pins.
+fn check_request(manifest: &Manifest, request: &str) -> Result<()> {
+    let (name, path) = match request.split_once('=') {
+        Some((n, p)) => (n, Some(Path::new(p))),
+        None => (request.split('@').next().unwrap_or(request), None),
+    };
+    let canonical = manifest.client(name).map_or(name, |c| c.name.as_str());
+    if clients::by_name(canonical).is_none() {
+        let known: Vec<&str> = clients::all().iter().map(|d| d.name()).collect();
+        return Err(UsageError(format!(
+            "--client {request}: no driver for {name:?} (clients with a driver: {})",
+            known.join(", ")
+        ))
+        .into());
+    }
+    match path {
+        Some(p) if !p.is_file() => Err(UsageError(format!(
+            "--client {request}: {} is not a file (give the path of your build of {name})",
+            p.display()
+        ))
+        .into()),
+        Some(_) => Ok(()),
+        None => manifest.resolve(request).map(|_| ()).map_err(|e| {
+            UsageError(format!(
+                "--client {request}: {e} (pinned versions are in clients.toml)"
+            ))
+            .into()
+        }),
     }
 }
 

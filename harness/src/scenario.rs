@@ -59,6 +59,12 @@ pub struct Scenario {
     pub title: String,
     #[serde(default)]
     pub description: String,
+    /// The verdict rule(s) the scenario checks, by name (`docs/verdicts.md`).
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Where the expected behaviour is documented: URLs or `behaviours.md §…` references.
+    #[serde(default)]
+    pub sources: Vec<String>,
     #[serde(rename = "host")]
     pub hosts: Vec<HostConfig>,
     #[serde(default)]

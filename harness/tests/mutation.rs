@@ -118,7 +118,11 @@ fn kill_table(files: &[PathBuf], cells: &BTreeMap<(String, Mutant), Cell>) -> St
         if cells[&(id.clone(), Mutant::Correct)].verdict != Verdict::Pass {
             kill = format!("(`correct` fails: pending review) {kill}");
         }
-        let rules = if rules.is_empty() { "—".into() } else { rules };
+        let rules = if rules.is_empty() {
+            "—".into()
+        } else {
+            rules
+        };
         out.push_str(&format!("| `{id}` | {rules} | {kill} |\n"));
     }
     out
@@ -188,9 +192,7 @@ fn every_scenario_passes_for_correct_and_fails_for_some_mutant() {
     for file in &files {
         let id = harness::runner::stem(file);
         let correct = &cells[&(id.clone(), Mutant::Correct)];
-        let pending = CORRECT_FAILS_PENDING_REVIEW
-            .iter()
-            .any(|(s, _)| *s == id);
+        let pending = CORRECT_FAILS_PENDING_REVIEW.iter().any(|(s, _)| *s == id);
         match (correct.verdict == Verdict::Pass, pending) {
             (false, false) => problems.push(format!(
                 "{id}: `correct` does not pass: {} (fix the client, or list the scenario in \
@@ -238,10 +240,11 @@ fn every_scenario_passes_for_correct_and_fails_for_some_mutant() {
             if std::env::var_os("REGCOMPAT_BLESS").is_some() {
                 std::fs::write(&path, &wanted).expect("writing docs/verdicts.md");
             } else {
-                problems.push(format!(
+                problems.push(
                     "docs/verdicts.md's kill-set block is out of date: run \
                      `REGCOMPAT_BLESS=1 cargo test -p harness --test mutation` and commit it"
-                ));
+                        .to_owned(),
+                );
             }
         }
     }

@@ -17,7 +17,10 @@ pub const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
-    Basic { username: String, password: String },
+    Basic {
+        username: String,
+        password: String,
+    },
     /// An OAuth2 refresh token (config.json `identitytoken`, or a helper's `<token>` user).
     IdentityToken(String),
 }
@@ -267,7 +270,10 @@ impl Keychain {
         let out = run_bounded(&path, server, Duration::from_secs(20)).map_err(err)?;
         let (code, stdout) = out;
         if code != 0 {
-            if stdout.to_ascii_lowercase().contains("credentials not found") {
+            if stdout
+                .to_ascii_lowercase()
+                .contains("credentials not found")
+            {
                 return Ok(None);
             }
             return Err(err(format!("exit {code}: {}", stdout.trim())));
@@ -367,7 +373,10 @@ mod tests {
             Some(&0)
         );
         let m = map(&["docker.domain.test:443"]);
-        assert_eq!(find(&m, "docker.domain.test", KeyMatch::Normalised), Some(&0));
+        assert_eq!(
+            find(&m, "docker.domain.test", KeyMatch::Normalised),
+            Some(&0)
+        );
         let m = map(&["docker.domain.test"]);
         assert_eq!(
             find(&m, "docker.domain.test:443", KeyMatch::Normalised),
@@ -381,7 +390,10 @@ mod tests {
             Some(&0)
         );
         let m = map(&["otherregistry.azurecr.io"]);
-        assert_eq!(find(&m, "myregistry.azurecr.io", KeyMatch::Normalised), None);
+        assert_eq!(
+            find(&m, "myregistry.azurecr.io", KeyMatch::Normalised),
+            None
+        );
     }
 
     #[test]

@@ -78,9 +78,9 @@ pub struct MirrorSpec {
 impl MirrorSpec {
     /// `UPSTREAM=MIRROR[/path]`.
     pub fn parse(text: &str) -> Result<Self> {
-        let (upstream, rest) = text
-            .split_once('=')
-            .ok_or_else(|| Error::Usage(format!("--mirror {text:?}: want UPSTREAM=MIRROR[/path]")))?;
+        let (upstream, rest) = text.split_once('=').ok_or_else(|| {
+            Error::Usage(format!("--mirror {text:?}: want UPSTREAM=MIRROR[/path]"))
+        })?;
         let (mirror, path) = rest.split_once('/').unwrap_or((rest, ""));
         Ok(Self {
             upstream: upstream.to_owned(),
@@ -97,10 +97,7 @@ impl MirrorSpec {
             } else {
                 format!("{}/", self.path)
             },
-            query: self
-                .path
-                .is_empty()
-                .then(|| format!("ns={image_registry}")),
+            query: self.path.is_empty().then(|| format!("ns={image_registry}")),
             image_registry: image_registry.to_owned(),
             is_mirror: true,
         }
@@ -194,7 +191,10 @@ impl Client {
             match self.pull_from(ep, r) {
                 Ok(image) => return Ok(image),
                 Err(e) if ep.is_mirror => {
-                    eprintln!("refclient: mirror {} failed ({e}); trying the next host", ep.host);
+                    eprintln!(
+                        "refclient: mirror {} failed ({e}); trying the next host",
+                        ep.host
+                    );
                     errors.push(e.to_string());
                 }
                 Err(e) => {
@@ -227,10 +227,18 @@ impl Client {
             })?;
             let digest = chosen["digest"].as_str().unwrap_or_default().to_owned();
             let (bytes, mt) = self.get_manifest(ep, &r.name, &digest, &scope)?;
-            self.verify("platform manifest", &digest, chosen["size"].as_u64(), &bytes)?;
+            self.verify(
+                "platform manifest",
+                &digest,
+                chosen["size"].as_u64(),
+                &bytes,
+            )?;
             let doc: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::Registry(format!("manifest {digest}: {e}")))?;
-            let mt = chosen["mediaType"].as_str().map(str::to_owned).unwrap_or(mt);
+            let mt = chosen["mediaType"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or(mt);
             (Blob::new(&mt, bytes), doc)
         } else {
             (Blob::new(&media_type, bytes), doc)
@@ -262,11 +270,9 @@ impl Client {
     ) -> Result<(Vec<u8>, String)> {
         let url = ep.url(name, &format!("manifests/{reference}"));
         let accept = self.accept();
-        let resp = self
-            .session
-            .send(ep, Some(scope), AuthMode::Normal, &|c| {
-                c.get(&url).header(ACCEPT, &accept)
-            })?;
+        let resp = self.session.send(ep, Some(scope), AuthMode::Normal, &|c| {
+            c.get(&url).header(ACCEPT, &accept)
+        })?;
         if resp.status() != StatusCode::OK {
             return Err(status_error(&format!("GET {url}"), resp));
         }
@@ -294,9 +300,7 @@ impl Client {
             .as_str()
             .ok_or_else(|| Error::Registry(format!("{name}: a descriptor without digest")))?;
         let url = ep.url(name, &format!("blobs/{digest}"));
-        let resp = self
-            .session
-            .send(ep, Some(scope), mode, &|c| c.get(&url))?;
+        let resp = self.session.send(ep, Some(scope), mode, &|c| c.get(&url))?;
         if resp.status() != StatusCode::OK {
             return Err(status_error(&format!("GET {url}"), resp));
         }
@@ -304,7 +308,12 @@ impl Client {
             .bytes()
             .map_err(|e| Error::Http(format!("GET {url}: {e}")))?
             .to_vec();
-        self.verify(&format!("blob {digest}"), digest, desc["size"].as_u64(), &bytes)?;
+        self.verify(
+            &format!("blob {digest}"),
+            digest,
+            desc["size"].as_u64(),
+            &bytes,
+        )?;
         Ok(Blob {
             digest: digest.to_owned(),
             media_type: desc["mediaType"].as_str().unwrap_or_default().to_owned(),
@@ -371,7 +380,10 @@ impl Client {
         scope: &str,
     ) -> Result<String> {
         let url = ep.url(&to.name, &format!("manifests/{}", to.manifest_ref()));
-        let (bytes, media_type) = (image.manifest.bytes.clone(), image.manifest.media_type.clone());
+        let (bytes, media_type) = (
+            image.manifest.bytes.clone(),
+            image.manifest.media_type.clone(),
+        );
         let resp = self.session.send(ep, Some(scope), AuthMode::Normal, &|c| {
             c.put(&url)
                 .header(CONTENT_TYPE, &media_type)
@@ -388,17 +400,14 @@ impl Client {
 fn pick_platform(index: &Value) -> Option<&Value> {
     let list = index["manifests"].as_array()?;
     list.iter()
-        .find(|m| {
-            m["platform"]["os"] == "linux" && m["platform"]["architecture"] == "amd64"
-        })
+        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == "amd64")
         .or_else(|| list.first())
 }
 
 /// Reads the single image of an OCI image layout (what the runner writes for `push`).
 pub fn read_layout(dir: &Path) -> Result<Image> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|e| Error::Usage(format!("{}: {e}", p.display())))
-    };
+    let read =
+        |p: &Path| std::fs::read(p).map_err(|e| Error::Usage(format!("{}: {e}", p.display())));
     let blob = |digest: &str| -> Result<Vec<u8>> {
         let hex = digest
             .strip_prefix("sha256:")
@@ -476,20 +485,21 @@ pub fn add_layer(base: &Image, path: &str, content: &[u8], created_by: &str) -> 
     if let Some(h) = config["history"].as_array_mut() {
         h.push(json!({ "created_by": created_by }));
     }
-    let config_bytes = serde_json::to_vec(&config)
-        .map_err(|e| Error::Registry(format!("new config: {e}")))?;
+    let config_bytes =
+        serde_json::to_vec(&config).map_err(|e| Error::Registry(format!("new config: {e}")))?;
     let config = Blob::new(&base.config.media_type, config_bytes);
     let mut manifest: Value = serde_json::from_slice(&base.manifest.bytes)
         .map_err(|e| Error::Registry(format!("base manifest: {e}")))?;
     manifest["config"]["digest"] = json!(config.digest);
     manifest["config"]["size"] = json!(config.bytes.len());
-    let entry = json!({ "mediaType": layer.media_type, "digest": layer.digest, "size": layer.bytes.len() });
+    let entry =
+        json!({ "mediaType": layer.media_type, "digest": layer.digest, "size": layer.bytes.len() });
     match manifest["layers"].as_array_mut() {
         Some(layers) => layers.push(entry),
         None => manifest["layers"] = json!([entry]),
     }
-    let manifest_bytes = serde_json::to_vec(&manifest)
-        .map_err(|e| Error::Registry(format!("new manifest: {e}")))?;
+    let manifest_bytes =
+        serde_json::to_vec(&manifest).map_err(|e| Error::Registry(format!("new manifest: {e}")))?;
     let mut layers = base.layers.clone();
     layers.push(layer);
     Ok(Image {

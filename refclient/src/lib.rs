@@ -115,7 +115,10 @@ fn run(mutant: Mutant, mirrors: Vec<MirrorSpec>, args: &[String]) -> Result<()> 
                 password: password.to_owned(),
             });
             client.session.check_login(registry, credential)?;
-            client.session.keychain.store_login(registry, user, password)?;
+            client
+                .session
+                .keychain
+                .store_login(registry, user, password)?;
             println!("Login Succeeded");
             Ok(())
         }

@@ -92,9 +92,8 @@ pub fn build_http() -> Result<Client> {
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("regcompat-refclient/", env!("CARGO_PKG_VERSION")));
     if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
-        let pem = std::fs::read(&file).map_err(|e| {
-            Error::Usage(format!("SSL_CERT_FILE {}: {e}", file.to_string_lossy()))
-        })?;
+        let pem = std::fs::read(&file)
+            .map_err(|e| Error::Usage(format!("SSL_CERT_FILE {}: {e}", file.to_string_lossy())))?;
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| Error::Usage(format!("SSL_CERT_FILE: {e}")))?;
         b = b.tls_built_in_root_certs(false);
@@ -411,8 +410,13 @@ impl Session {
                 .param("realm")
                 .ok_or_else(|| Error::Registry(format!("{host}: Bearer challenge without realm")))?
                 .to_owned();
-            let token =
-                self.fetch_token(&ep, &realm, ch.param("service"), ch.param("scope"), credential)?;
+            let token = self.fetch_token(
+                &ep,
+                &realm,
+                ch.param("service"),
+                ch.param("scope"),
+                credential,
+            )?;
             format!("Bearer {token}")
         } else if let Some(c) = credential {
             c.basic_header()

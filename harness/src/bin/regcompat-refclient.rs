@@ -2,5 +2,7 @@
 //! `refclient` crate). It lives in the harness package so harness tests can run it.
 
 fn main() {
-    std::process::exit(refclient::main_with_args(std::env::args().skip(1).collect()));
+    std::process::exit(refclient::main_with_args(
+        std::env::args().skip(1).collect(),
+    ));
 }

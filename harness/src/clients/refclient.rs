@@ -55,7 +55,12 @@ impl Driver for RefClient {
                 registry,
                 username,
                 password,
-            } => args.extend([s("login"), registry.clone(), username.clone(), password.clone()]),
+            } => args.extend([
+                s("login"),
+                registry.clone(),
+                username.clone(),
+                password.clone(),
+            ]),
             ResolvedAction::Pull { image, .. } => args.extend([s("pull"), image.clone()]),
             ResolvedAction::Push { layout, to, .. } => {
                 args.extend([s("push"), layout.display().to_string(), to.clone()])

@@ -157,7 +157,7 @@ pub fn run(args: Args) -> Result<()> {
     // Install what is missing first (the pinned versions), with progress.
     let to_install: Vec<String> = requests
         .iter()
-        .filter(|r| !r.contains('='))
+        .filter(|r| !r.contains('=') && !is_refclient(r))
         .cloned()
         .collect();
     if !args.no_install && !to_install.is_empty() {
@@ -187,10 +187,12 @@ pub fn run(args: Args) -> Result<()> {
             "harness",
             "--bin",
             "docker-credential-regcompat",
+            "--bin",
+            "regcompat-refclient",
         ])
         .current_dir(&root)
         .status()
-        .context("building docker-credential-regcompat")?;
+        .context("building docker-credential-regcompat and regcompat-refclient")?;
     if !status.success() {
         bail!("building docker-credential-regcompat failed");
     }
@@ -421,6 +423,14 @@ impl std::error::Error for UsageError {}
 /// Checks one `--client` request: `name=PATH` names an existing file and a client with a
 /// driver; `name[@version]` names a client with a driver and a version `clients.toml` pins.
 fn check_request(manifest: &Manifest, request: &str) -> Result<()> {
+    if is_refclient(request) {
+        let name = request.split('=').next().unwrap_or(request);
+        let mutant = name.split_once('@').map_or("correct", |(_, m)| m);
+        return mutant
+            .parse::<refclient::Mutant>()
+            .map(|_| ())
+            .map_err(|e| UsageError(format!("--client {request}: {e}")).into());
+    }
     let (name, path) = match request.split_once('=') {
         Some((n, p)) => (n, Some(Path::new(p))),
         None => (request.split('@').next().unwrap_or(request), None),
@@ -466,6 +476,9 @@ impl std::ops::Deref for Column {
 }
 
 fn client_column(manifest: &Manifest, request: &str) -> Column {
+    if let Some(column) = refclient_column(request) {
+        return column;
+    }
     let (name, path) = match request.split_once('=') {
         Some((n, p)) => (n.to_owned(), Some(PathBuf::from(p))),
         None => (
@@ -535,6 +548,51 @@ fn client_column(manifest: &Manifest, request: &str) -> Column {
             tools,
         },
     }
+}
+
+/// Whether a client request names regcompat's reference client (built, never installed).
+fn is_refclient(request: &str) -> bool {
+    request.split(['@', '=']).next() == Some("refclient")
+}
+
+/// regcompat's reference client: `refclient[@MUTANT][=PATH]`, the mutant named by the
+/// version (default `correct`), the binary built beside docker-credential-regcompat unless
+/// a path is given.
+fn refclient_column(request: &str) -> Option<Column> {
+    let (name, path) = match request.split_once('=') {
+        Some((n, p)) => (n, Some(PathBuf::from(p))),
+        None => (request, None),
+    };
+    let (name, mutant) = name.split_once('@').unwrap_or((name, "correct"));
+    if !is_refclient(name) {
+        return None;
+    }
+    let source = if path.is_some() { "path" } else { "build" };
+    let path = path.or_else(|| {
+        std::env::var_os(runner::CREDHELPER_BIN_ENV)
+            .map(PathBuf::from)
+            .and_then(|p| p.parent().map(|d| d.join("regcompat-refclient")))
+    });
+    let binary = match path {
+        Some(p) if p.is_file() => Ok(p),
+        Some(p) => Err(format!("{} does not exist", p.display())),
+        None => Err("regcompat-refclient was not built".into()),
+    };
+    let binary = match mutant.parse::<refclient::Mutant>() {
+        Ok(_) => binary,
+        Err(e) => Err(e.to_string()),
+    };
+    Some(Column {
+        driver_name: name.to_owned(),
+        version: mutant.to_owned(),
+        source: source.into(),
+        cut: ClientUnderTest {
+            id: format!("refclient@{mutant}"),
+            driver: Box::new(clients::refclient::RefClient::new(mutant)),
+            binary,
+            tools: Vec::new(),
+        },
+    })
 }
 
 /// The installed binary directories of what `name` requires (transitively, default

@@ -11,6 +11,7 @@ pub mod docker;
 pub mod jib;
 pub mod nerdctl;
 pub mod pack;
+pub mod refclient;
 pub mod skopeo;
 
 use crate::sandbox::Sandbox;
@@ -169,6 +170,7 @@ pub fn all() -> Vec<Box<dyn Driver>> {
         Box::new(containerd::Ctr),
         Box::new(pack::Pack),
         Box::new(jib::Jib),
+        Box::new(refclient::RefClient::default()),
     ]
 }
 

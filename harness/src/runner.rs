@@ -630,9 +630,12 @@ async fn run_steps(
             Outcome::Failure => "failure",
             Outcome::Any => "any",
         };
-        let last_index = commands.len().saturating_sub(1);
+        // The driver's leading preparation commands (a local `docker import` before a push)
+        // must succeed; the action's own commands run until one fails, and the last one run
+        // carries the step's expectation.
+        let preparation = client.driver.preparation(&action);
+        let first = records.len();
         for (n, argv) in commands.into_iter().enumerate() {
-            let is_last = n == last_index;
             let invocation = Invocation {
                 argv,
                 env: env.clone(),
@@ -656,14 +659,17 @@ async fn run_steps(
                 duration_ms: finished.duration.as_millis() as u64,
                 stdout_tail: redactor.redact(&finished.stdout),
                 stderr_tail: redactor.redact(&stderr),
-                expected: if is_last { expected } else { "success" }.into(),
-                // Commands before the last one of an action prepare it: they must succeed,
-                // and their failure is never the action's expected failure.
-                preparation: !is_last,
+                expected: "success".into(),
+                preparation: n < preparation,
             });
             if !ok {
                 break;
             }
+        }
+        if let Some(last) = records.get_mut(first..).and_then(|r| r.last_mut())
+            && !last.preparation
+        {
+            last.expected = expected.into();
         }
     }
     Ok(records)

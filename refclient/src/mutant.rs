@@ -55,6 +55,7 @@ mutants! {
     AcceptDockerOnly = "accept-docker-only": "manifest Accept lists Docker schema 2 types only (no OCI)",
     NoIndexAccept = "no-index-accept": "manifest Accept lists image manifests only (no index / manifest list)",
     ManifestBeforeBlobs = "manifest-before-blobs": "PUTs the manifest before uploading its blobs",
+    AnyCredential = "any-credential": "when no config.json key names the registry, presents a credential stored for another host",
 }
 
 impl fmt::Display for Mutant {

@@ -173,9 +173,9 @@ pub struct StepRecord {
     pub stderr_tail: String,
     /// What the scenario expected of this step: `success`, `failure` or `any`.
     pub expected: String,
-    /// A command that prepares the action under test (`docker build` before `docker push`,
-    /// `nerdctl login` before a build): it must succeed, and its failure never satisfies an
-    /// expected failure of the action.
+    /// A command that only prepares the action under test (the local `docker import` before
+    /// `docker push`, as the driver declares): it must succeed, and its failure never
+    /// satisfies an expected failure of the action.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub preparation: bool,
 }

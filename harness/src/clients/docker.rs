@@ -61,6 +61,11 @@ impl Driver for Docker {
         }
     }
 
+    fn preparation(&self, action: &ResolvedAction) -> usize {
+        // `docker import` of the generated layer: local, no registry.
+        usize::from(matches!(action, ResolvedAction::Push { .. }))
+    }
+
     fn env(&self, cell: &CellEnv) -> Vec<(String, String)> {
         vec![
             ("DOCKER_HOST".into(), daemons::docker_host(cell)),

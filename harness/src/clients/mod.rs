@@ -139,6 +139,12 @@ pub trait Driver: Send + Sync {
     /// The commands of one action, run in order until one fails; the last one run carries
     /// the step's expectation.
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>>;
+    /// How many leading commands of `action` only prepare local state (a `docker import` of
+    /// the image to push): they must succeed, and their failure never counts as the action's
+    /// expected failure. The action's own commands follow.
+    fn preparation(&self, _action: &ResolvedAction) -> usize {
+        0
+    }
     /// Environment added to the sandbox's for every command.
     fn env(&self, _cell: &CellEnv) -> Vec<(String, String)> {
         Vec::new()

@@ -89,6 +89,11 @@ impl Driver for Nerdctl {
         }
     }
 
+    fn preparation(&self, action: &ResolvedAction) -> usize {
+        // The build of the image to push (`FROM scratch`): local, no registry.
+        usize::from(matches!(action, ResolvedAction::Push { .. }))
+    }
+
     fn env(&self, cell: &CellEnv) -> Vec<(String, String)> {
         vec![
             // Not the machine's /etc/nerdctl/nerdctl.toml.

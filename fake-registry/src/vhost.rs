@@ -241,11 +241,17 @@ impl VirtualHost {
             return;
         }
         let pairs = crate::profile::parse_urlencoded(parts.uri.query().unwrap_or(""));
-        let Some(mount) = pairs.iter().find(|(k, _)| k == "mount").map(|(_, v)| v.clone())
+        let Some(mount) = pairs
+            .iter()
+            .find(|(k, _)| k == "mount")
+            .map(|(_, v)| v.clone())
         else {
             return;
         };
-        let from = pairs.iter().find(|(k, _)| k == "from").map(|(_, v)| v.clone());
+        let from = pairs
+            .iter()
+            .find(|(k, _)| k == "from")
+            .map(|(_, v)| v.clone());
         // Malformed digests and names are the core's to refuse (400), as before any mount.
         if mount.parse::<crate::digest::Digest>().is_err()
             || from

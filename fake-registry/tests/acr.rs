@@ -338,7 +338,9 @@ async fn anonymous_and_wrong_basic_on_the_token_endpoint() {
         // behaviours.md §1.4 step 2: code then message, no `detail`.
         assert_eq!(
             r.text().await.unwrap(),
-            format!("{{\"errors\":[{{\"code\":\"UNAUTHORIZED\",\"message\":\"{AUTH_REQUIRED}\"}}]}}\n")
+            format!(
+                "{{\"errors\":[{{\"code\":\"UNAUTHORIZED\",\"message\":\"{AUTH_REQUIRED}\"}}]}}\n"
+            )
         );
     }
 }

@@ -97,10 +97,20 @@ async fn gitlab_post_404_reaches_the_client_every_time(#[case] http2: bool, #[ca
             reqwest::Version::HTTP_11
         };
         assert_eq!(r.version(), expected);
-        assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND, "attempt {attempt}");
+        assert_eq!(
+            r.status(),
+            reqwest::StatusCode::NOT_FOUND,
+            "attempt {attempt}"
+        );
         // routes.rb: `proc { [404, {}, ['']] }` — no Content-Type, empty body.
-        assert!(r.headers().get("content-type").is_none(), "attempt {attempt}");
-        let body = r.bytes().await.unwrap_or_else(|e| panic!("attempt {attempt}: {e:?}"));
+        assert!(
+            r.headers().get("content-type").is_none(),
+            "attempt {attempt}"
+        );
+        let body = r
+            .bytes()
+            .await
+            .unwrap_or_else(|e| panic!("attempt {attempt}: {e:?}"));
         assert!(body.is_empty(), "attempt {attempt}");
     }
     // And a challenge answered before any body is read (a manifest PUT without credentials).
@@ -114,7 +124,10 @@ async fn gitlab_post_404_reaches_the_client_every_time(#[case] http2: bool, #[ca
             .unwrap_or_else(|e| panic!("attempt {attempt}: no response: {e:?}"));
         assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
         let body = r.text().await.unwrap();
-        assert!(body.starts_with("{\"errors\":[{\"code\":\"UNAUTHORIZED\""), "{body}");
+        assert!(
+            body.starts_with("{\"errors\":[{\"code\":\"UNAUTHORIZED\""),
+            "{body}"
+        );
     }
     fleet.shutdown().await;
 }

@@ -410,7 +410,8 @@ async fn jwt_claims_are_gitlabs() {
     assert_eq!(groups.len(), 12, "libtrust kid {kid}");
     assert!(
         groups.iter().all(|g| g.len() == 4
-            && g.chars().all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c))),
+            && g.chars()
+                .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c))),
         "libtrust kid {kid}"
     );
     assert_eq!(
@@ -667,7 +668,9 @@ async fn push_to_a_protected_repository_path_is_forbidden() {
     assert_eq!(r.headers()["content-type"], "application/json");
     assert_eq!(
         r.text().await.unwrap(),
-        format!("{{\"errors\":[{{\"code\":\"DENIED\",\"message\":\"{PROTECTED_PATH}\"}}],\"http_status\":403}}")
+        format!(
+            "{{\"errors\":[{{\"code\":\"DENIED\",\"message\":\"{PROTECTED_PATH}\"}}],\"http_status\":403}}"
+        )
     );
     // Pull on the same path is fine.
     token_for(&reg, "repository:path/image:pull", Some(&basic("u", PAT))).await;

@@ -509,8 +509,8 @@ async fn wrong_upstream_credentials_are_denied_not_unauthorized() {
 #[tokio::test]
 async fn every_accept_line_reaches_the_upstream() {
     let journal = Arc::new(Journal::default());
-    let spec = ImageSpec::multi(Format::Docker, &["linux/amd64", "linux/arm64"], &[400])
-        .expect("spec");
+    let spec =
+        ImageSpec::multi(Format::Docker, &["linux/amd64", "linux/arm64"], &[400]).expect("spec");
     let image = fixtures::generate(&spec).expect("fixture");
     let upstream = FakeRegistry::builder()
         .name("upstream")
@@ -581,7 +581,10 @@ async fn every_accept_line_reaches_the_upstream() {
     ] {
         let r = fetch(reference.clone()).await.expect("request");
         assert_eq!(r.status(), StatusCode::OK, "{reference}");
-        assert_eq!(hdr(&r, "content-type").as_deref(), Some(stored.media_type.as_str()));
+        assert_eq!(
+            hdr(&r, "content-type").as_deref(),
+            Some(stored.media_type.as_str())
+        );
         assert_eq!(
             hdr(&r, "docker-content-digest"),
             Some(stored.digest.to_string())

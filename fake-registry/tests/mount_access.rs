@@ -172,7 +172,10 @@ async fn assert_blob_unknown(reg: &RunningRegistry, auth: &str, target: &str, di
 async fn assert_mounted(reg: &RunningRegistry, auth: &str, target: &str, digest: &str) {
     let r = mount(reg, auth, target, digest, Some("secret/app")).await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(header(&r, "location"), format!("/v2/{target}/blobs/{digest}"));
+    assert_eq!(
+        header(&r, "location"),
+        format!("/v2/{target}/blobs/{digest}")
+    );
     assert_eq!(header(&r, "docker-content-digest"), digest);
     assert_eq!(header(&r, "content-length"), "0");
     let r = reqwest::Client::new()
@@ -196,8 +199,11 @@ async fn bearer_token_for_the_target_only_cannot_mount_a_secret_blob() {
         &["repository:mine/z:pull,push", "repository:secret/app:pull"],
     )
     .await;
-    assert_plain_upload_start(mount(&reg, &mine, "mine/z", &d, Some("secret/app")).await, "mine/z")
-        .await;
+    assert_plain_upload_start(
+        mount(&reg, &mine, "mine/z", &d, Some("secret/app")).await,
+        "mine/z",
+    )
+    .await;
     assert_blob_unknown(&reg, &mine, "mine/z", &d).await;
     assert_plain_upload_start(mount(&reg, &mine, "mine/z", &d, None).await, "mine/z").await;
     assert_blob_unknown(&reg, &mine, "mine/z", &d).await;
@@ -210,7 +216,9 @@ async fn bearer_token_for_the_target_only_cannot_mount_a_secret_blob() {
         .flat_map(|e| e.notes.clone())
         .collect();
     assert!(
-        notes.iter().any(|n| n.contains("no pull access to secret/app")),
+        notes
+            .iter()
+            .any(|n| n.contains("no pull access to secret/app")),
         "{notes:?}"
     );
 
@@ -229,8 +237,11 @@ async fn bearer_token_for_the_target_only_cannot_mount_a_secret_blob() {
 async fn basic_principal_granted_mine_only_cannot_mount_a_secret_blob() {
     let (reg, d) = ecr_registry().await;
     let mine = basic("AWS", "mine-S3cret");
-    assert_plain_upload_start(mount(&reg, &mine, "mine/x", &d, Some("secret/app")).await, "mine/x")
-        .await;
+    assert_plain_upload_start(
+        mount(&reg, &mine, "mine/x", &d, Some("secret/app")).await,
+        "mine/x",
+    )
+    .await;
     assert_blob_unknown(&reg, &mine, "mine/x", &d).await;
     assert_plain_upload_start(mount(&reg, &mine, "mine/x", &d, None).await, "mine/x").await;
     assert_blob_unknown(&reg, &mine, "mine/x", &d).await;

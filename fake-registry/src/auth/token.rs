@@ -105,8 +105,8 @@ impl TokenIssuer {
         use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey};
         use rsa::pkcs8::EncodePublicKey;
         let signing = |e: &dyn std::fmt::Display| TokenError::Signing(e.to_string());
-        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
-            .map_err(|e| signing(&e))?;
+        let key =
+            rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|e| signing(&e))?;
         let public = key.to_public_key();
         let private_der = key.to_pkcs1_der().map_err(|e| signing(&e))?;
         let public_der = public.to_pkcs1_der().map_err(|e| signing(&e))?;

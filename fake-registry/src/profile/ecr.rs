@@ -194,18 +194,18 @@ impl Profile for Ecr {
                 .with_message(EXPIRED)
                 .into_response());
         }
-        if let Some(scope) = scope {
-            if p.allowed(scope, &self.clock).len() < scope.actions.len() {
-                ctx.auth.verdict = Some("denied".into());
-                return Err(RegistryError::new(ErrorCode::Denied)
-                    .with_message(format!(
-                        "User: {} is not authorized to perform: {} on resource: {}",
-                        p.name,
-                        scope.actions.join(","),
-                        scope.name
-                    ))
-                    .into_response());
-            }
+        if let Some(scope) = scope
+            && p.allowed(scope, &self.clock).len() < scope.actions.len()
+        {
+            ctx.auth.verdict = Some("denied".into());
+            return Err(RegistryError::new(ErrorCode::Denied)
+                .with_message(format!(
+                    "User: {} is not authorized to perform: {} on resource: {}",
+                    p.name,
+                    scope.actions.join(","),
+                    scope.name
+                ))
+                .into_response());
         }
         ctx.auth.verdict = Some("ok".into());
         Ok(())

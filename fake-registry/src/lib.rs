@@ -19,6 +19,7 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod digest;
+pub mod drain;
 pub mod error;
 pub mod fault;
 pub mod fixtures;

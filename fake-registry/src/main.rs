@@ -58,6 +58,10 @@ struct ServeArgs {
     /// repository (sparse content).
     #[arg(long)]
     allow_sparse_index: bool,
+    /// Automatic content discovery: a mount without `from` mounts from a repository that
+    /// holds the blob (off by default, as in CNCF distribution ≥ 2.8).
+    #[arg(long)]
+    automatic_mount: bool,
 }
 
 #[tokio::main]
@@ -82,6 +86,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         max_manifest_bytes: args.max_manifest_bytes,
         chunk_min_length: args.chunk_min_length,
         allow_sparse_index: args.allow_sparse_index,
+        automatic_mount: args.automatic_mount,
         ..RegistryOptions::default()
     };
     let mut builder = FakeRegistry::builder().listen(args.listen).options(options);

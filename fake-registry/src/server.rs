@@ -298,7 +298,10 @@ pub(crate) fn build_profile(
             ))
         }
         ProfileChoice::Gitlab { options, directory } => {
-            let issuer = issuer(&options.issuer)?;
+            // GitLab signs RS256 with a libtrust `kid` (`JSONWebToken::RSAToken`).
+            let issuer = TokenIssuer::generate_rs256(&options.issuer, clock.clone())
+                .map(Arc::new)
+                .map_err(|e| StartError::Key(e.to_string()))?;
             register(&directory, Some(&issuer));
             Arc::new(Gitlab::new(options, directory, issuer, &redactor))
         }

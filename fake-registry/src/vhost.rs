@@ -88,6 +88,9 @@ impl VirtualHost {
         let started = Instant::now();
         let time = now_rfc3339();
         let (parts, body) = req.into_parts();
+        // Handlers that answer early (a 401, a 404 token POST, a fault) drop the body unread;
+        // what they leave is drained below so HTTP/2 clients get the answer, not a reset.
+        let (body, unread) = crate::drain::track(body);
         let host = parts
             .headers
             .get(header::HOST)
@@ -137,6 +140,9 @@ impl VirtualHost {
             response = truncate(response, *bytes);
         }
         let aborted = response.extensions().get::<AbortConnection>().is_some();
+        if !aborted {
+            unread.drain().await;
+        }
 
         let leak = crate::leak::detect(&self.journal.redactor, &presented, &ctx.form, &self.name);
         self.journal.record(Entry {
@@ -185,6 +191,7 @@ impl VirtualHost {
         let mut r = match self.profile.authorize(ctx, &parts, scope.as_ref()).await {
             Ok(()) => match self.profile.prepare(ctx, &mut parts, &self.registry).await {
                 Ok(()) => {
+                    self.police_mount(ctx, &mut parts).await;
                     let redirected = match (&self.redirect, route::parse(parts.uri.path())) {
                         (Some(redirect), Some(Route::Blob { name, digest }))
                             if parts.method == Method::GET =>
@@ -212,6 +219,136 @@ impl VirtualHost {
         );
         r
     }
+}
+
+impl VirtualHost {
+    /// A cross-repository mount (`POST …/blobs/uploads/?mount=<digest>[&from=<repo>]`) links
+    /// a blob the caller could otherwise not read, so it needs *pull* on the source as well
+    /// as push on the target (CNCF distribution adds the `from` repository's pull to the
+    /// request's access records). When the caller lacks it, or names no source and no
+    /// repository it may pull holds the blob, `mount` and `from` are dropped and the request
+    /// becomes an ordinary upload start (202), as the spec says for a mount that cannot be
+    /// done. Without `from`, a blob is looked for only when automatic content discovery
+    /// (`RegistryOptions::automatic_mount`) is on, and only in repositories the caller may
+    /// pull; the one found becomes the `from`.
+    async fn police_mount(&self, ctx: &mut Ctx, parts: &mut Parts) {
+        if parts.method != Method::POST
+            || !matches!(
+                route::parse(parts.uri.path()),
+                Some(Route::UploadStart { .. })
+            )
+        {
+            return;
+        }
+        let pairs = crate::profile::parse_urlencoded(parts.uri.query().unwrap_or(""));
+        let Some(mount) = pairs
+            .iter()
+            .find(|(k, _)| k == "mount")
+            .map(|(_, v)| v.clone())
+        else {
+            return;
+        };
+        let from = pairs
+            .iter()
+            .find(|(k, _)| k == "from")
+            .map(|(_, v)| v.clone());
+        // Malformed digests and names are the core's to refuse (400), as before any mount.
+        if mount.parse::<crate::digest::Digest>().is_err()
+            || from
+                .as_deref()
+                .is_some_and(|f| crate::names::validate_repository(f).is_err())
+        {
+            return;
+        }
+        let source = match from {
+            Some(from) => {
+                if self.may_pull(parts, &from).await {
+                    return;
+                }
+                ctx.notes.push(format!(
+                    "mount of {mount} from {from} not done: no pull access to {from}; an upload session starts instead"
+                ));
+                None
+            }
+            None if self.registry.options().automatic_mount => {
+                let found = self.pullable_holder(parts, &mount).await;
+                if found.is_none() {
+                    ctx.notes.push(format!(
+                        "mount of {mount} without from: no repository the caller may pull holds it; an upload session starts instead"
+                    ));
+                }
+                found
+            }
+            None => {
+                ctx.notes.push(format!(
+                    "mount of {mount} without from: automatic content discovery is off; an upload session starts instead"
+                ));
+                None
+            }
+        };
+        let mut query: Vec<(String, String)> = pairs
+            .into_iter()
+            .filter(|(k, _)| k != "mount" && k != "from")
+            .collect();
+        if let Some(source) = source {
+            query.push(("mount".into(), mount));
+            query.push(("from".into(), source));
+        }
+        let encoded: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode_query(k), encode_query(v)))
+            .collect();
+        let path_and_query = if encoded.is_empty() {
+            parts.uri.path().to_owned()
+        } else {
+            format!("{}?{}", parts.uri.path(), encoded.join("&"))
+        };
+        let mut uri = parts.uri.clone().into_parts();
+        match path_and_query.parse() {
+            Ok(pq) => uri.path_and_query = Some(pq),
+            Err(_) => return,
+        }
+        if let Ok(rewritten) = http::Uri::from_parts(uri) {
+            parts.uri = rewritten;
+        }
+    }
+
+    /// Whether the credentials of this request would be let through for `pull` on
+    /// `repository` (the profile's own decision, on a scratch context: nothing is journaled).
+    async fn may_pull(&self, parts: &Parts, repository: &str) -> bool {
+        if crate::names::validate_repository(repository).is_err() {
+            return false;
+        }
+        let scope = crate::auth::Scope::repository(repository, &["pull"]);
+        let mut probe = Ctx {
+            base_url: self.base_url.clone(),
+            ..Ctx::default()
+        };
+        self.profile
+            .authorize(&mut probe, parts, Some(&scope))
+            .await
+            .is_ok()
+    }
+
+    /// A repository holding blob `digest` that the caller may pull (bounded scan).
+    async fn pullable_holder(&self, parts: &Parts, digest: &str) -> Option<String> {
+        const MAX_SCANNED: usize = 1000;
+        let digest: crate::digest::Digest = digest.parse().ok()?;
+        let storage = self.registry.storage();
+        let repositories = storage.repositories().await.ok()?;
+        for repository in repositories.into_iter().take(MAX_SCANNED) {
+            if matches!(storage.blob_size(&repository, &digest).await, Ok(Some(_)))
+                && self.may_pull(parts, &repository).await
+            {
+                return Some(repository);
+            }
+        }
+        None
+    }
+}
+
+fn encode_query(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// `host` without its port (`[::1]:443` → `[::1]`).

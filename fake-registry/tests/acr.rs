@@ -3,7 +3,9 @@
 use base64::Engine as _;
 use fake_registry::auth::{Clock, Directory, Grant, Principal, PrincipalKind};
 use fake_registry::fixtures::{self, Format, ImageSpec};
-use fake_registry::profile::acr::{AUTH_REQUIRED, AcrOptions, NULL_GUID, SP_TOKEN_AS_PASSWORD};
+use fake_registry::profile::acr::{
+    APP_NOT_REGISTERED, AUTH_REQUIRED, AcrOptions, NULL_GUID, SP_TOKEN_AS_PASSWORD,
+};
 use fake_registry::{FakeRegistry, RunningRegistry};
 use reqwest::StatusCode;
 use rstest::rstest;
@@ -170,13 +172,17 @@ async fn scoped_challenges(#[case] path: &str, #[case] scope: &str, #[case] body
     if body_len > 0 {
         assert_eq!(body.len(), body_len, "jib#2784 capture: Total 198 bytes");
     }
-    let v: Value = serde_json::from_slice(&body).unwrap();
-    let (kind, name, _) = {
+    let (kind, name, action) = {
         let mut it = scope.splitn(3, ':');
-        (it.next().unwrap(), it.next().unwrap(), it.next())
+        (it.next().unwrap(), it.next().unwrap(), it.next().unwrap())
     };
-    assert_eq!(v["errors"][0]["detail"][0]["Type"], kind);
-    assert_eq!(v["errors"][0]["detail"][0]["Name"], name);
+    // Byte for byte, in ACR's key order `Type`, `Name`, `Action` (not sorted).
+    assert_eq!(
+        std::str::from_utf8(&body).unwrap(),
+        format!(
+            "{{\"errors\":[{{\"code\":\"UNAUTHORIZED\",\"message\":\"{AUTH_REQUIRED}\",\"detail\":[{{\"Type\":\"{kind}\",\"Name\":\"{name}\",\"Action\":\"{action}\"}}]}}]}}\n"
+        )
+    );
 }
 
 #[tokio::test]
@@ -328,9 +334,83 @@ async fn anonymous_and_wrong_basic_on_the_token_endpoint() {
         )
         .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        let v: Value = r.json().await.unwrap();
-        assert_eq!(v["errors"][0]["message"], AUTH_REQUIRED);
+        assert_eq!(hdr(&r, "content-type"), "application/json; charset=utf-8");
+        // behaviours.md §1.4 step 2: code then message, no `detail`.
+        assert_eq!(
+            r.text().await.unwrap(),
+            format!(
+                "{{\"errors\":[{{\"code\":\"UNAUTHORIZED\",\"message\":\"{AUTH_REQUIRED}\"}}]}}\n"
+            )
+        );
     }
+}
+
+/// An app id AAD does not know (GUID-shaped, no such service principal): Azure/acr#366's
+/// `unauthorized: Application not registered with AAD.`
+#[tokio::test]
+async fn unknown_service_principal_is_not_registered_with_aad() {
+    let reg = acr(Clock::system(), 0).await;
+    let r = token_get(
+        &reg,
+        &format!("scope=repository:base:pull&service={LOGIN}"),
+        Some(&basic("99999999-8888-7777-6666-555555555555", "whatever")),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(hdr(&r, "content-type"), "application/json; charset=utf-8");
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!(
+            "{{\"errors\":[{{\"code\":\"UNAUTHORIZED\",\"message\":\"{APP_NOT_REGISTERED}\"}}]}}\n"
+        )
+    );
+    assert_eq!(
+        reg.journal().all()[0].auth.verdict.as_deref(),
+        Some("unknown-application")
+    );
+}
+
+/// A pre-minted identity token with `expires_at` stops working at that time.
+#[tokio::test]
+async fn identity_tokens_expire() {
+    let clock = Clock::manual(1_700_000_000);
+    let mut directory = directory(&clock, 0);
+    for p in &mut directory.principals {
+        if p.name == "identity" {
+            p.expires_at = Some(clock.now() + 3600);
+        }
+    }
+    let img = fixtures::generate(&ImageSpec::single(Format::Docker, &[256])).expect("fixture");
+    let reg = FakeRegistry::builder()
+        .name("acr")
+        .clock(clock.clone())
+        .acr(AcrOptions::new(LOGIN), directory)
+        .seed("base", "latest", img)
+        .start()
+        .await
+        .expect("start");
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", RT),
+        ("service", LOGIN),
+        ("scope", "repository:base:pull"),
+    ];
+    assert_eq!(token_post(&reg, &form).await.status(), StatusCode::OK);
+    clock.advance(3600);
+    let r = token_post(&reg, &form).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("{{\"errors\":[{{\"code\":\"UNAUTHORIZED\",\"message\":\"{AUTH_REQUIRED}\"}}]}}\n")
+    );
+    // As a null-GUID password too.
+    let r = token_get(
+        &reg,
+        &format!("scope=repository:base:pull&service={LOGIN}"),
+        Some(&basic(NULL_GUID, RT)),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

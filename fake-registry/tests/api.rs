@@ -356,7 +356,33 @@ async fn cross_repository_mount_and_fallback() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
 
-    // automatic mount origin (no `from`)
+    // no `from`: automatic content discovery is off by default (distribution ≥ 2.8), so an
+    // ordinary session
+    let r = c
+        .post(format!("{base}/v2/fourth/blobs/uploads/?mount={d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    assert!(header(&r, "location").starts_with("/v2/fourth/blobs/uploads/"));
+
+    // with it on, the registry finds the blob's origin itself (a repository holding an image)
+    let img = fake_registry::fixtures::generate(&fake_registry::fixtures::ImageSpec::single(
+        fake_registry::fixtures::Format::Oci,
+        &[64],
+    ))
+    .expect("fixture");
+    let d = img.blobs[0].digest.clone();
+    let reg = FakeRegistry::builder()
+        .options(fake_registry::RegistryOptions {
+            automatic_mount: true,
+            ..Default::default()
+        })
+        .seed("source", "v1", img)
+        .start()
+        .await
+        .expect("registry starts");
+    let base = reg.url();
     let r = c
         .post(format!("{base}/v2/fourth/blobs/uploads/?mount={d}"))
         .send()

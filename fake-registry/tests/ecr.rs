@@ -17,7 +17,7 @@ async fn ecr(clock: Clock) -> (RunningRegistry, fixtures::Image) {
     )
     .unwrap();
     let mut options = EcrOptions::new(HOST);
-    options.repositories = Some(vec!["openjdk".into(), "app".into()]);
+    options.repositories = vec!["openjdk".into(), "app".into()];
     let directory = Directory {
         principals: vec![Principal {
             name: "aws-token".into(),
@@ -176,4 +176,113 @@ async fn tag_lists_are_capped_at_1000_per_page() {
     assert!(r.headers().get("link").is_some());
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["tags"].as_array().unwrap().len(), 1000);
+}
+
+/// A registry with ECR's defaults: no listed repositories, principals without `expires_at`.
+async fn ecr_defaults(clock: Clock, options: EcrOptions) -> RunningRegistry {
+    let index = fixtures::generate(&ImageSpec::single(Format::Docker, &[300])).unwrap();
+    let directory = Directory {
+        principals: vec![Principal {
+            name: "aws-token".into(),
+            kind: PrincipalKind::AccessToken,
+            username: Some("AWS".into()),
+            secret: PASSWORD.into(),
+            grants: vec![Grant {
+                repositories: "**".into(),
+                actions: vec!["*".into()],
+            }],
+            effective_from: None,
+            expires_at: None,
+        }],
+        anonymous: vec![],
+    };
+    FakeRegistry::builder()
+        .name("ecr")
+        .clock(clock)
+        .ecr(options, directory)
+        .seed("openjdk", "17", index)
+        .start()
+        .await
+        .unwrap()
+}
+
+async fn start_upload(reg: &RunningRegistry, repository: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/v2/{repository}/blobs/uploads/", reg.url()))
+        .header("Authorization", aws())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn by_default_a_never_created_repository_refuses_pushes() {
+    let reg = ecr_defaults(Clock::system(), EcrOptions::new(HOST)).await;
+    let r = start_upload(&reg, "never-created").await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(
+        r.text().await.unwrap(),
+        "{\"errors\":[{\"code\":\"NAME_UNKNOWN\",\"message\":\"The repository with name 'never-created' does not exist in the registry with id '123456789012'\"}]}"
+    );
+    // A repository holding an image exists.
+    assert_eq!(
+        start_upload(&reg, "openjdk").await.status(),
+        StatusCode::ACCEPTED
+    );
+
+    // The departure: every repository exists.
+    let reg = ecr_defaults(
+        Clock::system(),
+        EcrOptions {
+            any_repository: true,
+            ..EcrOptions::new(HOST)
+        },
+    )
+    .await;
+    assert_eq!(
+        start_upload(&reg, "never-created").await.status(),
+        StatusCode::ACCEPTED
+    );
+}
+
+#[tokio::test]
+async fn by_default_credentials_expire_after_12_hours() {
+    let clock = Clock::manual(1_700_000_000);
+    let reg = ecr_defaults(clock.clone(), EcrOptions::new(HOST)).await;
+    let get = || {
+        reqwest::Client::new()
+            .get(format!("{}/v2/openjdk/manifests/17", reg.url()))
+            .header("Authorization", aws())
+            .send()
+    };
+    clock.advance(12 * 3600 - 1);
+    assert_eq!(get().await.unwrap().status(), StatusCode::OK);
+    clock.advance(1);
+    let r = get().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!("{{\"errors\":[{{\"code\":\"DENIED\",\"message\":\"{EXPIRED}\"}}]}}")
+    );
+
+    // The departure: credentials that never expire.
+    let clock = Clock::manual(1_700_000_000);
+    let reg = ecr_defaults(
+        clock.clone(),
+        EcrOptions {
+            token_lifetime: None,
+            ..EcrOptions::new(HOST)
+        },
+    )
+    .await;
+    clock.advance(10 * 365 * 24 * 3600);
+    let r = reqwest::Client::new()
+        .get(format!("{}/v2/openjdk/manifests/17", reg.url()))
+        .header("Authorization", aws())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
 }

@@ -8,7 +8,7 @@ use fake_registry::auth::{Clock, Directory, Grant, Principal, PrincipalKind};
 use fake_registry::fixtures::{self, Format, ImageSpec};
 use fake_registry::profile::Profile;
 use fake_registry::profile::gitlab::{
-    Gitlab, GitlabOptions, PostVariant, Project, access_denied_message,
+    Gitlab, GitlabOptions, PROTECTED_PATH, PostVariant, Project, access_denied_message,
 };
 use fake_registry::{FakeRegistry, RunningRegistry};
 use reqwest::StatusCode;
@@ -402,10 +402,22 @@ async fn jwt_claims_are_gitlabs() {
     )
     .unwrap();
     assert_eq!(header["typ"], "JWT");
+    // `JSONWebToken::RSAToken`: RS256 with a libtrust kid — base32 of the first 240 bits of
+    // SHA-256 of the DER public key, 12 groups of 4 joined by `:`.
+    assert_eq!(header["alg"], "RS256");
+    let kid = header["kid"].as_str().unwrap();
+    let groups: Vec<&str> = kid.split(':').collect();
+    assert_eq!(groups.len(), 12, "libtrust kid {kid}");
+    assert!(
+        groups.iter().all(|g| g.len() == 4
+            && g.chars()
+                .all(|c| c.is_ascii_uppercase() || ('2'..='7').contains(&c))),
+        "libtrust kid {kid}"
+    );
     assert_eq!(
-        header["kid"].as_str().unwrap().split(':').count(),
-        12,
-        "libtrust kid"
+        reg.journal().redactor.owner_of_kid(kid).as_deref(),
+        Some("gitlab"),
+        "the kid names this registry's key"
     );
     let c = claims(&token);
     assert_eq!(c["iss"], "gitlab-issuer");
@@ -635,4 +647,40 @@ async fn separate_realm_host() {
         &fake_registry::journal::Redactor::default(),
     );
     assert_eq!(profile.extra_hosts(), ["gitlab.test"]);
+}
+
+/// GitLab's container repository protection (behaviours.md §3.3 step 4): a push to a
+/// protected path is 403 `DENIED` "Pushing to protected repository path forbidden"; pulls
+/// and unprotected paths are unaffected; without rules (the default) nothing is protected.
+#[tokio::test]
+async fn push_to_a_protected_repository_path_is_forbidden() {
+    let options = GitlabOptions {
+        protected_paths: vec!["path/image".into()],
+        ..GitlabOptions::new(projects())
+    };
+    let reg = start_with(options, Clock::system()).await;
+    let query = format!(
+        "service=container_registry&scope={}",
+        urlencode("repository:path/image:pull,push")
+    );
+    let r = jwt_auth(&reg, &query, Some(&basic("u", PAT))).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!(
+            "{{\"errors\":[{{\"code\":\"DENIED\",\"message\":\"{PROTECTED_PATH}\"}}],\"http_status\":403}}"
+        )
+    );
+    // Pull on the same path is fine.
+    token_for(&reg, "repository:path/image:pull", Some(&basic("u", PAT))).await;
+
+    // No rules: the same push gets a token.
+    let reg = start_with(GitlabOptions::new(projects()), Clock::system()).await;
+    token_for(
+        &reg,
+        "repository:path/image:pull,push",
+        Some(&basic("u", PAT)),
+    )
+    .await;
 }

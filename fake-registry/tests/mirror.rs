@@ -502,3 +502,106 @@ async fn wrong_upstream_credentials_are_denied_not_unauthorized() {
     );
     drop(p.upstream);
 }
+
+/// regclient and containers/image send one `Accept` line per media type. The mirror must
+/// forward all of them: here only the 2nd and 3rd lines allow what the upstream holds (a
+/// Docker manifest list and Docker v2 manifests), and the pull succeeds byte for byte.
+#[tokio::test]
+async fn every_accept_line_reaches_the_upstream() {
+    let journal = Arc::new(Journal::default());
+    let spec =
+        ImageSpec::multi(Format::Docker, &["linux/amd64", "linux/arm64"], &[400]).expect("spec");
+    let image = fixtures::generate(&spec).expect("fixture");
+    let upstream = FakeRegistry::builder()
+        .name("upstream")
+        .journal(journal.clone())
+        .bearer(
+            BearerOptions::new("private.test"),
+            Directory {
+                principals: vec![user("builder", "u", UPSTREAM_PASS, "team/**", &["pull"])],
+                anonymous: vec![],
+            },
+        )
+        .seed("team/app", "1.0", image.clone())
+        .start()
+        .await
+        .expect("upstream");
+    let mirror = FakeRegistry::builder()
+        .name("mirror")
+        .journal(journal.clone())
+        .mirror(
+            MirrorOptions {
+                upstreams: vec![UpstreamOptions {
+                    key: "private.test".into(),
+                    url: upstream.url(),
+                    username: Some("u".into()),
+                    password: Some(UPSTREAM_PASS.into()),
+                }],
+                ..MirrorOptions::default()
+            },
+            Directory {
+                principals: vec![user("puller", "m", MIRROR_PASS, "**", &["pull"])],
+                anonymous: vec![],
+            },
+        )
+        .start()
+        .await
+        .expect("mirror");
+    let lines = [
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ];
+    let fetch = |reference: String| {
+        let mut req = reqwest::Client::new()
+            .get(format!(
+                "{}/v2/team/app/manifests/{reference}?ns=private.test",
+                mirror.url()
+            ))
+            .header("Authorization", basic("m", MIRROR_PASS));
+        for line in lines {
+            // `header` appends: three separate header lines on the wire.
+            req = req.header("Accept", line);
+        }
+        req.send()
+    };
+    let list = image.top().clone();
+    let child = image.manifests[0].clone();
+    assert_eq!(
+        list.media_type,
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    assert_eq!(
+        child.media_type,
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    for (reference, stored) in [
+        ("1.0".to_owned(), &list),
+        (child.digest.to_string(), &child),
+    ] {
+        let r = fetch(reference.clone()).await.expect("request");
+        assert_eq!(r.status(), StatusCode::OK, "{reference}");
+        assert_eq!(
+            hdr(&r, "content-type").as_deref(),
+            Some(stored.media_type.as_str())
+        );
+        assert_eq!(
+            hdr(&r, "docker-content-digest"),
+            Some(stored.digest.to_string())
+        );
+        assert_eq!(r.bytes().await.unwrap(), stored.bytes, "{reference}");
+    }
+    // The upstream saw all three media types in the mirror's request.
+    let upstream_gets: Vec<Entry> = journal
+        .since(0)
+        .into_iter()
+        .filter(|e| e.registry == "upstream" && e.path.contains("/manifests/") && e.status == 200)
+        .collect();
+    assert!(!upstream_gets.is_empty());
+    for e in &upstream_gets {
+        let accept = serde_json::to_string(&e.request_headers).unwrap();
+        for line in lines {
+            assert!(accept.contains(line), "{line} missing from {accept}");
+        }
+    }
+}

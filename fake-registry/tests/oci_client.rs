@@ -120,7 +120,10 @@ fn profile(
         ),
         Kind::Ecr => (
             b.ecr(
-                EcrOptions::new("123456789012.dkr.ecr.us-east-2.amazonaws.com"),
+                EcrOptions {
+                    repositories: vec!["team/pushed".into()],
+                    ..EcrOptions::new("123456789012.dkr.ecr.us-east-2.amazonaws.com")
+                },
                 directory("AWS", &[("**", rw)]),
             ),
             "team/app",

@@ -143,7 +143,9 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
 
-    let mut serve_args = vec!["serve", "--listen", "127.0.0.1:0"];
+    // Every workflow on: the anonymous-mount workflow needs automatic content discovery,
+    // which the registry (like distribution ≥ 2.8) leaves off by default.
+    let mut serve_args = vec!["serve", "--listen", "127.0.0.1:0", "--automatic-mount"];
     if args.sparse {
         serve_args.push("--allow-sparse-index");
     }

@@ -30,7 +30,9 @@ pub struct RegistryOptions {
     /// Sparse content: accept an index whose child manifests, or an image manifest whose
     /// blobs, are not in the repository (olareg's `--api-sparse-image --api-sparse-index`).
     pub allow_sparse_index: bool,
-    /// `POST ?mount=<digest>` without `from` mounts any blob the registry holds (spec 1.1).
+    /// Automatic content discovery: `POST ?mount=<digest>` without `from` mounts the blob
+    /// from a repository that holds it (spec 1.1). Off by default, as in CNCF distribution
+    /// ≥ 2.8; a virtual host only mounts from a repository the caller may pull.
     pub automatic_mount: bool,
     /// Cap on `n` for tag and catalog pages (ECR caps at 1000), `None` = no cap.
     pub page_cap: Option<usize>,
@@ -42,7 +44,7 @@ impl Default for RegistryOptions {
             max_manifest_bytes: 4 * 1024 * 1024,
             chunk_min_length: None,
             allow_sparse_index: false,
-            automatic_mount: true,
+            automatic_mount: false,
             page_cap: None,
         }
     }

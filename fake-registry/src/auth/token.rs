@@ -99,6 +99,28 @@ impl TokenIssuer {
         })
     }
 
+    /// A fresh RS256 key (RSA 2048), generated in memory; never written anywhere. GitLab
+    /// signs registry tokens this way (`JSONWebToken::RSAToken`), with a libtrust `kid`.
+    pub fn generate_rs256(issuer: &str, clock: Clock) -> Result<Self, TokenError> {
+        use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey};
+        use rsa::pkcs8::EncodePublicKey;
+        let signing = |e: &dyn std::fmt::Display| TokenError::Signing(e.to_string());
+        let key =
+            rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|e| signing(&e))?;
+        let public = key.to_public_key();
+        let private_der = key.to_pkcs1_der().map_err(|e| signing(&e))?;
+        let public_der = public.to_pkcs1_der().map_err(|e| signing(&e))?;
+        let spki = public.to_public_key_der().map_err(|e| signing(&e))?;
+        Ok(Self {
+            issuer: issuer.to_owned(),
+            algorithm: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_der(private_der.as_bytes()),
+            decoding: DecodingKey::from_rsa_der(public_der.as_bytes()),
+            kid: libtrust_kid(spki.as_bytes()),
+            clock,
+        })
+    }
+
     pub fn issuer(&self) -> &str {
         &self.issuer
     }

@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::response::Response;
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 use std::sync::Arc;
 
 /// The username `az acr login` and `docker login` use to say "the password is an ACR
@@ -30,6 +30,18 @@ pub const AUTH_REQUIRED: &str =
     "authentication required, visit https://aka.ms/acr/authorization for more information.";
 /// What ACR says when an identity token is sent as an SP password (fabric8io#1348).
 pub const SP_TOKEN_AS_PASSWORD: &str = "aad access token with sp failed unknown error";
+/// What ACR says for a service-principal app id AAD does not know (Azure/acr#366).
+pub const APP_NOT_REGISTERED: &str = "Application not registered with AAD.";
+
+/// `8-4-4-4-12` hexadecimal digits: the shape of an AAD application (client) id.
+fn is_guid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
+}
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -152,7 +164,9 @@ impl Acr {
     /// The principal an ACR refresh token stands for: one we minted, or a pre-minted one.
     fn refresh_principal(&self, token: &str) -> Option<&Principal> {
         if let Some(p) = self.directory.refresh_token(token) {
-            return Some(p);
+            // A pre-minted identity token with `expires_at` stops working then, like the
+            // ones this registry mints (their `exp`).
+            return (!p.expired(self.issuer.clock())).then_some(p);
         }
         let claims = self.issuer.verify(token, &self.options.login_server).ok()?;
         (claims.extra.get("grant_type") == Some(&json!("refresh_token")))
@@ -163,6 +177,18 @@ impl Acr {
                     .and_then(|s| self.directory.by_name(s))
             })
             .flatten()
+    }
+
+    /// A username shaped like an application (client) id that no principal of this registry
+    /// has: AAD does not know the app (Azure/acr#366).
+    fn unknown_application(&self, username: &str) -> bool {
+        username != NULL_GUID
+            && is_guid(username)
+            && !self
+                .directory
+                .principals
+                .iter()
+                .any(|p| p.username.as_deref() == Some(username))
     }
 
     /// Basic credentials: an admin user, an SP, a repository-scoped token — or the null-GUID
@@ -294,6 +320,14 @@ impl Acr {
                                 StatusCode::UNAUTHORIZED,
                                 "UNAUTHORIZED",
                                 SP_TOKEN_AS_PASSWORD,
+                            );
+                        }
+                        None if self.unknown_application(username) => {
+                            ctx.auth.verdict = Some("unknown-application".into());
+                            return acr_error(
+                                StatusCode::UNAUTHORIZED,
+                                "UNAUTHORIZED",
+                                APP_NOT_REGISTERED,
                             );
                         }
                         None => {
@@ -494,31 +528,69 @@ impl Acr {
 
 /// ACR's 401: the exact body (149 bytes with `detail:null`), and the headers of the captures.
 pub fn unauthorized(scope: Option<&Scope>) -> Response {
-    let detail: Value = match scope {
-        Some(s) => s
-            .actions
+    // Struct field order is the wire order: `Type`, `Name`, `Action` (jib#2784's 198 bytes,
+    // AAD-OAuth.md). A `serde_json::Map` would sort the keys.
+    let detail: Option<Vec<DetailItem<'_>>> = scope.map(|s| {
+        s.actions
             .iter()
-            .map(|a| {
-                let mut m = Map::new();
-                m.insert("Type".into(), json!(s.kind));
-                m.insert("Name".into(), json!(s.name));
-                m.insert("Action".into(), json!(a));
-                Value::Object(m)
+            .map(|a| DetailItem {
+                kind: &s.kind,
+                name: &s.name,
+                action: a,
             })
-            .collect(),
-        None => Value::Null,
+            .collect()
+    });
+    let body = ErrorsBody {
+        errors: [ErrorItem {
+            code: "UNAUTHORIZED",
+            message: AUTH_REQUIRED,
+            detail: Some(detail),
+        }],
     };
-    let body = format!(
-        "{{\"errors\":[{{\"code\":\"UNAUTHORIZED\",\"message\":\"{AUTH_REQUIRED}\",\"detail\":{}}}]}}\n",
-        detail
-    );
-    acr_response(StatusCode::UNAUTHORIZED, body)
+    acr_response(StatusCode::UNAUTHORIZED, to_body(&body))
 }
 
+/// One item of a 401's `detail`, in ACR's key order.
+#[derive(serde::Serialize)]
+struct DetailItem<'a> {
+    #[serde(rename = "Type")]
+    kind: &'a str,
+    #[serde(rename = "Name")]
+    name: &'a str,
+    #[serde(rename = "Action")]
+    action: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorItem<'a> {
+    code: &'a str,
+    message: &'a str,
+    /// `None`: no `detail` key; `Some(None)`: `"detail":null`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<Option<Vec<DetailItem<'a>>>>,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorsBody<'a> {
+    errors: [ErrorItem<'a>; 1],
+}
+
+/// The JSON text plus the newline Go's encoder ends it with.
+fn to_body(body: &ErrorsBody<'_>) -> String {
+    serde_json::to_string(body).unwrap_or_default() + "\n"
+}
+
+/// The token endpoints' errors: `{"errors":[{"code":…,"message":…}]}` — code then message,
+/// no `detail` (behaviours.md §1.4 step 2).
 fn acr_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body =
-        json!({"errors": [{"code": code, "message": message, "detail": null}]}).to_string() + "\n";
-    acr_response(status, body)
+    let body = ErrorsBody {
+        errors: [ErrorItem {
+            code,
+            message,
+            detail: None,
+        }],
+    };
+    acr_response(status, to_body(&body))
 }
 
 fn acr_response(status: StatusCode, body: String) -> Response {

@@ -11,6 +11,7 @@
 
 use super::bearer::describe;
 use super::{Ctx, Profile};
+use crate::api::Registry;
 use crate::auth::{Clock, Directory, Presented, Scope};
 use crate::error::{ErrorCode, RegistryError};
 use crate::journal::Redactor;
@@ -24,14 +25,24 @@ use std::sync::Arc;
 
 /// ECR's message for an expired authorization token.
 pub const EXPIRED: &str = "Your authorization token has expired. Reauthenticate and try again.";
+/// `GetAuthorizationToken`'s validity: 12 hours (behaviours.md §4.4).
+pub const TOKEN_LIFETIME: i64 = 12 * 3600;
 
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EcrOptions {
     /// `123456789012.dkr.ecr.us-east-2.amazonaws.com`
     pub host: String,
-    /// Repositories that exist (ECR refuses pushes to others). `None`: any repository exists.
-    pub repositories: Option<Vec<String>>,
+    /// Repositories that exist besides those holding content (seeded or pushed): ECR refuses
+    /// pushes to any other with 404 `NAME_UNKNOWN`.
+    pub repositories: Vec<String>,
+    /// Departure from ECR: every repository exists (a push creates it), as registries with
+    /// create-on-push do. Off by default.
+    pub any_repository: bool,
+    /// Seconds a credential stays valid after the registry starts when its principal sets
+    /// no `expires_at` (ECR's authorization tokens: 12 hours). `None`: such credentials never
+    /// expire (a departure).
+    pub token_lifetime: Option<i64>,
     /// Blob GETs answer 307 to an S3 presigned URL on the storage host (on by default, as on
     /// ECR; served only by a fleet, which serves the storage host).
     pub storage_redirect: bool,
@@ -51,7 +62,9 @@ impl EcrOptions {
     pub fn new(host: &str) -> Self {
         Self {
             host: host.to_ascii_lowercase(),
-            repositories: None,
+            repositories: Vec::new(),
+            any_repository: false,
+            token_lifetime: Some(TOKEN_LIFETIME),
             storage_redirect: true,
             storage_host: String::new(),
         }
@@ -91,10 +104,16 @@ pub struct Ecr {
 impl Ecr {
     pub fn new(
         options: EcrOptions,
-        directory: Directory,
+        mut directory: Directory,
         clock: Clock,
         redactor: Arc<Redactor>,
     ) -> Self {
+        if let Some(lifetime) = options.token_lifetime {
+            let expiry = clock.now() + lifetime;
+            for p in &mut directory.principals {
+                p.expires_at.get_or_insert(expiry);
+            }
+        }
         for (name, secret) in directory.secrets() {
             redactor.add(secret, &format!("secret of {name}"));
         }
@@ -175,36 +194,61 @@ impl Profile for Ecr {
                 .with_message(EXPIRED)
                 .into_response());
         }
-        if let Some(scope) = scope {
-            if p.allowed(scope, &self.clock).len() < scope.actions.len() {
-                ctx.auth.verdict = Some("denied".into());
-                return Err(RegistryError::new(ErrorCode::Denied)
-                    .with_message(format!(
-                        "User: {} is not authorized to perform: {} on resource: {}",
-                        p.name,
-                        scope.actions.join(","),
-                        scope.name
-                    ))
-                    .into_response());
-            }
-            let pushing = scope.actions.iter().any(|a| a == "push");
-            if pushing
-                && let Some(existing) = &self.options.repositories
-                && !existing.iter().any(|r| r == &scope.name)
-            {
-                ctx.auth.verdict = Some("ok".into());
-                ctx.notes
-                    .push("push to a repository that does not exist".into());
-                return Err(RegistryError::new(ErrorCode::NameUnknown)
-                    .with_message(format!(
-                        "The repository with name '{}' does not exist in the registry with id '{}'",
-                        scope.name,
-                        self.options.registry_id()
-                    ))
-                    .into_response());
-            }
+        if let Some(scope) = scope
+            && p.allowed(scope, &self.clock).len() < scope.actions.len()
+        {
+            ctx.auth.verdict = Some("denied".into());
+            return Err(RegistryError::new(ErrorCode::Denied)
+                .with_message(format!(
+                    "User: {} is not authorized to perform: {} on resource: {}",
+                    p.name,
+                    scope.actions.join(","),
+                    scope.name
+                ))
+                .into_response());
         }
         ctx.auth.verdict = Some("ok".into());
         Ok(())
+    }
+
+    /// ECR does not create repositories on push: a write to a repository that was neither
+    /// configured nor holds content is 404 `NAME_UNKNOWN`.
+    async fn prepare(
+        &self,
+        ctx: &mut Ctx,
+        parts: &mut Parts,
+        registry: &Registry,
+    ) -> Result<(), Response> {
+        if self.options.any_repository {
+            return Ok(());
+        }
+        let Some(route) = crate::api::route::parse(parts.uri.path()) else {
+            return Ok(());
+        };
+        let Some(scope) = crate::auth::scope::required_scope(&parts.method, &route) else {
+            return Ok(());
+        };
+        if scope.kind != "repository" || !scope.actions.iter().any(|a| a == "push") {
+            return Ok(());
+        }
+        if self.options.repositories.iter().any(|r| r == &scope.name) {
+            return Ok(());
+        }
+        let holds_content = match registry.storage().repositories().await {
+            Ok(names) => names.iter().any(|r| r == &scope.name),
+            Err(e) => return Err(RegistryError::from(e).into_response()),
+        };
+        if holds_content {
+            return Ok(());
+        }
+        ctx.notes
+            .push("push to a repository that does not exist".into());
+        Err(RegistryError::new(ErrorCode::NameUnknown)
+            .with_message(format!(
+                "The repository with name '{}' does not exist in the registry with id '{}'",
+                scope.name,
+                self.options.registry_id()
+            ))
+            .into_response())
     }
 }

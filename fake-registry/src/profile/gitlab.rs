@@ -89,7 +89,15 @@ pub struct GitlabOptions {
     pub issuer: String,
     /// `registry.enabled`; off → 404 `UNAVAILABLE registry not enabled`.
     pub registry_enabled: bool,
+    /// Container repository protection rules: repository path patterns (`*` within a
+    /// segment, `**` across) where pushing is forbidden. A token request asking `push` on a
+    /// matching path, by a principal otherwise allowed to push, gets 403 `DENIED` "Pushing to
+    /// protected repository path forbidden". Empty by default (no rules, as on GitLab).
+    pub protected_paths: Vec<String>,
 }
+
+/// GitLab's message for a push to a protected repository path.
+pub const PROTECTED_PATH: &str = "Pushing to protected repository path forbidden";
 
 impl Default for GitlabOptions {
     fn default() -> Self {
@@ -102,6 +110,7 @@ impl Default for GitlabOptions {
             last_scope_only: false,
             issuer: "gitlab-issuer".into(),
             registry_enabled: true,
+            protected_paths: Vec::new(),
         }
     }
 }
@@ -376,6 +385,28 @@ impl Gitlab {
             return json_body(
                 StatusCode::FORBIDDEN,
                 &json!({"errors": [{"code": "DENIED", "message": "access forbidden"}], "http_status": 403}),
+            );
+        }
+        // Container repository protection: a push on a protected path → 403.
+        let protected = scopes.iter().find(|s| {
+            s.kind == "repository"
+                && s.actions.iter().any(|a| a == "push")
+                && self.allowed(principal, s).iter().any(|a| a == "push")
+                && self.options.protected_paths.iter().any(|p| {
+                    crate::auth::Grant {
+                        repositories: p.clone(),
+                        actions: Vec::new(),
+                    }
+                    .matches(&s.name)
+                })
+        });
+        if let Some(s) = protected {
+            ctx.auth.verdict = Some("protected-path".into());
+            ctx.notes
+                .push(format!("push to protected repository path {}", s.name));
+            return json_body(
+                StatusCode::FORBIDDEN,
+                &json!({"errors": [{"code": "DENIED", "message": PROTECTED_PATH}], "http_status": 403}),
             );
         }
         let verdict = match (principal.is_some(), access.is_empty()) {

@@ -177,6 +177,25 @@ pub struct Mirror {
 const TOKEN_CACHE_CAP: usize = 1024;
 /// Largest manifest fetched from an upstream (the spec's 4 MiB minimum).
 const MAX_MANIFEST_BYTES: usize = 4 * 1024 * 1024;
+/// Every `Accept` value the client sent, joined into one list (RFC 9110 §5.3: repeated
+/// lines are one comma-separated list). regclient and containers/image send one line per
+/// media type; forwarding only the first would hide the others from the upstream's content
+/// negotiation. No `Accept` at all: every manifest type.
+fn forwarded_accept(headers: &http::HeaderMap) -> HeaderValue {
+    let values: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    if values.is_empty() {
+        return HeaderValue::from_static(ACCEPT_ALL_MANIFESTS);
+    }
+    HeaderValue::from_str(&values.join(", "))
+        .unwrap_or_else(|_| HeaderValue::from_static(ACCEPT_ALL_MANIFESTS))
+}
+
 const ACCEPT_ALL_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json, */*";
 
 impl Mirror {
@@ -474,11 +493,7 @@ impl Mirror {
             ctx.notes.push("mirror: cache hit".into());
             return Ok(());
         }
-        let accept = parts
-            .headers
-            .get(header::ACCEPT)
-            .cloned()
-            .unwrap_or_else(|| HeaderValue::from_static(ACCEPT_ALL_MANIFESTS));
+        let accept = forwarded_accept(&parts.headers);
         let method = if cached { Method::HEAD } else { Method::GET };
         let r = self
             .upstream(

@@ -1,0 +1,286 @@
+//! Cross-repository blob mounts need pull on the source (CNCF distribution adds the `from`
+//! repository's pull to the request's access records). A caller without it — Basic on the
+//! data plane (ECR) or a bearer token scoped to the target only — gets an ordinary upload
+//! session (202), the target does not get the blob, and reading it there is 404
+//! `BLOB_UNKNOWN`. A mount without `from` is a plain upload start (automatic content
+//! discovery is off by default). With pull on the source the mount is 201.
+
+use base64::Engine as _;
+use fake_registry::auth::{Clock, Directory, Grant, Principal, PrincipalKind};
+use fake_registry::fixtures::{self, Format, ImageSpec};
+use fake_registry::profile::bearer::BearerOptions;
+use fake_registry::profile::ecr::EcrOptions;
+use fake_registry::{FakeRegistry, RegistryOptions, RunningRegistry};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const ECR_HOST: &str = "123456789012.dkr.ecr.us-east-2.amazonaws.com";
+
+fn principal(name: &str, username: &str, secret: &str, grants: &[(&str, &[&str])]) -> Principal {
+    Principal {
+        name: name.into(),
+        kind: PrincipalKind::User,
+        username: Some(username.into()),
+        secret: secret.into(),
+        grants: grants
+            .iter()
+            .map(|(r, a)| Grant {
+                repositories: (*r).into(),
+                actions: a.iter().map(|a| (*a).to_owned()).collect(),
+            })
+            .collect(),
+        effective_from: None,
+        expires_at: None,
+    }
+}
+
+/// `mine` may pull and push `mine/**` only; `owner` may also pull `secret/**`.
+fn directory(username_of: impl Fn(&str) -> String) -> Directory {
+    Directory {
+        principals: vec![
+            principal(
+                "mine",
+                &username_of("mine"),
+                "mine-S3cret",
+                &[("mine/**", &["pull", "push"])],
+            ),
+            principal(
+                "owner",
+                &username_of("owner"),
+                "owner-S3cret",
+                &[("mine/**", &["pull", "push"]), ("secret/**", &["pull"])],
+            ),
+        ],
+        anonymous: vec![],
+    }
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+/// The seeded image's first layer: the secret blob.
+fn secret_layer(img: &fixtures::Image) -> String {
+    let manifest: Value = serde_json::from_slice(&img.manifests[0].bytes).unwrap();
+    manifest["layers"][0]["digest"].as_str().unwrap().to_owned()
+}
+
+async fn bearer_registry() -> (RunningRegistry, String) {
+    let img = fixtures::generate(&ImageSpec::single(Format::Oci, &[777])).unwrap();
+    let reg = FakeRegistry::builder()
+        .name("generic")
+        .clock(Clock::system())
+        .bearer(BearerOptions::new("registry.test"), directory(|n| n.into()))
+        .seed("secret/app", "v1", img.clone())
+        .start()
+        .await
+        .unwrap();
+    (reg, secret_layer(&img))
+}
+
+async fn ecr_registry() -> (RunningRegistry, String) {
+    let img = fixtures::generate(&ImageSpec::single(Format::Oci, &[777])).unwrap();
+    let mut options = EcrOptions::new(ECR_HOST);
+    options.repositories = vec!["mine/x".into(), "secret/app".into()];
+    // ECR's user is always `AWS`; the password tells the principals apart.
+    let reg = FakeRegistry::builder()
+        .name("ecr")
+        .clock(Clock::system())
+        .ecr(options, directory(|_| "AWS".into()))
+        .seed("secret/app", "v1", img.clone())
+        .start()
+        .await
+        .unwrap();
+    (reg, secret_layer(&img))
+}
+
+async fn token(reg: &RunningRegistry, who: &str, secret: &str, scopes: &[&str]) -> String {
+    let mut url = format!("{}/token?service=registry.test", reg.url());
+    for s in scopes {
+        url.push_str(&format!("&scope={s}"));
+    }
+    let r = reqwest::Client::new()
+        .get(url)
+        .header("Authorization", basic(who, secret))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    format!("Bearer {}", body["token"].as_str().unwrap())
+}
+
+/// POST a mount; returns the response.
+async fn mount(
+    reg: &RunningRegistry,
+    auth: &str,
+    target: &str,
+    digest: &str,
+    from: Option<&str>,
+) -> reqwest::Response {
+    let from = from.map(|f| format!("&from={f}")).unwrap_or_default();
+    reqwest::Client::new()
+        .post(format!(
+            "{}/v2/{target}/blobs/uploads/?mount={digest}{from}",
+            reg.url()
+        ))
+        .header("Authorization", auth)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// 202, an ordinary upload session: `Location` of a session, `Range: 0-0`, an id, no body.
+async fn assert_plain_upload_start(r: reqwest::Response, target: &str) {
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let location = header(&r, "location").to_owned();
+    let id = header(&r, "docker-upload-uuid").to_owned();
+    assert!(!id.is_empty());
+    assert_eq!(location, format!("/v2/{target}/blobs/uploads/{id}"));
+    assert_eq!(header(&r, "range"), "0-0");
+    assert_eq!(header(&r, "content-length"), "0");
+    assert!(r.headers().get("docker-content-digest").is_none());
+    assert_eq!(r.bytes().await.unwrap().len(), 0);
+}
+
+/// The blob is not in `target`: 404 `BLOB_UNKNOWN`, byte for byte.
+async fn assert_blob_unknown(reg: &RunningRegistry, auth: &str, target: &str, digest: &str) {
+    let r = reqwest::Client::new()
+        .get(format!("{}/v2/{target}/blobs/{digest}", reg.url()))
+        .header("Authorization", auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(header(&r, "content-type"), "application/json");
+    let expected = format!(
+        "{{\"errors\":[{{\"code\":\"BLOB_UNKNOWN\",\"message\":\"blob unknown to registry\",\"detail\":{{\"digest\":\"{digest}\"}}}}]}}"
+    );
+    assert_eq!(r.text().await.unwrap(), expected);
+}
+
+async fn assert_mounted(reg: &RunningRegistry, auth: &str, target: &str, digest: &str) {
+    let r = mount(reg, auth, target, digest, Some("secret/app")).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(
+        header(&r, "location"),
+        format!("/v2/{target}/blobs/{digest}")
+    );
+    assert_eq!(header(&r, "docker-content-digest"), digest);
+    assert_eq!(header(&r, "content-length"), "0");
+    let r = reqwest::Client::new()
+        .get(format!("{}/v2/{target}/blobs/{digest}", reg.url()))
+        .header("Authorization", auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "docker-content-digest"), digest);
+}
+
+#[tokio::test]
+async fn bearer_token_for_the_target_only_cannot_mount_a_secret_blob() {
+    let (reg, d) = bearer_registry().await;
+    // The token server drops the secret scope: the token holds mine/z only.
+    let mine = token(
+        &reg,
+        "mine",
+        "mine-S3cret",
+        &["repository:mine/z:pull,push", "repository:secret/app:pull"],
+    )
+    .await;
+    assert_plain_upload_start(
+        mount(&reg, &mine, "mine/z", &d, Some("secret/app")).await,
+        "mine/z",
+    )
+    .await;
+    assert_blob_unknown(&reg, &mine, "mine/z", &d).await;
+    assert_plain_upload_start(mount(&reg, &mine, "mine/z", &d, None).await, "mine/z").await;
+    assert_blob_unknown(&reg, &mine, "mine/z", &d).await;
+
+    // The journal says why the mount was not done.
+    let notes: Vec<String> = reg
+        .journal()
+        .since(0)
+        .iter()
+        .flat_map(|e| e.notes.clone())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("no pull access to secret/app")),
+        "{notes:?}"
+    );
+
+    // With pull on the source, the mount is done.
+    let owner = token(
+        &reg,
+        "owner",
+        "owner-S3cret",
+        &["repository:mine/z:pull,push", "repository:secret/app:pull"],
+    )
+    .await;
+    assert_mounted(&reg, &owner, "mine/z", &d).await;
+}
+
+#[tokio::test]
+async fn basic_principal_granted_mine_only_cannot_mount_a_secret_blob() {
+    let (reg, d) = ecr_registry().await;
+    let mine = basic("AWS", "mine-S3cret");
+    assert_plain_upload_start(
+        mount(&reg, &mine, "mine/x", &d, Some("secret/app")).await,
+        "mine/x",
+    )
+    .await;
+    assert_blob_unknown(&reg, &mine, "mine/x", &d).await;
+    assert_plain_upload_start(mount(&reg, &mine, "mine/x", &d, None).await, "mine/x").await;
+    assert_blob_unknown(&reg, &mine, "mine/x", &d).await;
+    // The secret repository itself stays closed to `mine`.
+    let r = reqwest::Client::new()
+        .get(format!("{}/v2/secret/app/blobs/{d}", reg.url()))
+        .header("Authorization", &mine)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let owner = basic("AWS", "owner-S3cret");
+    assert_mounted(&reg, &owner, "mine/x", &d).await;
+}
+
+#[tokio::test]
+async fn automatic_content_discovery_mounts_only_from_pullable_repositories() {
+    let img = fixtures::generate(&ImageSpec::single(Format::Oci, &[777])).unwrap();
+    let d = secret_layer(&img);
+    let reg = FakeRegistry::builder()
+        .name("generic")
+        .clock(Clock::system())
+        .options(RegistryOptions {
+            automatic_mount: true,
+            ..RegistryOptions::default()
+        })
+        .bearer(BearerOptions::new("registry.test"), directory(|n| n.into()))
+        .seed("secret/app", "v1", img)
+        .start()
+        .await
+        .unwrap();
+    let scopes = ["repository:mine/z:pull,push", "repository:secret/app:pull"];
+    let mine = token(&reg, "mine", "mine-S3cret", &scopes).await;
+    assert_plain_upload_start(mount(&reg, &mine, "mine/z", &d, None).await, "mine/z").await;
+    assert_blob_unknown(&reg, &mine, "mine/z", &d).await;
+
+    let owner = token(&reg, "owner", "owner-S3cret", &scopes).await;
+    let r = mount(&reg, &owner, "mine/z", &d, None).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(header(&r, "location"), format!("/v2/mine/z/blobs/{d}"));
+}

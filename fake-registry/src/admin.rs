@@ -5,12 +5,17 @@
 //!
 //! | request | answer |
 //! |---|---|
-//! | `GET /_regcompat/journal[?since=SEQ][&registry=NAME][&format=har]` | `{"mark":N,"entries":[…]}`: entries after `SEQ` (of registry `NAME`); `mark` is the last sequence number so far. `format=har`: the same entries as HTTP Archive 1.2 |
+//! | `GET /_regcompat/journal[?since=SEQ][&registry=NAME][&format=har]` | `{"mark":N,"dropped":D,"entries":[…]}`: entries after `SEQ` (of registry `NAME`); `mark` is the last sequence number so far, `dropped` how many of the oldest entries the journal's bounds (entries, bytes) evicted since the last reset. `format=har`: the same entries as HTTP Archive 1.2 |
 //! | `POST /_regcompat/reset` | clears the journal and the fault rules → `{"reset":["journal","faults"]}` |
 //! | `GET /_regcompat/faults` | the rules with their counters (`seen`, `applied`, `seed`) |
 //! | `POST /_regcompat/faults` | adds a rule (JSON, see [`crate::fault`]) → 201 `{"id":…}`; 400 `{"error":…}` when invalid |
 //! | `DELETE /_regcompat/faults` | removes every rule → 204 |
 //! | `DELETE /_regcompat/faults/ID` | removes one rule → 204 (404 if none has that id) |
+//!
+//! Only its own `Host` (its address or `localhost`, with the port) is answered (403
+//! otherwise); writes from another `Origin` are refused (403) and `POST` bodies must be
+//! `Content-Type: application/json` (415) — no web page can read the journal by DNS
+//! rebinding or reset and inject faults with a cross-origin form.
 //!
 //! Every export comes from the journal, where secrets were replaced by labels when each entry
 //! was recorded: nothing here can print a credential.
@@ -21,14 +26,114 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, Method, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 pub struct AdminState {
     pub journal: Arc<Journal>,
     pub faults: Arc<Faults>,
+    /// The admin listener's own address: the only `Host` (with `localhost`) it answers.
+    pub addr: SocketAddr,
+}
+
+impl AdminState {
+    /// The `Host` values naming this listener: its address, or `localhost`, with its port.
+    fn is_own_host(&self, host: &str) -> bool {
+        let host = host.trim().to_ascii_lowercase();
+        let port = self.addr.port();
+        let ip = match self.addr.ip() {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("[{v6}]"),
+        };
+        [ip.as_str(), "localhost"]
+            .iter()
+            .any(|name| host == format!("{name}:{port}") || (port == 80 && host == *name))
+    }
+
+    /// `Origin` of a page served by this listener (`http://host:port`).
+    fn is_own_origin(&self, origin: &str) -> bool {
+        origin
+            .strip_prefix("http://")
+            .is_some_and(|host| self.is_own_host(host))
+    }
+}
+
+/// The admin API's guard, before any handler:
+/// - `Host` must name the listener (its loopback address or `localhost`, with the port),
+///   else 403: a DNS-rebound name cannot reach the journal;
+/// - a write (`POST`, `DELETE`…) whose `Origin` is another origin is refused (403), and
+///   `Sec-Fetch-Site: cross-site`/`same-site` too: no cross-origin page can reset or inject;
+/// - a `POST` body must be `Content-Type: application/json` (415), which a browser cannot
+///   send cross-origin without a CORS preflight this API never answers.
+async fn guard(
+    State(state): State<Arc<AdminState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = req.headers();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    if !host.as_deref().is_some_and(|h| state.is_own_host(h)) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Host {:?} is not this admin listener ({})",
+                host.unwrap_or_default(),
+                state.addr
+            ),
+        );
+    }
+    let method = req.method().clone();
+    let write = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if write {
+        if let Some(origin) = headers.get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            if !state.is_own_origin(origin) {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    format!("cross-origin write refused (Origin {origin:?})"),
+                );
+            }
+        }
+        let site = headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none");
+        if !matches!(site, "none" | "same-origin") {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("cross-origin write refused (Sec-Fetch-Site {site:?})"),
+            );
+        }
+    }
+    if method == Method::POST {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let is_json = content_type.is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+        let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+            || headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|l| l.trim() != "0");
+        if !is_json && (content_type.is_some() || has_body) {
+            return error(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "POST bodies must be Content-Type: application/json",
+            );
+        }
+    }
+    next.run(req).await
 }
 
 pub fn router(state: Arc<AdminState>) -> axum::Router {
@@ -46,6 +151,7 @@ pub fn router(state: Arc<AdminState>) -> axum::Router {
                 &json!({"error": "no such admin endpoint"}),
             )
         })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
@@ -84,8 +190,12 @@ async fn journal(State(state): State<Arc<AdminState>>, Query(q): Query<JournalQu
     match q.format.as_deref() {
         None | Some("json") => {
             let mark = state.journal.mark();
+            let dropped = state.journal.dropped();
             let entries = serde_json::to_value(selected(&state, &q)).unwrap_or_default();
-            json_response(StatusCode::OK, &json!({"mark": mark, "entries": entries}))
+            json_response(
+                StatusCode::OK,
+                &json!({"mark": mark, "dropped": dropped, "entries": entries}),
+            )
         }
         Some("har") => json_response(StatusCode::OK, &har_of(selected(&state, &q))),
         Some(other) => error(

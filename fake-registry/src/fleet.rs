@@ -11,7 +11,7 @@ use crate::api::{Registry, RegistryOptions};
 use crate::auth::Clock;
 use crate::fault::{FaultConfig, Faults};
 use crate::fixtures::Image;
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalLimits};
 use crate::listener;
 use crate::server::{ProfileChoice, StartError, build_profile, push_image};
 use crate::storage::{DiskStorage, MemoryStorage, Storage};
@@ -71,6 +71,8 @@ pub struct FleetOptions {
     /// Where the admin API listens (plain HTTP, loopback only); default `127.0.0.1:0`, an
     /// ephemeral port. `None`: no admin API.
     pub admin: Option<SocketAddr>,
+    /// How much the fleet's journal keeps (entries, bytes); [`JournalLimits::DEFAULT`].
+    pub journal_limits: JournalLimits,
 }
 
 impl FleetOptions {
@@ -80,6 +82,7 @@ impl FleetOptions {
             clock: Clock::system(),
             first_address: Ipv4Addr::new(127, 0, 0, 2),
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            journal_limits: JournalLimits::DEFAULT,
         }
     }
 }
@@ -150,7 +153,7 @@ impl Fleet {
         ca.write_pem(&ca_path)?;
         ca.write_key_pem(options.state_dir.join("ca-key.pem"))?;
 
-        let journal = Arc::new(Journal::default());
+        let journal = Arc::new(Journal::with_limits(options.journal_limits));
         let faults = Arc::new(Faults::default());
         let mut addresses = AddressPool::new(options.first_address, &hosts);
         let stop = CancellationToken::new();
@@ -170,6 +173,7 @@ impl Fleet {
                 let app = crate::admin::router(Arc::new(crate::admin::AdminState {
                     journal: journal.clone(),
                     faults: faults.clone(),
+                    addr,
                 }));
                 let stopped = stop.clone();
                 tasks.spawn(async move {
@@ -218,15 +222,15 @@ impl Fleet {
                 m.ca_pem.get_or_insert_with(|| ca_path.clone());
             }
             let storage: Arc<dyn Storage> = match &spec.storage {
-                Some(dir) => {
-                    Arc::new(
-                        DiskStorage::open(dir).map_err(|source| StartError::Storage {
+                Some(dir) => Arc::new(
+                    DiskStorage::open_with_clock(dir, options.clock.clone()).map_err(|source| {
+                        StartError::Storage {
                             dir: dir.clone(),
                             source,
-                        })?,
-                    )
-                }
-                None => Arc::new(MemoryStorage::new()),
+                        }
+                    })?,
+                ),
+                None => Arc::new(MemoryStorage::with_clock(options.clock.clone())),
             };
             for (repository, tag, image) in &spec.seeds {
                 push_image(storage.as_ref(), repository, tag, image)
@@ -244,7 +248,7 @@ impl Fleet {
                     reason: format!("fault rule: {e}"),
                 })?;
             }
-            let registry = Registry::new(storage, spec.options);
+            let registry = Registry::with_clock(storage, spec.options, options.clock.clone());
             let profile = build_profile(spec.profile, &spec.name, &options.clock, &journal)?;
             let scheme = if spec.tls { "https" } else { "http" };
             let url = format!(

@@ -3,7 +3,7 @@
 //! an entry is *recorded*: nothing secret is ever stored, exported or printed.
 
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Request headers worth keeping (others are noise); `authorization` is summarised, never kept.
@@ -164,16 +164,67 @@ impl Redactor {
             .cloned()
     }
 
-    /// The label of a registered secret.
+    /// The label of a registered secret, or of a token recognised by its shape (a JWT, a
+    /// bearer refresh token).
     pub fn label_of(&self, secret: &str) -> Option<String> {
-        let secrets = self.secrets.read().unwrap_or_else(|p| p.into_inner());
-        secrets
-            .iter()
-            .find(|(k, _)| k == secret)
-            .map(|(_, l)| l.clone())
+        let stored = {
+            let secrets = self.secrets.read().unwrap_or_else(|p| p.into_inner());
+            secrets
+                .iter()
+                .find(|(k, _)| k == secret)
+                .map(|(_, l)| l.clone())
+        };
+        stored.or_else(|| {
+            self.jwt_label(secret)
+                .or_else(|| is_refresh_token(secret).then(|| REFRESH_TOKEN_LABEL.into()))
+        })
+    }
+
+    /// How many secrets are stored (registered credentials; minted tokens are recognised by
+    /// their shape instead, so this does not grow with the tokens a run mints).
+    pub fn stored_secrets(&self) -> usize {
+        self.secrets.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// The label of a JWT: which registry's issuer signed it (by its `kid`) and its subject.
+    fn jwt_label(&self, token: &str) -> Option<String> {
+        use base64::Engine as _;
+        let mut parts = token.split('.');
+        let (header, payload) = (parts.next()?, parts.next()?);
+        let _signature = parts.next()?;
+        if parts.next().is_some() || payload.is_empty() {
+            return None;
+        }
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header: serde_json::Value =
+            serde_json::from_slice(&engine.decode(header).ok()?).ok()?;
+        header.get("alg")?;
+        let registry = header
+            .get("kid")
+            .and_then(|k| k.as_str())
+            .and_then(|kid| self.owner_of_kid(kid));
+        let sub = engine
+            .decode(payload)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|c| c.get("sub").and_then(|s| s.as_str()).map(str::to_owned))
+            .filter(|s| !s.is_empty())
+            .map(|s| format!(" (sub {})", self.redact_stored(&s)))
+            .unwrap_or_default();
+        Some(match registry {
+            Some(r) => format!("token issued by {r}{sub}"),
+            None => format!("JWT{sub}"),
+        })
     }
 
     pub fn redact(&self, text: &str) -> String {
+        let out = self.redact_stored(text);
+        let out = self.redact_jwts(&out);
+        redact_refresh_tokens(&out)
+    }
+
+    /// Replaces the registered secrets.
+    fn redact_stored(&self, text: &str) -> String {
         let secrets = self.secrets.read().unwrap_or_else(|p| p.into_inner());
         let mut out = text.to_owned();
         for (secret, label) in secrets.iter() {
@@ -183,45 +234,233 @@ impl Redactor {
         }
         out
     }
+
+    /// Replaces every JWT (three base64url segments whose first decodes to a JOSE header),
+    /// whoever issued it: access tokens, ACR refresh tokens, upstream tokens.
+    fn redact_jwts(&self, text: &str) -> String {
+        if !text.contains("eyJ") {
+            return text.to_owned();
+        }
+        let is_token_byte =
+            |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.';
+        let bytes = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        let mut i = 0;
+        let mut copied = 0;
+        while let Some(found) = text[i..].find("eyJ") {
+            let start = i + found;
+            let mut end = start;
+            while end < bytes.len() && is_token_byte(bytes[end]) {
+                end += 1;
+            }
+            // At most three segments make the token; a trailing `.` belongs to the text.
+            let run = &text[start..end];
+            let token_len = run
+                .match_indices('.')
+                .nth(2)
+                .map_or(run.len(), |(dot, _)| dot);
+            let token = &run[..token_len];
+            match self.jwt_label(token) {
+                Some(label) => {
+                    out.push_str(&text[copied..start]);
+                    out.push_str(&format!("[{label}]"));
+                    copied = start + token_len;
+                    i = copied;
+                }
+                None => i = start + 3,
+            }
+        }
+        out.push_str(&text[copied..]);
+        out
+    }
+}
+
+const REFRESH_TOKEN_LABEL: &str = "refresh token";
+
+/// A bearer profile's refresh token: `rt-` and a UUID.
+fn is_refresh_token(text: &str) -> bool {
+    text.strip_prefix("rt-")
+        .is_some_and(|u| u.len() == 36 && uuid::Uuid::parse_str(u).is_ok())
+}
+
+/// Replaces every `rt-<uuid>` (minted refresh tokens are recognised, not stored).
+fn redact_refresh_tokens(text: &str) -> String {
+    if !text.contains("rt-") {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("rt-") {
+        let candidate = rest.get(at..at + 39);
+        if let Some(c) = candidate.filter(|c| is_refresh_token(c)) {
+            out.push_str(&rest[..at]);
+            out.push_str(&format!("[{REFRESH_TOKEN_LABEL}]"));
+            rest = &rest[at + c.len()..];
+        } else {
+            out.push_str(&rest[..at + 3]);
+            rest = &rest[at + 3..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// How much a journal keeps. Past either bound the oldest entries are dropped (and counted);
+/// a soak test must not grow the process without bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournalLimits {
+    /// Most entries kept; 0 turns the journal off (every entry is counted as dropped).
+    pub max_entries: usize,
+    /// Most bytes kept, by [`Entry::approx_size`].
+    pub max_bytes: usize,
+}
+
+impl JournalLimits {
+    /// 50 000 entries or 64 MiB, whichever comes first.
+    pub const DEFAULT: Self = Self {
+        max_entries: 50_000,
+        max_bytes: 64 * 1024 * 1024,
+    };
+
+    /// Records nothing (sequence numbers still advance; every entry counts as dropped).
+    pub const OFF: Self = Self {
+        max_entries: 0,
+        max_bytes: 0,
+    };
+
+    pub fn is_off(&self) -> bool {
+        self.max_entries == 0 || self.max_bytes == 0
+    }
+}
+
+impl Default for JournalLimits {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Longest header value kept; the rest is replaced by a `…(+N bytes)` marker.
+pub const MAX_HEADER_VALUE: usize = 1024;
+/// Longest path, query or note kept.
+pub const MAX_TEXT: usize = 4096;
+
+/// Cuts `text` to at most `max` bytes (at a character boundary) and says how much was cut.
+fn cap(text: &mut String, max: usize) {
+    if text.len() <= max {
+        return;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let cut = text.len() - end;
+    text.truncate(end);
+    text.push_str(&format!("…(+{cut} bytes)"));
+}
+
+impl Entry {
+    /// Approximate heap bytes of the entry: its strings plus a fixed overhead per field and
+    /// per map item. The journal's byte budget counts this.
+    pub fn approx_size(&self) -> usize {
+        const FIXED: usize = 256;
+        const PER_ITEM: usize = 64;
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let map = |m: &BTreeMap<String, String>| {
+            m.iter()
+                .map(|(k, v)| k.len() + v.len() + PER_ITEM)
+                .sum::<usize>()
+        };
+        FIXED
+            + self.time.len()
+            + self.registry.len()
+            + self.host.len()
+            + self.method.len()
+            + self.path.len()
+            + opt(&self.query)
+            + map(&self.request_headers)
+            + map(&self.response_headers)
+            + map(&self.form)
+            + self.auth.scheme.len()
+            + opt(&self.auth.username)
+            + opt(&self.auth.principal)
+            + opt(&self.auth.token)
+            + opt(&self.auth.verdict)
+            + self.notes.iter().map(|n| n.len() + PER_ITEM).sum::<usize>()
+            + opt(&self.leak)
+            + opt(&self.fault)
+    }
 }
 
 /// The journal of one fake-registry process (all virtual registries share it).
 #[derive(Debug)]
 pub struct Journal {
-    entries: Mutex<Vec<Entry>>,
-    next: Mutex<u64>,
-    /// Oldest entries are dropped past this many (a soak test must not grow without bound).
-    capacity: usize,
+    state: Mutex<State>,
+    limits: JournalLimits,
     pub redactor: Arc<Redactor>,
+}
+
+/// Entries in `seq` order (a ring: the oldest leave from the front in O(1)), with the byte
+/// count they hold. One lock, so sequence numbers and order always agree.
+#[derive(Debug)]
+struct State {
+    entries: VecDeque<(Entry, usize)>,
+    bytes: usize,
+    /// The sequence number of the last entry recorded (kept or not).
+    last: u64,
+    dropped: u64,
 }
 
 impl Default for Journal {
     fn default() -> Self {
-        Self::with_capacity(200_000)
+        Self::with_limits(JournalLimits::DEFAULT)
     }
 }
 
 impl Journal {
+    /// A journal keeping at most `capacity` entries (and the default byte budget).
     pub fn with_capacity(capacity: usize) -> Self {
+        Self::with_limits(JournalLimits {
+            max_entries: capacity,
+            ..JournalLimits::DEFAULT
+        })
+    }
+
+    pub fn with_limits(limits: JournalLimits) -> Self {
         Self {
-            entries: Mutex::new(Vec::new()),
-            next: Mutex::new(1),
-            capacity,
+            state: Mutex::new(State {
+                entries: VecDeque::new(),
+                bytes: 0,
+                last: 0,
+                dropped: 0,
+            }),
+            limits,
             redactor: Arc::default(),
         }
     }
 
-    /// Records an entry; every string in it is redacted first.
+    pub fn limits(&self) -> JournalLimits {
+        self.limits
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records an entry; every string in it is redacted first, then long values are capped.
     pub fn record(&self, mut e: Entry) -> u64 {
         let r = &self.redactor;
         e.path = r.redact(&e.path);
         e.query = e.query.map(|q| redact_pairs(&q, r));
-        for v in e
+        for (name, v) in e
             .request_headers
-            .values_mut()
-            .chain(e.response_headers.values_mut())
+            .iter_mut()
+            .chain(e.response_headers.iter_mut())
         {
-            *v = r.redact(v);
+            *v = if name == "x-registry-auth" {
+                redact_registry_auth(v, r)
+            } else {
+                r.redact(v)
+            };
         }
         // A redirect's Location may carry a signed URL: its signature is a credential.
         if let Some(location) = e.response_headers.get_mut("location")
@@ -240,27 +479,59 @@ impl Journal {
         for n in e.notes.iter_mut() {
             *n = r.redact(n);
         }
-        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        e.seq = *next;
-        *next += 1;
-        let seq = e.seq;
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= self.capacity {
-            let excess = entries.len() + 1 - self.capacity;
-            entries.drain(..excess);
+        for v in [&mut e.auth.username, &mut e.auth.token, &mut e.leak]
+            .into_iter()
+            .flatten()
+        {
+            *v = r.redact(v);
         }
-        entries.push(e);
+        // Redacted first, capped second: a cut can never leave half a secret behind.
+        for v in e
+            .request_headers
+            .values_mut()
+            .chain(e.response_headers.values_mut())
+            .chain(e.form.values_mut())
+        {
+            cap(v, MAX_HEADER_VALUE);
+        }
+        cap(&mut e.path, MAX_TEXT);
+        if let Some(q) = e.query.as_mut() {
+            cap(q, MAX_TEXT);
+        }
+        for n in e.notes.iter_mut() {
+            cap(n, MAX_TEXT);
+        }
+        let size = e.approx_size();
+        let mut state = self.state();
+        state.last += 1;
+        e.seq = state.last;
+        let seq = e.seq;
+        if self.limits.is_off() || size > self.limits.max_bytes {
+            state.dropped += 1;
+            return seq;
+        }
+        while !state.entries.is_empty()
+            && (state.entries.len() >= self.limits.max_entries
+                || state.bytes + size > self.limits.max_bytes)
+        {
+            if let Some((_, old)) = state.entries.pop_front() {
+                state.bytes -= old;
+                state.dropped += 1;
+            }
+        }
+        state.bytes += size;
+        state.entries.push_back((e, size));
         seq
     }
 
-    /// Entries with `seq` greater than `after` (0 for all).
+    /// Entries with `seq` greater than `after` (0 for all) that are still kept.
     pub fn since(&self, after: u64) -> Vec<Entry> {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|e| e.seq > after)
-            .cloned()
+        let state = self.state();
+        let first = state.entries.partition_point(|(e, _)| e.seq <= after);
+        state
+            .entries
+            .range(first..)
+            .map(|(e, _)| e.clone())
             .collect()
     }
 
@@ -268,22 +539,75 @@ impl Journal {
         self.since(0)
     }
 
-    /// The sequence number the next entry will get: a marker to query "what happened since".
+    /// The sequence number of the last entry recorded: a marker to query "what happened
+    /// since". Monotonic, whatever was dropped or cleared.
     pub fn mark(&self) -> u64 {
-        *self.next.lock().unwrap_or_else(|p| p.into_inner()) - 1
+        self.state().last
     }
 
+    /// How many entries were dropped to stay within the limits (since the last `clear`).
+    pub fn dropped(&self) -> u64 {
+        self.state().dropped
+    }
+
+    /// How many entries are kept now.
+    pub fn len(&self) -> usize {
+        self.state().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Approximate bytes the kept entries hold (what the byte budget bounds).
+    pub fn bytes(&self) -> usize {
+        self.state().bytes
+    }
+
+    /// Forgets every entry and the dropped count; sequence numbers keep counting.
     pub fn clear(&self) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        let mut state = self.state();
+        state.entries.clear();
+        state.bytes = 0;
+        state.dropped = 0;
     }
 
     /// HTTP Archive 1.2 export (what browsers and proxies read), from the redacted entries.
     pub fn to_har(&self, after: u64) -> serde_json::Value {
         har_of(self.since(after))
     }
+}
+
+/// `X-Registry-Auth` is base64url JSON holding a password or an identity token: only its
+/// non-secret fields (`username`, `serveraddress`) are kept, as a label.
+fn redact_registry_auth(value: &str, r: &Redactor) -> String {
+    use base64::Engine as _;
+    let engines = [
+        base64::engine::general_purpose::URL_SAFE,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::STANDARD_NO_PAD,
+    ];
+    let decoded = engines
+        .iter()
+        .find_map(|e| e.decode(value.trim()).ok())
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let Some(serde_json::Value::Object(fields)) = decoded else {
+        return format!("[redacted X-Registry-Auth, {} bytes]", value.len());
+    };
+    let mut kept = Vec::new();
+    for (k, v) in &fields {
+        let lower = k.to_ascii_lowercase();
+        match (lower.as_str(), v.as_str()) {
+            ("username" | "serveraddress", Some(text)) => {
+                let mut text = r.redact(text);
+                cap(&mut text, 256);
+                kept.push(format!("{lower}={text}"));
+            }
+            _ => kept.push(format!("{lower}=[redacted]")),
+        }
+    }
+    format!("[X-Registry-Auth {}]", kept.join(" "))
 }
 
 /// HTTP Archive 1.2 of (already redacted) entries.
@@ -423,5 +747,72 @@ mod tests {
         assert_eq!(all.len(), 3);
         assert_eq!(all[0].seq, before + 3);
         assert_eq!(j.since(before + 4).len(), 1);
+    }
+
+    #[test]
+    fn byte_budget_bounds_memory_and_counts_drops() {
+        let budget = 256 * 1024;
+        let j = Journal::with_limits(JournalLimits {
+            max_entries: 1_000_000,
+            max_bytes: budget,
+        });
+        let long = "x".repeat(10_000);
+        let total = 3_000u64;
+        let mut mid = 0;
+        for i in 0..total {
+            let mut e = entry(&format!("/v2/{i}"));
+            e.request_headers.insert("user-agent".into(), long.clone());
+            e.request_headers.insert("accept".into(), long.clone());
+            j.record(e);
+            if i == total - 11 {
+                mid = j.mark();
+            }
+        }
+        let kept = j.all();
+        // The memory proxy: what is kept, measured independently of the journal's counter.
+        let sum: usize = kept.iter().map(Entry::approx_size).sum();
+        assert!(sum <= budget, "{sum} > {budget}");
+        assert_eq!(sum, j.bytes());
+        assert!(!kept.is_empty());
+        assert_eq!(j.dropped(), total - kept.len() as u64);
+        assert_eq!(j.mark(), total);
+        // Long header values are capped with a marker saying how much was cut.
+        let ua = &kept[0].request_headers["user-agent"];
+        assert!(ua.len() < MAX_HEADER_VALUE + 32, "{}", ua.len());
+        assert!(ua.ends_with(&format!("…(+{} bytes)", 10_000 - MAX_HEADER_VALUE)));
+        // `since` across eviction: exactly the entries after the mark, in order.
+        let after = j.since(mid);
+        assert_eq!(after.len(), 10);
+        assert_eq!(after[0].seq, mid + 1);
+        assert_eq!(after[9].seq, total);
+        assert!(kept.windows(2).all(|w| w[0].seq + 1 == w[1].seq));
+        // A mark older than anything kept returns what is kept.
+        assert_eq!(j.since(1).len(), kept.len());
+    }
+
+    #[test]
+    fn entry_bound_is_a_ring_and_clear_keeps_sequence() {
+        let j = Journal::with_capacity(100);
+        for i in 0..1_000 {
+            j.record(entry(&format!("/v2/{i}")));
+        }
+        assert_eq!(j.len(), 100);
+        assert_eq!(j.dropped(), 900);
+        assert_eq!(j.all()[0].seq, 901);
+        j.clear();
+        assert_eq!((j.len(), j.dropped(), j.bytes()), (0, 0, 0));
+        assert_eq!(j.record(entry("/v2/x")), 1_001);
+        assert_eq!(j.since(1_000).len(), 1);
+    }
+
+    #[test]
+    fn an_off_journal_keeps_nothing_but_counts() {
+        let j = Journal::with_limits(JournalLimits::OFF);
+        for i in 0..10 {
+            j.record(entry(&format!("/v2/{i}")));
+        }
+        assert!(j.is_empty());
+        assert_eq!(j.dropped(), 10);
+        assert_eq!(j.mark(), 10);
     }
 }

@@ -30,8 +30,28 @@ use tower::ServiceExt;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for open connections to finish before closing them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// How long an HTTP/1 client has to send a request's headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client has to send its first bytes, and an HTTP/1 client each request's headers
+/// (an idle keep-alive connection waits for the next request's headers, so it closes too).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The time limits every listener applies to a connection (`docs/limits.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// TLS handshake ([`HANDSHAKE_TIMEOUT`]).
+    pub handshake: Duration,
+    /// First bytes of a connection, then each HTTP/1 request's headers, including the wait
+    /// for the next request on a kept-alive connection ([`HEADER_READ_TIMEOUT`]).
+    pub header_read: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            handshake: HANDSHAKE_TIMEOUT,
+            header_read: HEADER_READ_TIMEOUT,
+        }
+    }
+}
 /// Pause after an accept error (such as `EMFILE`) before accepting again.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 
@@ -85,8 +105,19 @@ pub async fn serve(
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with_limits(listener, tls, app, shutdown, ConnectionLimits::default()).await
+}
+
+/// [`serve`] with explicit connection time limits.
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: ConnectionLimits,
+) -> std::io::Result<()> {
     let acceptor = tls.map(TlsAcceptor::from);
-    let builders = Arc::new(Builders::new());
+    let builders = Arc::new(Builders::new(limits));
     let graceful = GracefulShutdown::new();
     // Cancels TLS handshakes in progress when shutdown starts.
     let stopping = CancellationToken::new();
@@ -140,18 +171,19 @@ pub async fn serve(
 struct Builders {
     auto: auto::Builder<TokioExecutor>,
     h2: auto::Builder<TokioExecutor>,
+    limits: ConnectionLimits,
 }
 
 impl Builders {
-    fn new() -> Self {
+    fn new(limits: ConnectionLimits) -> Self {
         let mut auto = auto::Builder::new(TokioExecutor::new());
         auto.http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .header_read_timeout(limits.header_read)
             .keep_alive(true);
         auto.http2().timer(TokioTimer::new());
         let h2 = auto.clone().http2_only();
-        Self { auto, h2 }
+        Self { auto, h2, limits }
     }
 }
 
@@ -196,7 +228,7 @@ impl Connection {
             Some(acceptor) => {
                 let handshake = tokio::select! {
                     () = self.stopping.cancelled() => return,
-                    r = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+                    r = tokio::time::timeout(self.builders.limits.handshake, acceptor.accept(stream)) => r,
                 };
                 let stream = match handshake {
                     Ok(Ok(stream)) => stream,
@@ -245,7 +277,9 @@ impl Connection {
                 Err(never) => match never {},
             });
         let service = TowerToHyperService::new(service);
-        let io = TokioIo::new(io);
+        // hyper's header timeout starts once the protocol is known; telling HTTP/1 from
+        // HTTP/2 waits for the first bytes, so those get the same limit.
+        let io = TokioIo::new(FirstReadTimeout::new(io, self.builders.limits.header_read));
         // A client that chose HTTP/2 by ALPN gets it without sniffing its preface.
         let builder = if h2_by_alpn {
             &self.builders.h2
@@ -259,5 +293,90 @@ impl Connection {
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
+    }
+}
+
+/// Fails the first read of a connection that brings no bytes within the limit; later reads
+/// pass through untouched.
+struct FirstReadTimeout<IO> {
+    io: IO,
+    deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<IO> FirstReadTimeout<IO> {
+    fn new(io: IO, limit: Duration) -> Self {
+        Self {
+            io,
+            deadline: Some(Box::pin(tokio::time::sleep(limit))),
+        }
+    }
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for FirstReadTimeout<IO> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if result.is_err() || buf.filled().len() > before {
+                    self.deadline = None;
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                let expired = self
+                    .deadline
+                    .as_mut()
+                    .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+                if !expired {
+                    return Poll::Pending;
+                }
+                self.deadline = None;
+                Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no request bytes within the header read timeout",
+                )))
+            }
+        }
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for FirstReadTimeout<IO> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
     }
 }

@@ -2,6 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use fake_registry::journal::JournalLimits;
 use fake_registry::{FakeRegistry, RegistryOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -62,6 +63,21 @@ struct ServeArgs {
     /// holds the blob (off by default, as in CNCF distribution ≥ 2.8).
     #[arg(long)]
     automatic_mount: bool,
+    /// Most request-journal entries kept (oldest dropped first); 0 turns the journal off.
+    #[arg(long, value_name = "N", default_value_t = JournalLimits::DEFAULT.max_entries)]
+    journal_entries: usize,
+    /// Most bytes the request journal keeps (approximate; oldest dropped first).
+    #[arg(long, value_name = "BYTES", default_value_t = JournalLimits::DEFAULT.max_bytes)]
+    journal_bytes: usize,
+}
+
+impl ServeArgs {
+    fn journal_limits(&self) -> JournalLimits {
+        JournalLimits {
+            max_entries: self.journal_entries,
+            max_bytes: self.journal_bytes,
+        }
+    }
 }
 
 #[tokio::main]
@@ -80,7 +96,7 @@ async fn main() -> Result<()> {
 
 async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(path) = &args.config {
-        return serve_fleet(path, args.state_dir.clone()).await;
+        return serve_fleet(path, args.state_dir.clone(), args.journal_limits()).await;
     }
     let options = RegistryOptions {
         max_manifest_bytes: args.max_manifest_bytes,
@@ -89,7 +105,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         automatic_mount: args.automatic_mount,
         ..RegistryOptions::default()
     };
-    let mut builder = FakeRegistry::builder().listen(args.listen).options(options);
+    let mut builder = FakeRegistry::builder()
+        .listen(args.listen)
+        .options(options)
+        .journal_limits(args.journal_limits());
     if let Some(dir) = &args.storage {
         builder = builder.storage_dir(dir);
     }
@@ -109,7 +128,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-async fn serve_fleet(path: &std::path::Path, state_dir: Option<PathBuf>) -> Result<()> {
+async fn serve_fleet(
+    path: &std::path::Path,
+    state_dir: Option<PathBuf>,
+    journal_limits: JournalLimits,
+) -> Result<()> {
     use fake_registry::config::FleetConfig;
     use fake_registry::fleet::{Fleet, FleetOptions};
     let config = FleetConfig::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -123,7 +146,9 @@ async fn serve_fleet(path: &std::path::Path, state_dir: Option<PathBuf>) -> Resu
     let state_dir = state_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("fake-registry-{}", std::process::id()))
     });
-    let fleet = Fleet::start(hosts, FleetOptions::new(&state_dir))
+    let mut options = FleetOptions::new(&state_dir);
+    options.journal_limits = journal_limits;
+    let fleet = Fleet::start(hosts, options)
         .await
         .context("starting the fleet")?;
     let ready = serde_json::json!({

@@ -4,7 +4,8 @@
 use crate::api::{Registry, RegistryOptions};
 use crate::auth::{Clock, Directory, TokenIssuer};
 use crate::fixtures::Image;
-use crate::journal::Journal;
+use crate::journal::{Journal, JournalLimits};
+use crate::listener::ConnectionLimits;
 use crate::profile::acr::{Acr, AcrOptions};
 use crate::profile::bearer::{Bearer, BearerOptions};
 use crate::profile::dockerhub::{Dockerhub, DockerhubOptions};
@@ -34,6 +35,8 @@ impl FakeRegistry {
             auth: ProfileChoice::Open,
             clock: Clock::system(),
             journal: None,
+            journal_limits: JournalLimits::DEFAULT,
+            connection_limits: ConnectionLimits::default(),
         }
     }
 }
@@ -106,6 +109,8 @@ pub struct FakeRegistryBuilder {
     auth: ProfileChoice,
     clock: Clock,
     journal: Option<Arc<Journal>>,
+    journal_limits: JournalLimits,
+    connection_limits: ConnectionLimits,
 }
 
 impl FakeRegistryBuilder {
@@ -159,6 +164,20 @@ impl FakeRegistryBuilder {
         self
     }
 
+    /// Bounds of this registry's own journal (ignored with [`Self::journal`]);
+    /// [`JournalLimits::OFF`] records nothing.
+    pub fn journal_limits(mut self, limits: JournalLimits) -> Self {
+        self.journal_limits = limits;
+        self
+    }
+
+    /// Connection time limits (header read, idle keep-alive); default
+    /// [`ConnectionLimits::default`], as a fleet's listeners.
+    pub fn connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.connection_limits = limits;
+        self
+    }
+
     /// The clock tokens and credentials expire by (default: system time).
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
@@ -195,15 +214,15 @@ impl FakeRegistryBuilder {
     /// Binds, seeds and starts serving; returns once connections are accepted.
     pub async fn start(self) -> Result<RunningRegistry, StartError> {
         let storage: Arc<dyn Storage> = match &self.storage_dir {
-            Some(dir) => {
-                Arc::new(
-                    DiskStorage::open(dir).map_err(|source| StartError::Storage {
+            Some(dir) => Arc::new(
+                DiskStorage::open_with_clock(dir, self.clock.clone()).map_err(|source| {
+                    StartError::Storage {
                         dir: dir.clone(),
                         source,
-                    })?,
-                )
-            }
-            None => Arc::new(MemoryStorage::new()),
+                    }
+                })?,
+            ),
+            None => Arc::new(MemoryStorage::with_clock(self.clock.clone())),
         };
         for seed in &self.seeds {
             push_image(storage.as_ref(), &seed.repository, &seed.tag, &seed.image)
@@ -214,7 +233,7 @@ impl FakeRegistryBuilder {
                     reason,
                 })?;
         }
-        let registry = Registry::new(storage, self.options);
+        let registry = Registry::with_clock(storage, self.options, self.clock.clone());
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -225,7 +244,9 @@ impl FakeRegistryBuilder {
             addr: self.listen,
             source,
         })?;
-        let journal = self.journal.unwrap_or_default();
+        let journal = self
+            .journal
+            .unwrap_or_else(|| Arc::new(Journal::with_limits(self.journal_limits)));
         let profile = build_profile(self.auth, &self.name, &self.clock, &journal)?;
         // One address, no storage host: this registry never redirects blob downloads (a
         // fleet does, for ACR and ECR).
@@ -238,11 +259,15 @@ impl FakeRegistryBuilder {
         ));
         let (tx, rx) = oneshot::channel::<()>();
         let app = vhost.router();
+        // The same accept loop as a fleet's: handshake, header-read and idle limits included.
+        let limits = self.connection_limits;
         let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+            let shutdown = async {
                 let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
+            };
+            if let Err(e) =
+                crate::listener::serve_with_limits(listener, None, app, shutdown, limits).await
+            {
                 tracing::error!(error = %e, "server stopped");
             }
         });

@@ -533,3 +533,42 @@ async fn exchange_turns_an_aad_token_into_a_refresh_token() {
         Some("alice")
     );
 }
+
+/// Minted refresh tokens are recognised by shape and signing key, not stored one by one: the
+/// redactor's store does not grow with the tokens a run mints, and each is still redacted.
+#[test]
+fn minting_many_refresh_tokens_keeps_the_redactor_bounded() {
+    use fake_registry::auth::TokenIssuer;
+    use fake_registry::journal::Redactor;
+    use fake_registry::profile::acr::Acr;
+    use std::sync::Arc;
+    let clock = Clock::system();
+    let redactor = Arc::new(Redactor::default());
+    let issuer =
+        Arc::new(TokenIssuer::generate("Azure Container Registry", clock.clone()).unwrap());
+    redactor.claim_issuer(issuer.kid(), "acr");
+    let dir = directory(&clock, 0);
+    let acr = Acr::new(
+        AcrOptions::new(LOGIN),
+        dir.clone(),
+        issuer,
+        redactor.clone(),
+    );
+    let before = redactor.stored_secrets();
+    let p = &dir.principals[0];
+    let mut first = String::new();
+    let mut last = String::new();
+    for i in 0..50_000 {
+        let t = acr.mint_refresh_token(p).expect("mint");
+        if i == 0 {
+            first = t.clone();
+        }
+        last = t;
+    }
+    assert_eq!(redactor.stored_secrets(), before);
+    for t in [&first, &last] {
+        let out = redactor.redact(&format!("q=1&x={t}&y=2"));
+        assert!(!out.contains(t.as_str()));
+        assert!(out.contains("[token issued by acr (sub "), "{out}");
+    }
+}

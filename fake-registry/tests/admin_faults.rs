@@ -90,6 +90,7 @@ fn admin_url(fleet: &RunningFleet, path: &str) -> String {
 async fn add_fault(fleet: &RunningFleet, rule: Value) -> String {
     let r = admin()
         .post(admin_url(fleet, "/_regcompat/faults"))
+        .header("content-type", "application/json")
         .body(rule.to_string())
         .send()
         .await
@@ -279,6 +280,7 @@ async fn faults_are_added_listed_removed_cleared_and_reset() {
     ] {
         let r = a
             .post(admin_url(&fleet, "/_regcompat/faults"))
+            .header("content-type", "application/json")
             .body(rule.to_string())
             .send()
             .await
@@ -609,4 +611,90 @@ action = { type = "status", code = 418 }
     let list = fleet.faults().list();
     assert_eq!(list[0].config.matcher.host.as_deref(), Some("beta"));
     fleet.shutdown().await;
+}
+
+/// DNS rebinding and cross-origin writes: a `Host` that is not the admin listener's own gets
+/// 403 (the journal stays unreachable), a write from another `Origin` gets 403, a `POST` body
+/// that is not `application/json` gets 415 — and none of them changed anything.
+#[tokio::test]
+async fn admin_refuses_foreign_hosts_cross_origin_writes_and_non_json_bodies() {
+    let (fleet, _d) = start(232).await;
+    let a = admin();
+    let base = fleet.admin_url().unwrap();
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    add_fault(&fleet, json!({"id": "kept", "action": {"type": "reset"}})).await;
+
+    // Host checks: rebinding names are refused, the listener's own names answer.
+    for host in [
+        format!("attacker.example:{port}"),
+        "attacker.example".to_owned(),
+        format!("127.0.0.1:{}", port.parse::<u16>().unwrap() + 1),
+        String::new(),
+    ] {
+        let r = a
+            .get(format!("{base}/_regcompat/journal"))
+            .header("host", &host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "Host {host:?}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("\"entries\""), "{body}");
+    }
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let r = a
+            .get(format!("{base}/_regcompat/journal"))
+            .header("host", &host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "Host {host:?}");
+    }
+
+    // Cross-origin writes, even well-formed ones, are refused.
+    for (method, path) in [
+        (reqwest::Method::POST, "/_regcompat/reset"),
+        (reqwest::Method::POST, "/_regcompat/faults"),
+        (reqwest::Method::DELETE, "/_regcompat/faults"),
+    ] {
+        let r = a
+            .request(method.clone(), format!("{base}{path}"))
+            .header("origin", "http://attacker.example")
+            .header("content-type", "application/json")
+            .body(json!({"action": {"type": "reset"}}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {path}");
+    }
+    // The form a cross-origin page can send without a preflight: text/plain.
+    for path in ["/_regcompat/reset", "/_regcompat/faults"] {
+        let r = a
+            .post(format!("{base}{path}"))
+            .header("content-type", "text/plain")
+            .body(json!({"action": {"type": "reset"}}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path}");
+        let r = a
+            .post(format!("{base}{path}"))
+            .body(json!({"action": {"type": "reset"}}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path}");
+    }
+    let ids: Vec<String> = fleet.faults().list().iter().map(|f| f.id.clone()).collect();
+    assert_eq!(ids, vec!["kept".to_owned()], "nothing was changed");
+
+    // The admin's own origin may write.
+    let r = a
+        .post(format!("{base}/_regcompat/reset"))
+        .header("origin", base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(fleet.faults().list().is_empty());
 }

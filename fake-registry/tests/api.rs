@@ -894,3 +894,145 @@ async fn seeded_fixture_is_pullable_end_to_end() {
         );
     }
 }
+
+/// Upload sessions expire (distribution's upload purging): one started more than the limit
+/// ago is gone — `BLOB_UPLOAD_UNKNOWN`, data deleted — while a younger one stays. Time is the
+/// registry's manual clock; the purge pass runs when a session is created.
+#[rstest::rstest]
+#[case::memory(false)]
+#[case::disk(true)]
+#[tokio::test]
+async fn upload_sessions_expire_by_the_clock(#[case] disk: bool) {
+    use fake_registry::auth::Clock;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clock = Clock::manual(1_700_000_000);
+    let mut builder = FakeRegistry::builder().clock(clock.clone());
+    if disk {
+        builder = builder.storage_dir(dir.path());
+    }
+    let reg = builder.start().await.expect("registry starts");
+    let (c, base) = (client(), reg.url());
+    let start = |repo: &'static str| {
+        let (c, base) = (c.clone(), base.clone());
+        async move {
+            let r = c
+                .post(format!("{base}/v2/{repo}/blobs/uploads/"))
+                .send()
+                .await
+                .expect("POST");
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            let location = header(&r, "location").to_owned();
+            let r = c
+                .patch(format!("{base}{location}"))
+                .header("content-type", "application/octet-stream")
+                .body(b"some bytes".to_vec())
+                .send()
+                .await
+                .expect("PATCH");
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            location
+        }
+    };
+    let status = |location: String| {
+        let (c, base) = (c.clone(), base.clone());
+        async move {
+            let r = c
+                .get(format!("{base}{location}"))
+                .send()
+                .await
+                .expect("GET");
+            let s = r.status();
+            (s, r.text().await.unwrap_or_default())
+        }
+    };
+    let old = start("exp/old").await;
+    clock.advance(30 * 60);
+    let young = start("exp/young").await;
+    clock.advance(45 * 60);
+    // `old` is 75 min old, `young` 45: the next session creation purges `old` only.
+    let newest = start("exp/newest").await;
+    let (s, body) = status(old.clone()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    assert!(body.contains("BLOB_UPLOAD_UNKNOWN"), "{body}");
+    assert_eq!(status(young.clone()).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(status(newest).await.0, StatusCode::NO_CONTENT);
+    if disk {
+        let sessions = std::fs::read_dir(dir.path().join("uploads"))
+            .expect("uploads dir")
+            .count();
+        assert_eq!(sessions, 2, "the expired session's data is deleted");
+    }
+    // Finishing the expired session is refused too.
+    let r = c
+        .put(format!(
+            "{base}{old}?digest={}",
+            Digest::sha256(b"some bytes")
+        ))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    reg.shutdown().await;
+}
+
+/// `serve --listen`'s listener applies the header-read limit (a shortened one here): a
+/// connection that sends half a request line, one that sends nothing, and one idle after a
+/// request are all closed by the server. Bounded waits, no timing assertion.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed() {
+    use fake_registry::listener::ConnectionLimits;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let reg = FakeRegistry::builder()
+        .connection_limits(ConnectionLimits {
+            header_read: Duration::from_millis(300),
+            ..ConnectionLimits::default()
+        })
+        .start()
+        .await
+        .expect("registry starts");
+    // Reads until the server closes (EOF or reset); the bound only keeps a broken server
+    // from hanging the test.
+    async fn closed_by_server(mut s: tokio::net::TcpStream) -> Vec<u8> {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        let read_all = async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), read_all)
+            .await
+            .expect("the server closes the connection");
+        seen
+    }
+    let mut partial = tokio::net::TcpStream::connect(reg.addr()).await.unwrap();
+    partial.write_all(b"GET /v2/ HT").await.unwrap();
+    let silent = tokio::net::TcpStream::connect(reg.addr()).await.unwrap();
+    let mut idle = tokio::net::TcpStream::connect(reg.addr()).await.unwrap();
+    idle.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (partial, silent, idle) = tokio::join!(
+        closed_by_server(partial),
+        closed_by_server(silent),
+        closed_by_server(idle)
+    );
+    assert!(silent.is_empty());
+    let idle = String::from_utf8_lossy(&idle);
+    assert!(idle.starts_with("HTTP/1.1 200"), "{idle}");
+    // A partial request line gets at most an error status, never a served request.
+    let partial = String::from_utf8_lossy(&partial);
+    assert!(
+        partial.is_empty() || partial.starts_with("HTTP/1.1 408"),
+        "{partial}"
+    );
+    assert!(
+        reg.journal().all().iter().all(|e| e.path == "/v2/"),
+        "only the complete request was served"
+    );
+    assert_eq!(reg.journal().all().len(), 1);
+}

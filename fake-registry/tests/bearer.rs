@@ -397,3 +397,82 @@ async fn unknown_service_and_grant_type_are_400() {
         "unsupported_grant_type"
     );
 }
+
+/// Issued tokens are recognised wherever a client puts them (a query parameter, another
+/// header); `X-Registry-Auth` keeps only its non-secret fields; an `Authorization` value
+/// without a scheme is never stored.
+#[tokio::test]
+async fn issued_tokens_and_registry_auth_never_reach_the_journal() {
+    let reg = start(Clock::system()).await;
+    let c = reqwest::Client::new();
+    let r = token_get(&reg, "repository:team/app:pull", Some(&basic("ci", SECRET))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body: Value = r.json().await.unwrap();
+    let token = body["token"].as_str().expect("token").to_owned();
+    let xra_password = "xra-Passw0rd-not-registered";
+    let xra = base64::engine::general_purpose::URL_SAFE.encode(
+        serde_json::json!({"username": "ci", "password": xra_password, "serveraddress": "registry.test"})
+            .to_string(),
+    );
+    let r = c
+        .get(format!(
+            "{}/v2/team/app/tags/list?n=5&hint={token}",
+            reg.url()
+        ))
+        .header("authorization", format!("Bearer {token}"))
+        .header("x-registry-auth", &xra)
+        .header("user-agent", format!("client/1.0 (token {token})"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let schemeless = "NoSchemeS3cretValue-123";
+    let r = c
+        .get(format!("{}/v2/team/app/tags/list", reg.url()))
+        .header("authorization", schemeless)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = c
+        .get(format!("{}/v2/team/app/tags/list", reg.url()))
+        .header("authorization", format!("{schemeless} extra"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+
+    let entries = reg.journal().all();
+    let json = serde_json::to_string(&entries).unwrap();
+    let har = reg.journal().to_har(0).to_string();
+    for text in [&json, &har] {
+        for secret in [
+            token.as_str(),
+            xra_password,
+            xra.as_str(),
+            schemeless,
+            SECRET,
+        ] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+    }
+    let tagged = entries
+        .iter()
+        .find(|e| e.request_headers.contains_key("x-registry-auth"))
+        .expect("journaled");
+    assert_eq!(
+        tagged.request_headers["x-registry-auth"],
+        "[X-Registry-Auth password=[redacted] serveraddress=registry.test username=ci]"
+    );
+    assert!(
+        tagged
+            .query
+            .as_deref()
+            .is_some_and(|q| q.contains("hint=[token issued by generic (sub ci-bot)]")),
+        "{:?}",
+        tagged.query
+    );
+    let schemes: Vec<&str> = entries.iter().map(|e| e.auth.scheme.as_str()).collect();
+    assert!(schemes.contains(&"(no scheme)"), "{schemes:?}");
+    assert!(schemes.contains(&"(unknown scheme)"), "{schemes:?}");
+}

@@ -297,3 +297,80 @@ async fn parallel_uploads_all_land(#[case] backend: Backend) {
         .await
         .unwrap_or_else(|_| panic!("{backend:?}: 32 uploads and checks exceeded {DEADLINE:?}"));
 }
+
+const RACERS: usize = 8;
+const ROUNDS: u64 = 20;
+
+/// 8 final `PUT`s of one session at once, 20 rounds: exactly one stores the blob (201), the
+/// others get `BLOB_UPLOAD_UNKNOWN`, and the blob reads back whole.
+async fn racing_final_puts(backend: Backend) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reg = start(backend, dir.path()).await;
+    let base = reg.url();
+    // No pooled connections: a loser's connection is closed by the server after its 404
+    // (its body was never read), and reusing it would race that close.
+    let c = Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    for round in 0..ROUNDS {
+        let data = Arc::new(content(1_000 + round, 64 * 1024 + round as usize));
+        let digest = sha256(&data);
+        let r = c
+            .post(format!("{base}/v2/race/app/blobs/uploads/"))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let url = with_digest(&base, &header(&r, "location"), &digest);
+        let barrier = Arc::new(Barrier::new(RACERS));
+        let mut set = JoinSet::new();
+        for _ in 0..RACERS {
+            let (c, url, data, barrier) = (c.clone(), url.clone(), data.clone(), barrier.clone());
+            set.spawn(async move {
+                barrier.wait().await;
+                let r = c
+                    .put(&url)
+                    .header("content-type", "application/octet-stream")
+                    .body(data.to_vec())
+                    .send()
+                    .await
+                    .expect("PUT");
+                let status = r.status();
+                (status, r.text().await.unwrap_or_default())
+            });
+        }
+        let mut created = 0;
+        while let Some(joined) = set.join_next().await {
+            let (status, body) = joined.expect("task");
+            match status {
+                StatusCode::CREATED => created += 1,
+                StatusCode::NOT_FOUND => assert!(
+                    body.contains("BLOB_UPLOAD_UNKNOWN"),
+                    "{backend:?} round {round}: {body}"
+                ),
+                other => panic!("{backend:?} round {round}: {other} {body}"),
+            }
+        }
+        assert_eq!(created, 1, "{backend:?} round {round}: one 201");
+        let r = c
+            .get(format!("{base}/v2/race/app/blobs/{digest}"))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(r.status(), StatusCode::OK, "{backend:?} round {round}");
+        let body = r.bytes().await.expect("body");
+        assert_eq!(sha256(&body), digest, "{backend:?} round {round}");
+    }
+    reg.shutdown().await;
+}
+
+#[rstest]
+#[case::memory(Backend::Memory)]
+#[case::disk(Backend::Disk)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_final_puts_store_the_blob_once(#[case] backend: Backend) {
+    tokio::time::timeout(DEADLINE, racing_final_puts(backend))
+        .await
+        .unwrap_or_else(|_| panic!("{backend:?}: racing PUTs exceeded {DEADLINE:?}"));
+}

@@ -8,6 +8,7 @@ mod referrers;
 pub mod route;
 mod uploads;
 
+use crate::auth::Clock;
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::names;
 use crate::storage::{ByteStream, Storage};
@@ -19,6 +20,13 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use route::Route;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// How long an upload session lives by default (distribution purges after a week; a test
+/// registry keeps less).
+pub const DEFAULT_UPLOAD_EXPIRY_SECS: i64 = 3600;
+/// Longest time between purge passes (they run when a session is created).
+const MAX_PURGE_INTERVAL_SECS: i64 = 60;
 
 /// Behaviour switches of the core registry (vendor profiles add their own on top).
 #[derive(Debug, Clone)]
@@ -36,6 +44,9 @@ pub struct RegistryOptions {
     pub automatic_mount: bool,
     /// Cap on `n` for tag and catalog pages (ECR caps at 1000), `None` = no cap.
     pub page_cap: Option<usize>,
+    /// Upload sessions older than this many seconds are purged (distribution's upload
+    /// purging; default one hour); `None` keeps them forever.
+    pub upload_expiry_secs: Option<i64>,
 }
 
 impl Default for RegistryOptions {
@@ -46,6 +57,7 @@ impl Default for RegistryOptions {
             allow_sparse_index: false,
             automatic_mount: false,
             page_cap: None,
+            upload_expiry_secs: Some(DEFAULT_UPLOAD_EXPIRY_SECS),
         }
     }
 }
@@ -59,12 +71,51 @@ pub struct Registry {
 struct Inner {
     storage: Arc<dyn Storage>,
     options: RegistryOptions,
+    /// The clock upload expiry goes by (the storage's, so session ages agree).
+    clock: Clock,
+    /// Clock time before which no purge pass runs again.
+    next_purge: AtomicI64,
 }
 
 impl Registry {
     pub fn new(storage: Arc<dyn Storage>, options: RegistryOptions) -> Self {
+        Self::with_clock(storage, options, Clock::system())
+    }
+
+    /// A registry whose upload expiry goes by `clock` (give the storage the same clock).
+    pub fn with_clock(storage: Arc<dyn Storage>, options: RegistryOptions, clock: Clock) -> Self {
         Self {
-            inner: Arc::new(Inner { storage, options }),
+            inner: Arc::new(Inner {
+                storage,
+                options,
+                clock,
+                next_purge: AtomicI64::new(i64::MIN),
+            }),
+        }
+    }
+
+    /// Purges expired upload sessions, at most once per interval (a fraction of the expiry,
+    /// at most a minute). Called when a session is created; failures are logged only.
+    pub async fn purge_expired_uploads(&self) {
+        let Some(expiry) = self.inner.options.upload_expiry_secs else {
+            return;
+        };
+        let now = self.inner.clock.now();
+        let due = self.inner.next_purge.load(Ordering::SeqCst);
+        let interval = (expiry / 4).clamp(1, MAX_PURGE_INTERVAL_SECS);
+        if now < due
+            || self
+                .inner
+                .next_purge
+                .compare_exchange(due, now + interval, Ordering::SeqCst, Ordering::SeqCst)
+                .is_err()
+        {
+            return;
+        }
+        match self.inner.storage.purge_uploads(expiry).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "expired upload sessions purged"),
+            Err(e) => tracing::warn!(error = %e, "purging expired upload sessions failed"),
         }
     }
 

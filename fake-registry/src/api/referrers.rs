@@ -20,45 +20,24 @@ pub(super) async fn list(
     let subject: Digest = digest.parse()?;
     let q = query_pairs(req);
     let filter = query_param(&q, "artifactType");
-    let subject_text = subject.to_string();
 
+    // From the storage's referrers index: no manifest is parsed per request.
     let mut descriptors: Vec<Value> = Vec::new();
-    for m in reg.storage().list_manifests(name).await? {
-        let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(&m.bytes) else {
-            continue;
-        };
-        let refers = doc
-            .get("subject")
-            .and_then(|s| s.get("digest"))
-            .and_then(Value::as_str)
-            .is_some_and(|d| d == subject_text);
-        if !refers {
-            continue;
-        }
-        // Spec: artifactType, else the config's media type (image manifests only).
-        let artifact_type = doc
-            .get("artifactType")
-            .and_then(Value::as_str)
-            .or_else(|| {
-                doc.get("config")
-                    .and_then(|c| c.get("mediaType"))
-                    .and_then(Value::as_str)
-            })
-            .map(str::to_owned);
+    for r in reg.storage().referrers(name, &subject).await? {
         if let Some(f) = &filter
-            && artifact_type.as_deref() != Some(f.as_str())
+            && r.artifact_type.as_deref() != Some(f.as_str())
         {
             continue;
         }
         let mut d = Map::new();
-        d.insert("mediaType".into(), Value::String(m.media_type.clone()));
-        d.insert("digest".into(), Value::String(m.digest.to_string()));
-        d.insert("size".into(), Value::from(m.bytes.len()));
-        if let Some(at) = artifact_type {
+        d.insert("mediaType".into(), Value::String(r.media_type));
+        d.insert("digest".into(), Value::String(r.digest.to_string()));
+        d.insert("size".into(), Value::from(r.size));
+        if let Some(at) = r.artifact_type {
             d.insert("artifactType".into(), Value::String(at));
         }
-        if let Some(a) = doc.get("annotations").filter(|a| a.is_object()) {
-            d.insert("annotations".into(), a.clone());
+        if let Some(a) = r.annotations {
+            d.insert("annotations".into(), a);
         }
         descriptors.push(Value::Object(d));
     }

@@ -38,6 +38,8 @@ pub(super) async fn start(
         // Spec: when the mount cannot be done, fall back to an ordinary upload session.
     }
 
+    // New sessions are when old ones are purged (as distribution's purge runs on a timer).
+    reg.purge_expired_uploads().await;
     let declared_len = content_length(&req.headers)?;
     if let Some(d) = query_param(&q, "digest") {
         // Monolithic upload: the whole blob in this one request.
@@ -48,10 +50,7 @@ pub(super) async fn start(
             expected_offset: None,
             expected_len: declared_len,
         };
-        let outcome = match storage.append_upload(&id, chunk).await {
-            Ok(_) => storage.commit_upload(&id, &digest).await,
-            Err(e) => Err(e),
-        };
+        let outcome = storage.finish_upload(&id, chunk, &digest).await;
         if outcome.is_err() {
             let _ = storage.cancel_upload(&id).await;
         }
@@ -117,12 +116,10 @@ pub(super) async fn session(
                 })?
                 .parse()?;
             let chunk = chunk_of(req, body)?;
+            // Append and commit under one hold of the session: of concurrent final PUTs one
+            // wins, the others get BLOB_UPLOAD_UNKNOWN.
             storage
-                .append_upload(id, chunk)
-                .await
-                .map_err(|e| upload_error(e, id))?;
-            storage
-                .commit_upload(id, &digest)
+                .finish_upload(id, chunk, &digest)
                 .await
                 .map_err(|e| upload_error(e, id))?;
             Ok(created(name, &digest))

@@ -14,6 +14,26 @@ pub use token::{Claims, TokenError, TokenIssuer};
 
 use base64::Engine as _;
 
+/// Authorization schemes (IANA's registry, plus AWS SigV4 and GitHub's `token`) whose name
+/// the journal may show.
+const KNOWN_SCHEMES: &[&str] = &[
+    "aws4-hmac-sha256",
+    "concealed",
+    "digest",
+    "dpop",
+    "gnap",
+    "hoba",
+    "mutual",
+    "negotiate",
+    "ntlm",
+    "oauth",
+    "privatetoken",
+    "scram-sha-1",
+    "scram-sha-256",
+    "token",
+    "vapid",
+];
+
 /// Credentials presented in an `Authorization` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Presented {
@@ -35,7 +55,13 @@ impl Presented {
         else {
             return Presented::None;
         };
-        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        let Some((scheme, rest)) = value.trim().split_once(' ') else {
+            // No scheme: the whole value may be a secret, so none of it is kept.
+            return match value.trim().to_ascii_lowercase().as_str() {
+                s @ ("basic" | "bearer") => Presented::Other(format!("{s} (no credentials)")),
+                _ => Presented::Other("(no scheme)".into()),
+            };
+        };
         match scheme.to_ascii_lowercase().as_str() {
             "basic" => {
                 let decoded = base64::engine::general_purpose::STANDARD
@@ -51,7 +77,9 @@ impl Presented {
                 }
             }
             "bearer" => Presented::Bearer(rest.trim().to_owned()),
-            other => Presented::Other(other.to_owned()),
+            // Only registered scheme names are kept: anything else may be a secret.
+            other if KNOWN_SCHEMES.contains(&other) => Presented::Other(other.to_owned()),
+            _ => Presented::Other("(unknown scheme)".into()),
         }
     }
 }

@@ -253,3 +253,88 @@ async fn disk_storage_survives_reopen_with_sessions_and_content() {
         .await
         .unwrap();
 }
+
+/// A manifest with a subject, as referrers are.
+fn referrer(subject: &Digest, n: u32) -> StoredManifest {
+    let bytes = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": format!("application/x.test.{n}"),
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2},
+        "layers": [],
+        "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject.to_string(), "size": 1},
+    })
+    .to_string();
+    StoredManifest {
+        digest: Digest::sha256(bytes.as_bytes()),
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        bytes: Bytes::from(bytes),
+    }
+}
+
+#[rstest]
+#[case::memory(Backend::Memory)]
+#[case::disk(Backend::Disk)]
+#[tokio::test]
+async fn referrers_come_from_an_index_kept_on_put_and_delete(#[case] backend: Backend) {
+    let subject = Digest::sha256(b"the subject");
+    let other = Digest::sha256(b"another subject");
+    let s = open(backend);
+    let s = s.storage.as_ref();
+    let (a, b, c) = (
+        referrer(&subject, 1),
+        referrer(&subject, 2),
+        referrer(&other, 3),
+    );
+    for m in [&a, &b, &c] {
+        s.put_manifest("app", m.clone(), &[]).await.unwrap();
+    }
+    let digests = |v: Vec<Referrer>| v.into_iter().map(|r| r.digest).collect::<Vec<_>>();
+    let mut want = vec![a.digest.clone(), b.digest.clone()];
+    want.sort();
+    assert_eq!(digests(s.referrers("app", &subject).await.unwrap()), want);
+    let got = s.referrers("app", &other).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].artifact_type.as_deref(),
+        Some("application/x.test.3")
+    );
+    assert_eq!(got[0].size, c.bytes.len() as u64);
+    // Kept up to date: a put after the first query, a delete.
+    let d = referrer(&subject, 4);
+    s.put_manifest("app", d.clone(), &[]).await.unwrap();
+    assert!(s.delete_manifest("app", &a.digest).await.unwrap());
+    let mut want = vec![b.digest.clone(), d.digest.clone()];
+    want.sort();
+    assert_eq!(digests(s.referrers("app", &subject).await.unwrap()), want);
+    assert!(s.referrers("elsewhere", &subject).await.unwrap().is_empty());
+}
+
+/// Queries parse nothing: each manifest is parsed once, however often referrers are asked.
+#[tokio::test]
+async fn referrer_queries_parse_no_manifest() {
+    let subject = Digest::sha256(b"the subject");
+    let memory = MemoryStorage::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = DiskStorage::open(dir.path()).unwrap();
+    for n in 0..5 {
+        let m = referrer(&subject, n);
+        memory.put_manifest("app", m.clone(), &[]).await.unwrap();
+        disk.put_manifest("app", m, &[]).await.unwrap();
+    }
+    for _ in 0..20 {
+        assert_eq!(memory.referrers("app", &subject).await.unwrap().len(), 5);
+        assert_eq!(disk.referrers("app", &subject).await.unwrap().len(), 5);
+    }
+    assert_eq!(memory.referrer_parses("app"), 5);
+    assert_eq!(disk.referrer_parses("app").await, 5);
+    // A re-put of the same content (a new tag) parses nothing either.
+    let m = referrer(&subject, 0);
+    memory
+        .put_manifest("app", m.clone(), &["t".into()])
+        .await
+        .unwrap();
+    disk.put_manifest("app", m, &["t".into()]).await.unwrap();
+    assert_eq!(memory.referrer_parses("app"), 5);
+    assert_eq!(disk.referrer_parses("app").await, 5);
+}

@@ -8,11 +8,15 @@
 //! DIR/repositories/<name>/_layers/<alg>/<hex>    empty: blob linked into the repository
 //! DIR/repositories/<name>/_manifests/<alg>/<hex> the manifest's media type
 //! DIR/repositories/<name>/_tags/<tag>            the digest the tag points at
-//! DIR/uploads/<uuid>/{repository,data}           an upload session
+//! DIR/uploads/<uuid>/{repository,data,started}   an upload session (started: unix seconds)
 //! DIR/tmp/                                       staging for atomic writes
 //! ```
 
-use super::{ByteStream, Chunk, Result, Storage, StorageError, StoredManifest, UploadInfo};
+use super::{
+    ByteStream, Chunk, Referrer, ReferrersIndex, Result, Storage, StorageError, StoredManifest,
+    UploadInfo,
+};
+use crate::auth::Clock;
 use crate::digest::Digest;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -28,12 +32,22 @@ pub struct DiskStorage {
     root: PathBuf,
     /// One lock per upload session, so concurrent requests on a session serialise.
     upload_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// When sessions start (written to their `started` file), for expiry.
+    clock: Clock,
+    /// Referrers indexes of the repositories queried so far: built from disk on the first
+    /// query, then kept up to date by this process's manifest puts and deletes.
+    referrers: tokio::sync::Mutex<HashMap<String, ReferrersIndex>>,
 }
 
 impl DiskStorage {
     /// Opens (creating if needed) a storage directory. Sessions left by a previous process
     /// are kept: a client may resume them.
     pub fn open(root: impl Into<PathBuf>) -> std::io::Result<Self> {
+        Self::open_with_clock(root, Clock::system())
+    }
+
+    /// [`Self::open`], sessions starting (and expiring) by `clock`.
+    pub fn open_with_clock(root: impl Into<PathBuf>, clock: Clock) -> std::io::Result<Self> {
         let root = root.into();
         for sub in ["blobs", "repositories", "uploads", "tmp"] {
             std::fs::create_dir_all(root.join(sub))?;
@@ -45,6 +59,8 @@ impl DiskStorage {
         Ok(Self {
             root,
             upload_locks: Mutex::new(HashMap::new()),
+            clock,
+            referrers: tokio::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -82,11 +98,71 @@ impl DiskStorage {
             .clone()
     }
 
+    /// How many manifests `repository`'s referrers index parsed (tests).
+    #[cfg(test)]
+    pub(crate) async fn referrer_parses(&self, repository: &str) -> u64 {
+        self.referrers
+            .lock()
+            .await
+            .get(repository)
+            .map_or(0, ReferrersIndex::parsed)
+    }
+
     fn forget_upload_lock(&self, id: &str) {
         self.upload_locks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+    }
+
+    /// Verifies and stores the session in `dir`, whose lock the caller holds.
+    async fn commit_held(&self, dir: PathBuf, digest: &Digest) -> Result<u64> {
+        let blob = self.blob_path(digest);
+        let digest = digest.clone();
+        let this_root = self.root.clone();
+        self.blocking(move |root| {
+            let Some(repo) = read_opt(&dir.join("repository"))? else {
+                return Err(StorageError::UploadUnknown);
+            };
+            let repository = String::from_utf8_lossy(&repo).into_owned();
+            let data = dir.join("data");
+            let mut f = std::fs::File::open(&data)?;
+            let mut hasher = digest.algorithm().hasher();
+            let mut buf = vec![0u8; 1024 * 1024];
+            let mut size = 0u64;
+            loop {
+                let n = f.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                size += n as u64;
+                hasher.update(&buf[..n]);
+            }
+            let actual = hasher.finish();
+            if actual != digest {
+                std::fs::remove_dir_all(&dir)?;
+                return Err(StorageError::DigestMismatch {
+                    expected: digest,
+                    actual,
+                });
+            }
+            if blob.exists() {
+                std::fs::remove_file(&data)?;
+            } else {
+                rename_durable(&data, &blob)?;
+            }
+            let link = this_root
+                .join("repositories")
+                .join(&repository)
+                .join("_layers")
+                .join(digest.algorithm().as_str())
+                .join(digest.hex());
+            write_atomic(root, &link, b"")?;
+            std::fs::remove_dir_all(&dir)?;
+            sync_dir(&root.join("uploads"))?;
+            Ok(size)
+        })
+        .await
     }
 
     async fn blocking<T: Send + 'static>(
@@ -98,6 +174,54 @@ impl DiskStorage {
             .await
             .map_err(|e| StorageError::Corrupt(format!("storage task failed: {e}")))?
     }
+}
+
+/// Appends a chunk to the session in `dir`, whose lock the caller holds; all or nothing.
+async fn append_held(dir: &Path, mut chunk: Chunk) -> Result<u64> {
+    let data = dir.join("data");
+    let mut file = match tokio::fs::OpenOptions::new().append(true).open(&data).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StorageError::UploadUnknown);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let start = file.metadata().await?.len();
+    if let Some(offset) = chunk.expected_offset
+        && offset != start
+    {
+        return Err(StorageError::RangeMismatch { current: start });
+    }
+    let outcome: Result<u64> = async {
+        let mut len = 0u64;
+        while let Some(piece) = chunk.body.next().await {
+            let piece = piece.map_err(|e| StorageError::BodyInterrupted(e.to_string()))?;
+            len += piece.len() as u64;
+            if let Some(expected) = chunk.expected_len
+                && len > expected
+            {
+                return Err(StorageError::LengthMismatch { expected, got: len });
+            }
+            // Memory per upload is one piece of the body, whatever the blob's size.
+            file.write_all(&piece).await?;
+        }
+        if let Some(expected) = chunk.expected_len
+            && expected != len
+        {
+            return Err(StorageError::LengthMismatch { expected, got: len });
+        }
+        file.flush().await?;
+        // Acknowledged bytes must survive a crash.
+        file.sync_data().await?;
+        Ok(start + len)
+    }
+    .await;
+    if outcome.is_err() {
+        // All or nothing: drop the partial chunk.
+        file.set_len(start).await?;
+        file.sync_data().await?;
+    }
+    outcome
 }
 
 /// Writes `data` to `dest` atomically and durably.
@@ -174,6 +298,28 @@ fn list_dir(p: &Path) -> std::io::Result<Vec<String>> {
     }
 }
 
+/// When a session started: its `started` file, or (sessions of older versions) the
+/// modification time of its `repository` file. `None` if the session is gone.
+fn session_started(dir: &Path) -> std::io::Result<Option<i64>> {
+    if let Some(text) = read_opt(&dir.join("started"))?
+        && let Some(t) = std::str::from_utf8(&text)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    {
+        return Ok(Some(t));
+    }
+    match std::fs::metadata(dir.join("repository")) {
+        Ok(m) => Ok(Some(
+            m.modified()?
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn parse_digest(text: &[u8], what: &Path) -> Result<Digest> {
     std::str::from_utf8(text)
         .ok()
@@ -242,6 +388,7 @@ impl Storage for DiskStorage {
         let id = uuid::Uuid::new_v4().to_string();
         let dir = self.root.join("uploads").join(&id);
         let repository = repository.to_owned();
+        let started = self.clock.now();
         self.blocking(move |root| {
             // Stage the whole session directory, then rename it in: a session exists
             // completely or not at all.
@@ -253,6 +400,9 @@ impl Storage for DiskStorage {
             f.write_all(repository.as_bytes())?;
             f.sync_all()?;
             std::fs::File::create(staging.join("data"))?.sync_all()?;
+            let mut f = std::fs::File::create(staging.join("started"))?;
+            f.write_all(started.to_string().as_bytes())?;
+            f.sync_all()?;
             sync_dir(&staging)?;
             rename_durable(&staging, &dir)?;
             Ok(())
@@ -280,107 +430,30 @@ impl Storage for DiskStorage {
         .await
     }
 
-    async fn append_upload(&self, id: &str, mut chunk: Chunk) -> Result<u64> {
+    async fn append_upload(&self, id: &str, chunk: Chunk) -> Result<u64> {
         let dir = self.upload_dir(id).ok_or(StorageError::UploadUnknown)?;
         let lock = self.upload_lock(id);
         let _held = lock.lock().await;
-        let data = dir.join("data");
-        let mut file = match tokio::fs::OpenOptions::new().append(true).open(&data).await {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StorageError::UploadUnknown);
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let start = file.metadata().await?.len();
-        if let Some(offset) = chunk.expected_offset
-            && offset != start
-        {
-            return Err(StorageError::RangeMismatch { current: start });
-        }
-        let outcome: Result<u64> = async {
-            let mut len = 0u64;
-            while let Some(piece) = chunk.body.next().await {
-                let piece = piece.map_err(|e| StorageError::BodyInterrupted(e.to_string()))?;
-                len += piece.len() as u64;
-                if let Some(expected) = chunk.expected_len
-                    && len > expected
-                {
-                    return Err(StorageError::LengthMismatch { expected, got: len });
-                }
-                // Memory per upload is one piece of the body, whatever the blob's size.
-                file.write_all(&piece).await?;
-            }
-            if let Some(expected) = chunk.expected_len
-                && expected != len
-            {
-                return Err(StorageError::LengthMismatch { expected, got: len });
-            }
-            file.flush().await?;
-            // Acknowledged bytes must survive a crash.
-            file.sync_data().await?;
-            Ok(start + len)
-        }
-        .await;
-        if outcome.is_err() {
-            // All or nothing: drop the partial chunk.
-            file.set_len(start).await?;
-            file.sync_data().await?;
-        }
-        outcome
+        append_held(&dir, chunk).await
     }
 
     async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<u64> {
         let dir = self.upload_dir(id).ok_or(StorageError::UploadUnknown)?;
         let lock = self.upload_lock(id);
         let _held = lock.lock().await;
-        let blob = self.blob_path(digest);
-        let digest = digest.clone();
-        let this_root = self.root.clone();
-        let result = self
-            .blocking(move |root| {
-                let Some(repo) = read_opt(&dir.join("repository"))? else {
-                    return Err(StorageError::UploadUnknown);
-                };
-                let repository = String::from_utf8_lossy(&repo).into_owned();
-                let data = dir.join("data");
-                let mut f = std::fs::File::open(&data)?;
-                let mut hasher = digest.algorithm().hasher();
-                let mut buf = vec![0u8; 1024 * 1024];
-                let mut size = 0u64;
-                loop {
-                    let n = f.read(&mut buf)?;
-                    if n == 0 {
-                        break;
-                    }
-                    size += n as u64;
-                    hasher.update(&buf[..n]);
-                }
-                let actual = hasher.finish();
-                if actual != digest {
-                    std::fs::remove_dir_all(&dir)?;
-                    return Err(StorageError::DigestMismatch {
-                        expected: digest,
-                        actual,
-                    });
-                }
-                if blob.exists() {
-                    std::fs::remove_file(&data)?;
-                } else {
-                    rename_durable(&data, &blob)?;
-                }
-                let link = this_root
-                    .join("repositories")
-                    .join(&repository)
-                    .join("_layers")
-                    .join(digest.algorithm().as_str())
-                    .join(digest.hex());
-                write_atomic(root, &link, b"")?;
-                std::fs::remove_dir_all(&dir)?;
-                sync_dir(&root.join("uploads"))?;
-                Ok(size)
-            })
-            .await;
+        let result = self.commit_held(dir, digest).await;
+        self.forget_upload_lock(id);
+        result
+    }
+
+    async fn finish_upload(&self, id: &str, chunk: Chunk, digest: &Digest) -> Result<u64> {
+        let dir = self.upload_dir(id).ok_or(StorageError::UploadUnknown)?;
+        let lock = self.upload_lock(id);
+        // One hold for the append and the commit: a concurrent final PUT waits here, then
+        // finds the session gone.
+        let _held = lock.lock().await;
+        append_held(&dir, chunk).await?;
+        let result = self.commit_held(dir, digest).await;
         self.forget_upload_lock(id);
         result
     }
@@ -402,6 +475,45 @@ impl Storage for DiskStorage {
         removed
     }
 
+    async fn purge_uploads(&self, max_age_secs: i64) -> Result<usize> {
+        let cutoff = self.clock.now() - max_age_secs;
+        let uploads = self.root.join("uploads");
+        let ids = self.blocking(move |_| Ok(list_dir(&uploads)?)).await?;
+        let mut purged = 0;
+        for id in ids {
+            let Some(dir) = self.upload_dir(&id) else {
+                continue;
+            };
+            let lock = self.upload_lock(&id);
+            // A session a request holds is busy: left for the next pass.
+            let Ok(_held) = lock.try_lock() else {
+                continue;
+            };
+            let removed = self
+                .blocking(move |root| {
+                    let Some(started) = session_started(&dir)? else {
+                        return Ok(false);
+                    };
+                    if started >= cutoff {
+                        return Ok(false);
+                    }
+                    match std::fs::remove_dir_all(&dir) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+                        Err(e) => return Err(e.into()),
+                    }
+                    sync_dir(&root.join("uploads"))?;
+                    Ok(true)
+                })
+                .await?;
+            if removed {
+                purged += 1;
+                self.forget_upload_lock(&id);
+            }
+        }
+        Ok(purged)
+    }
+
     async fn put_manifest(
         &self,
         repository: &str,
@@ -412,6 +524,7 @@ impl Storage for DiskStorage {
         let link = self.link_path(repository, "_manifests", &manifest.digest);
         let tags_dir = self.repo_path(repository).join("_tags");
         let tags = tags.to_vec();
+        let indexed = manifest.clone();
         self.blocking(move |root| {
             if !blob.exists() {
                 write_atomic(root, &blob, &manifest.bytes)?;
@@ -426,7 +539,11 @@ impl Storage for DiskStorage {
             }
             Ok(())
         })
-        .await
+        .await?;
+        if let Some(index) = self.referrers.lock().await.get_mut(repository) {
+            index.insert(&indexed);
+        }
+        Ok(())
     }
 
     async fn get_manifest(
@@ -467,22 +584,28 @@ impl Storage for DiskStorage {
     async fn delete_manifest(&self, repository: &str, digest: &Digest) -> Result<bool> {
         let link = self.link_path(repository, "_manifests", digest);
         let tags_dir = self.repo_path(repository).join("_tags");
+        let removed = digest.clone();
         let digest = digest.clone();
-        self.blocking(move |_| {
-            if !remove_if_exists(&link)? {
-                return Ok(false);
-            }
-            for tag in list_dir(&tags_dir)? {
-                let path = tags_dir.join(&tag);
-                if let Some(text) = read_opt(&path)?
-                    && parse_digest(&text, &path)? == digest
-                {
-                    remove_if_exists(&path)?;
+        let deleted = self
+            .blocking(move |_| {
+                if !remove_if_exists(&link)? {
+                    return Ok(false);
                 }
-            }
-            Ok(true)
-        })
-        .await
+                for tag in list_dir(&tags_dir)? {
+                    let path = tags_dir.join(&tag);
+                    if let Some(text) = read_opt(&path)?
+                        && parse_digest(&text, &path)? == digest
+                    {
+                        remove_if_exists(&path)?;
+                    }
+                }
+                Ok(true)
+            })
+            .await?;
+        if deleted && let Some(index) = self.referrers.lock().await.get_mut(repository) {
+            index.remove(&removed);
+        }
+        Ok(deleted)
     }
 
     async fn delete_tag(&self, repository: &str, tag: &str) -> Result<bool> {
@@ -519,6 +642,23 @@ impl Storage for DiskStorage {
             }
         }
         Ok(out)
+    }
+
+    async fn referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<Referrer>> {
+        // Held while a first query builds the index, so a put or delete meanwhile waits
+        // and then updates the built index.
+        let mut indexes = self.referrers.lock().await;
+        if !indexes.contains_key(repository) {
+            let mut index = ReferrersIndex::default();
+            for m in self.list_manifests(repository).await? {
+                index.insert(&m);
+            }
+            indexes.insert(repository.to_owned(), index);
+        }
+        Ok(indexes
+            .get(repository)
+            .map(|i| i.referrers(subject))
+            .unwrap_or_default())
     }
 
     async fn repositories(&self) -> Result<Vec<String>> {

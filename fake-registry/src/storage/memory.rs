@@ -2,7 +2,11 @@
 //! re-allocation, the bug distribution 2.8's inmemory driver has) and are joined once,
 //! at commit.
 
-use super::{ByteStream, Chunk, Result, Storage, StorageError, StoredManifest, UploadInfo};
+use super::{
+    ByteStream, Chunk, Referrer, ReferrersIndex, Result, Storage, StorageError, StoredManifest,
+    UploadInfo,
+};
+use crate::auth::Clock;
 use crate::digest::Digest;
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -14,7 +18,15 @@ use std::sync::{Arc, Mutex, RwLock};
 #[derive(Default)]
 pub struct MemoryStorage {
     state: RwLock<State>,
-    uploads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Upload>>>>,
+    uploads: Mutex<HashMap<String, Session>>,
+    /// When sessions start, for expiry.
+    clock: Clock,
+}
+
+struct Session {
+    /// Unix seconds (by `clock`) the session started.
+    started: i64,
+    upload: Arc<tokio::sync::Mutex<Upload>>,
 }
 
 #[derive(Default)]
@@ -28,6 +40,7 @@ struct Repository {
     blobs: HashSet<Digest>,
     manifests: HashMap<Digest, StoredManifest>,
     tags: BTreeMap<String, Digest>,
+    referrers: ReferrersIndex,
 }
 
 struct Upload {
@@ -41,6 +54,14 @@ struct Upload {
 impl MemoryStorage {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sessions start (and expire) by `clock`.
+    pub fn with_clock(clock: Clock) -> Self {
+        Self {
+            clock,
+            ..Self::default()
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -58,7 +79,53 @@ impl MemoryStorage {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(id)
-            .cloned()
+            .map(|s| s.upload.clone())
+    }
+
+    /// Commits a session whose lock the caller holds.
+    fn commit_locked(&self, id: &str, u: &mut Upload, digest: &Digest) -> Result<u64> {
+        if u.closed {
+            return Err(StorageError::UploadUnknown);
+        }
+        u.closed = true;
+        self.end_upload(id);
+        let mut hasher = digest.algorithm().hasher();
+        for c in &u.chunks {
+            hasher.update(c);
+        }
+        let actual = hasher.finish();
+        if &actual != digest {
+            return Err(StorageError::DigestMismatch {
+                expected: digest.clone(),
+                actual,
+            });
+        }
+        let mut joined = BytesMut::with_capacity(u.size as usize);
+        for c in u.chunks.drain(..) {
+            joined.extend_from_slice(&c);
+        }
+        let size = u.size;
+        let mut state = self.write();
+        state
+            .blobs
+            .entry(digest.clone())
+            .or_insert_with(|| joined.freeze());
+        state
+            .repositories
+            .entry(u.repository.clone())
+            .or_default()
+            .blobs
+            .insert(digest.clone());
+        Ok(size)
+    }
+
+    /// How many manifests `repository`'s referrers index parsed (tests).
+    #[cfg(test)]
+    pub(crate) fn referrer_parses(&self, repository: &str) -> u64 {
+        self.read()
+            .repositories
+            .get(repository)
+            .map_or(0, |r| r.referrers.parsed())
     }
 
     fn end_upload(&self, id: &str) {
@@ -67,6 +134,39 @@ impl MemoryStorage {
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
     }
+}
+
+/// Appends a chunk to a session whose lock the caller holds; all or nothing.
+async fn append_locked(u: &mut Upload, mut chunk: Chunk) -> Result<u64> {
+    if u.closed {
+        return Err(StorageError::UploadUnknown);
+    }
+    if let Some(offset) = chunk.expected_offset
+        && offset != u.size
+    {
+        return Err(StorageError::RangeMismatch { current: u.size });
+    }
+    let mut received = Vec::new();
+    let mut len = 0u64;
+    while let Some(piece) = chunk.body.next().await {
+        let piece = piece.map_err(|e| StorageError::BodyInterrupted(e.to_string()))?;
+        len += piece.len() as u64;
+        if chunk.expected_len.is_some_and(|l| len > l) {
+            return Err(StorageError::LengthMismatch {
+                expected: chunk.expected_len.unwrap_or_default(),
+                got: len,
+            });
+        }
+        received.push(piece);
+    }
+    if let Some(expected) = chunk.expected_len
+        && expected != len
+    {
+        return Err(StorageError::LengthMismatch { expected, got: len });
+    }
+    u.chunks.extend(received);
+    u.size += len;
+    Ok(u.size)
 }
 
 #[async_trait]
@@ -151,7 +251,13 @@ impl Storage for MemoryStorage {
         self.uploads
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), Arc::new(tokio::sync::Mutex::new(upload)));
+            .insert(
+                id.clone(),
+                Session {
+                    started: self.clock.now(),
+                    upload: Arc::new(tokio::sync::Mutex::new(upload)),
+                },
+            );
         Ok(id)
     }
 
@@ -166,77 +272,24 @@ impl Storage for MemoryStorage {
         }))
     }
 
-    async fn append_upload(&self, id: &str, mut chunk: Chunk) -> Result<u64> {
+    async fn append_upload(&self, id: &str, chunk: Chunk) -> Result<u64> {
         let upload = self.upload(id).ok_or(StorageError::UploadUnknown)?;
         // Holding the session lock for the whole body serialises concurrent PATCHes.
         let mut u = upload.lock().await;
-        if u.closed {
-            return Err(StorageError::UploadUnknown);
-        }
-        if let Some(offset) = chunk.expected_offset
-            && offset != u.size
-        {
-            return Err(StorageError::RangeMismatch { current: u.size });
-        }
-        let mut received = Vec::new();
-        let mut len = 0u64;
-        while let Some(piece) = chunk.body.next().await {
-            let piece = piece.map_err(|e| StorageError::BodyInterrupted(e.to_string()))?;
-            len += piece.len() as u64;
-            if chunk.expected_len.is_some_and(|l| len > l) {
-                return Err(StorageError::LengthMismatch {
-                    expected: chunk.expected_len.unwrap_or_default(),
-                    got: len,
-                });
-            }
-            received.push(piece);
-        }
-        if let Some(expected) = chunk.expected_len
-            && expected != len
-        {
-            return Err(StorageError::LengthMismatch { expected, got: len });
-        }
-        u.chunks.extend(received);
-        u.size += len;
-        Ok(u.size)
+        append_locked(&mut u, chunk).await
     }
 
     async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<u64> {
         let upload = self.upload(id).ok_or(StorageError::UploadUnknown)?;
         let mut u = upload.lock().await;
-        if u.closed {
-            return Err(StorageError::UploadUnknown);
-        }
-        u.closed = true;
-        self.end_upload(id);
-        let mut hasher = digest.algorithm().hasher();
-        for c in &u.chunks {
-            hasher.update(c);
-        }
-        let actual = hasher.finish();
-        if &actual != digest {
-            return Err(StorageError::DigestMismatch {
-                expected: digest.clone(),
-                actual,
-            });
-        }
-        let mut joined = BytesMut::with_capacity(u.size as usize);
-        for c in u.chunks.drain(..) {
-            joined.extend_from_slice(&c);
-        }
-        let size = u.size;
-        let mut state = self.write();
-        state
-            .blobs
-            .entry(digest.clone())
-            .or_insert_with(|| joined.freeze());
-        state
-            .repositories
-            .entry(u.repository.clone())
-            .or_default()
-            .blobs
-            .insert(digest.clone());
-        Ok(size)
+        self.commit_locked(id, &mut u, digest)
+    }
+
+    async fn finish_upload(&self, id: &str, chunk: Chunk, digest: &Digest) -> Result<u64> {
+        let upload = self.upload(id).ok_or(StorageError::UploadUnknown)?;
+        let mut u = upload.lock().await;
+        append_locked(&mut u, chunk).await?;
+        self.commit_locked(id, &mut u, digest)
     }
 
     async fn cancel_upload(&self, id: &str) -> Result<bool> {
@@ -250,6 +303,26 @@ impl Storage for MemoryStorage {
         Ok(was_open)
     }
 
+    async fn purge_uploads(&self, max_age_secs: i64) -> Result<usize> {
+        let cutoff = self.clock.now() - max_age_secs;
+        let mut uploads = self.uploads.lock().unwrap_or_else(|p| p.into_inner());
+        let mut purged = 0;
+        uploads.retain(|_, s| {
+            if s.started >= cutoff {
+                return true;
+            }
+            // A session a request holds is busy: left for the next pass.
+            let Ok(mut u) = s.upload.try_lock() else {
+                return true;
+            };
+            u.closed = true;
+            u.chunks.clear();
+            purged += 1;
+            false
+        });
+        Ok(purged)
+    }
+
     async fn put_manifest(
         &self,
         repository: &str,
@@ -261,6 +334,7 @@ impl Storage for MemoryStorage {
         for tag in tags {
             repo.tags.insert(tag.clone(), manifest.digest.clone());
         }
+        repo.referrers.insert(&manifest);
         repo.manifests.insert(manifest.digest.clone(), manifest);
         Ok(())
     }
@@ -293,6 +367,7 @@ impl Storage for MemoryStorage {
         if repo.manifests.remove(digest).is_none() {
             return Ok(false);
         }
+        repo.referrers.remove(digest);
         repo.tags.retain(|_, d| d != digest);
         Ok(true)
     }
@@ -319,6 +394,15 @@ impl Storage for MemoryStorage {
             .repositories
             .get(repository)
             .map(|r| r.manifests.values().cloned().collect())
+            .unwrap_or_default())
+    }
+
+    async fn referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<Referrer>> {
+        Ok(self
+            .read()
+            .repositories
+            .get(repository)
+            .map(|r| r.referrers.referrers(subject))
             .unwrap_or_default())
     }
 

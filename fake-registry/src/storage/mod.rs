@@ -18,6 +18,7 @@ use crate::digest::Digest;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::Stream;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::pin::Pin;
 
@@ -99,7 +100,16 @@ pub trait Storage: Send + Sync + 'static {
     /// Verifies the content against `digest`; on success stores the blob, links it into the
     /// session's repository and ends the session. On a mismatch the session ends too.
     async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<u64>;
+    /// A final `PUT`: appends `chunk` and commits against `digest` under *one* hold of the
+    /// session, so concurrent final requests cannot interleave. The first to hold the session
+    /// ends it; the others find it gone ([`StorageError::UploadUnknown`]). An append error
+    /// leaves the session as it was; a digest mismatch ends it (as `commit_upload`).
+    async fn finish_upload(&self, id: &str, chunk: Chunk, digest: &Digest) -> Result<u64>;
     async fn cancel_upload(&self, id: &str) -> Result<bool>;
+    /// Ends every session started more than `max_age_secs` ago (by the storage's clock) and
+    /// deletes its data, like distribution's upload purging. Sessions a request holds right
+    /// now are left for the next pass. Returns how many were purged.
+    async fn purge_uploads(&self, max_age_secs: i64) -> Result<usize>;
 
     // --- manifests and tags ------------------------------------------------------------
     /// Stores a manifest and points each of `tags` at it.
@@ -120,10 +130,108 @@ pub trait Storage: Send + Sync + 'static {
     async fn delete_tag(&self, repository: &str, tag: &str) -> Result<bool>;
     /// Tags of a repository, sorted; `None` if the repository does not exist at all.
     async fn list_tags(&self, repository: &str) -> Result<Option<Vec<String>>>;
-    /// Every manifest of a repository (for the referrers API).
+    /// Every manifest of a repository.
     async fn list_manifests(&self, repository: &str) -> Result<Vec<StoredManifest>>;
+    /// The manifests of `repository` whose `subject` is `subject` (the referrers API), from
+    /// an index maintained on manifest put and delete: no manifest is parsed per query.
+    async fn referrers(&self, repository: &str, subject: &Digest) -> Result<Vec<Referrer>>;
     /// Repositories holding at least one manifest, sorted.
     async fn repositories(&self) -> Result<Vec<String>>;
+}
+
+/// A manifest as the referrers API lists it: its descriptor fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Referrer {
+    pub digest: Digest,
+    pub media_type: String,
+    pub size: u64,
+    /// `artifactType`, else the config's media type (the spec's rule).
+    pub artifact_type: Option<String>,
+    pub annotations: Option<serde_json::Value>,
+}
+
+/// The referrers of one repository: subject → referrers, kept up to date on manifest put and
+/// delete. Each manifest is parsed once, when it is added.
+#[derive(Debug, Default)]
+pub struct ReferrersIndex {
+    by_subject: HashMap<Digest, BTreeMap<Digest, Referrer>>,
+    /// Every manifest the index has seen → its subject, if it has one.
+    seen: HashMap<Digest, Option<Digest>>,
+    /// How many manifests were parsed (a test counter: queries parse nothing).
+    parsed: u64,
+}
+
+impl ReferrersIndex {
+    /// Adds a manifest (once: the same digest is the same content).
+    pub fn insert(&mut self, m: &StoredManifest) {
+        if self.seen.contains_key(&m.digest) {
+            return;
+        }
+        self.parsed += 1;
+        let subject = referrer_of(m).map(|(subject, referrer)| {
+            self.by_subject
+                .entry(subject.clone())
+                .or_default()
+                .insert(m.digest.clone(), referrer);
+            subject
+        });
+        self.seen.insert(m.digest.clone(), subject);
+    }
+
+    pub fn remove(&mut self, digest: &Digest) {
+        if let Some(Some(subject)) = self.seen.remove(digest)
+            && let Some(referrers) = self.by_subject.get_mut(&subject)
+        {
+            referrers.remove(digest);
+            if referrers.is_empty() {
+                self.by_subject.remove(&subject);
+            }
+        }
+    }
+
+    /// The referrers of `subject`, by digest.
+    pub fn referrers(&self, subject: &Digest) -> Vec<Referrer> {
+        self.by_subject
+            .get(subject)
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// How many manifests this index parsed.
+    pub fn parsed(&self) -> u64 {
+        self.parsed
+    }
+}
+
+/// The subject of a manifest and its referrer descriptor, when it has a subject.
+fn referrer_of(m: &StoredManifest) -> Option<(Digest, Referrer)> {
+    use serde_json::Value;
+    let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(&m.bytes) else {
+        return None;
+    };
+    let subject: Digest = doc
+        .get("subject")
+        .and_then(|s| s.get("digest"))
+        .and_then(Value::as_str)?
+        .parse()
+        .ok()?;
+    let artifact_type = doc
+        .get("artifactType")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            doc.get("config")
+                .and_then(|c| c.get("mediaType"))
+                .and_then(Value::as_str)
+        })
+        .map(str::to_owned);
+    let referrer = Referrer {
+        digest: m.digest.clone(),
+        media_type: m.media_type.clone(),
+        size: m.bytes.len() as u64,
+        artifact_type,
+        annotations: doc.get("annotations").filter(|a| a.is_object()).cloned(),
+    };
+    Some((subject, referrer))
 }
 
 /// Reads a whole stream into memory — only for manifests, which are size-capped.

@@ -219,8 +219,8 @@ pub fn judge(steps: &[StepRecord], checks: &[CheckRecord]) -> (Verdict, String) 
         } else {
             format!("`{}` expected {}, got", s.action, s.expected)
         };
-        let line = client_error_line(&s.stderr_tail)
-            .or_else(|| client_error_line(&s.stdout_tail))
+        // stderr last: its lines win, but Maven (Jib) prints its failure on stdout.
+        let line = client_error_line(&format!("{}\n{}", s.stdout_tail, s.stderr_tail))
             .map(|l| format!(": {l}"))
             .unwrap_or_default();
         return (Verdict::Fail, format!("{what} {}{line}", describe_exit(s)));
@@ -259,16 +259,107 @@ pub fn step_met(s: &StepRecord) -> bool {
     }
 }
 
-/// The client's own summary of a failure: the last line of its stderr that mentions an
-/// error and is not part of a stack trace, cut to 300 characters.
-pub fn client_error_line(stderr: &str) -> Option<String> {
-    stderr
+/// The client's own summary of a failure: Maven's `[ERROR] Failed to execute goal …` line
+/// (its cause, without the goal prefix), else the last line that names an error (error,
+/// denied, fatal, unauthorized, forbidden, failed) and is not part of a stack trace or of
+/// Maven's boilerplate. ANSI colours are removed; a long line keeps its head and its tail,
+/// where Go and Java error chains put the status.
+pub fn client_error_line(output: &str) -> Option<String> {
+    let lines: Vec<String> = output
         .lines()
+        .map(|l| strip_ansi(l).trim_end().to_owned())
+        .collect();
+    if let Some(goal) = lines
+        .iter()
+        .find(|l| l.starts_with("[ERROR] Failed to execute goal"))
+    {
+        let cause = goal
+            .split_once(" on project ")
+            .and_then(|(_, rest)| rest.split_once(": "))
+            .map_or(goal.as_str(), |(_, cause)| cause);
+        return Some(shorten(&format!("[ERROR] {cause}")));
+    }
+    const BOILERPLATE: &[&str] = &[
+        "[Help ",
+        "Re-run Maven",
+        "For more information about the errors",
+        "full stack trace",
+    ];
+    const WORDS: &[&str] = &[
+        "error",
+        "denied",
+        "fatal",
+        "unauthorized",
+        "forbidden",
+        "failed",
+    ];
+    // The registry's own answer, when a line quotes it, says more than a closing summary
+    // ("no image was built").
+    const ANSWERS: &[&str] = &[
+        "400",
+        "401",
+        "403",
+        "404",
+        "unauthorized",
+        "denied",
+        "forbidden",
+        "not found",
+    ];
+    let candidates: Vec<&String> = lines
+        .iter()
         .rev()
-        .map(str::trim_end)
-        .filter(|l| !l.starts_with(char::is_whitespace) && !l.contains(".go:"))
-        .find(|l| l.to_ascii_lowercase().contains("error") || l.contains("denied"))
-        .map(|l| l.chars().take(300).collect())
+        .filter(|l| {
+            !l.starts_with(char::is_whitespace)
+                && !l.contains(".go:")
+                && !l.starts_with("Caused by:")
+                && l.trim() != "[ERROR]"
+                && !BOILERPLATE.iter().any(|b| l.contains(b))
+        })
+        .filter(|l| {
+            let lower = l.to_ascii_lowercase();
+            WORDS.iter().any(|w| lower.contains(w))
+        })
+        .collect();
+    candidates
+        .iter()
+        .find(|l| {
+            let lower = l.to_ascii_lowercase();
+            ANSWERS.iter().any(|a| lower.contains(a))
+        })
+        .or(candidates.first())
+        .map(|l| shorten(l))
+}
+
+/// At most 300 characters: the first 120 and the last 170 of a longer line.
+fn shorten(line: &str) -> String {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= 300 {
+        return line.to_owned();
+    }
+    let head: String = chars[..120].iter().collect();
+    let tail: String = chars[chars.len() - 170..].iter().collect();
+    format!("{head} … {tail}")
+}
+
+/// A line without ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for n in chars.by_ref() {
+                    if n.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn describe_exit(s: &StepRecord) -> String {
@@ -841,5 +932,24 @@ mod tests {
             Some("error: failed to solve: failed to fetch anonymous token: 403 Forbidden")
         );
         assert_eq!(client_error_line("all good\n"), None);
+    }
+
+    #[test]
+    fn maven_s_goal_failure_and_skopeo_s_fatal_line_are_quoted() {
+        let maven = "\u{1b}[0m[INFO] BUILD FAILURE\n[ERROR] Failed to execute goal com.google.cloud.tools:jib-maven-plugin:3.2.0:build (default-cli) on project jibapp: Build image failed: Unauthorized for ecr/openjdk: 401 Unauthorized\nCaused by: x: 401\n[ERROR] \n[ERROR] Re-run Maven using the -X switch to enable full debug logging.\n[ERROR] [Help 1] http://cwiki.apache.org/confluence/display/MAVEN/MojoExecutionException\n\u{1b}[0m";
+        assert_eq!(
+            client_error_line(maven).as_deref(),
+            Some("[ERROR] Build image failed: Unauthorized for ecr/openjdk: 401 Unauthorized")
+        );
+        let skopeo = "time=\"2026-11-30T10:20:42Z\" level=fatal msg=\"initializing source docker://r/base/run:1: unable to retrieve auth token: invalid username/password: unauthorized: authentication required\"\n";
+        let line = client_error_line(skopeo).unwrap();
+        assert!(line.contains("level=fatal"), "{line}");
+        assert!(line.ends_with("authentication required\""), "{line}");
+        let nerdctl = "error: failed to solve: failed to fetch anonymous token: unexpected status from GET request to https://d/jwt/auth: 403 Forbidden\ntime=\"x\" level=fatal msg=\"no image was built\"\n";
+        assert!(
+            client_error_line(nerdctl)
+                .unwrap()
+                .ends_with("403 Forbidden")
+        );
     }
 }

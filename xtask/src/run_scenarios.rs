@@ -333,13 +333,21 @@ fn print_known_failures(report: &RunReport, known: &KnownFailures, unused: &[&kn
             println!("  {} {} × {} — {link}", c.verdict, c.scenario, c.client);
         }
     }
-    let ran: std::collections::BTreeSet<&str> =
-        report.clients.iter().map(|c| c.name.as_str()).collect();
+    // A record that covers cells of this run none of which passed or failed (the client
+    // could not run, or the scenario became not-applicable) may be stale: say so. Records
+    // for columns or scenarios outside this run are not mentioned.
     for r in unused {
-        if ran.contains(r.client.get_ref().as_str()) {
+        let covers_a_cell = report.cells.iter().any(|cell| {
+            report
+                .clients
+                .iter()
+                .find(|c| c.id == cell.client)
+                .is_some_and(|c| r.covers(&c.name, &c.version, &cell.scenario))
+        });
+        if covers_a_cell {
             println!(
-                "note: {}: the record for {} {} × {} covered no failing or passing cell of \
-                 this run",
+                "note: {}: the record for {} {} × {} covers cells of this run that neither \
+                 passed nor failed (stale?)",
                 known.file,
                 r.client.get_ref(),
                 r.versions.get_ref(),

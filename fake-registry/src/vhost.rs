@@ -270,6 +270,14 @@ impl VirtualHost {
                 ));
                 None
             }
+            // Every repository is readable: the core may link the blob from wherever it is
+            // stored (manifest-less repositories included, which `pullable_holder` cannot
+            // list).
+            None if self.registry.options().automatic_mount
+                && self.profile.everything_is_public() =>
+            {
+                return;
+            }
             None if self.registry.options().automatic_mount => {
                 let found = self.pullable_holder(parts, &mount).await;
                 if found.is_none() {

@@ -54,6 +54,13 @@ pub trait Profile: Send + Sync + 'static {
         None
     }
 
+    /// Whether anyone may pull every repository (no authentication at all). Then a mount
+    /// by automatic content discovery may link any blob the registry holds: nothing it
+    /// reveals was unreadable.
+    fn everything_is_public(&self) -> bool {
+        false
+    }
+
     /// Serves a path outside `/v2/` (a token endpoint…); `None` means "not mine" (404).
     async fn endpoint(&self, _ctx: &mut Ctx, _parts: &Parts, _body: Body) -> Option<Response> {
         None

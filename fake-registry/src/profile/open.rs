@@ -15,6 +15,10 @@ impl Profile for Open {
         "open/1"
     }
 
+    fn everything_is_public(&self) -> bool {
+        true
+    }
+
     async fn authorize(
         &self,
         ctx: &mut Ctx,

@@ -98,14 +98,6 @@ impl Verdict {
     pub fn is_failure(self) -> bool {
         matches!(self, Self::Fail | Self::Error | Self::Fixed)
     }
-
-    /// Whether the client really ran to a verdict (pass, fail, or either as recorded).
-    pub fn client_ran(self) -> bool {
-        matches!(
-            self,
-            Self::Pass | Self::Fail | Self::KnownFailure | Self::Fixed
-        )
-    }
 }
 
 impl std::fmt::Display for Verdict {

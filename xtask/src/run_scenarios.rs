@@ -168,15 +168,16 @@ pub fn run(args: Args) -> Result<()> {
     }
 
     // The harness's credential helper is a binary of its own: build it and tell the runner.
-    // The inner cargo gets the environment of a plain shell, not the `CARGO_*` variables of
-    // the `cargo run` that started xtask: build scripts fingerprint those (ring's reads
+    // The inner cargo gets the environment of a plain shell, not the variables cargo sets
+    // for the `cargo run` that started xtask: build scripts fingerprint those (ring's reads
     // CARGO_MANIFEST_DIR), so inheriting them rebuilt half the workspace here and back again
-    // on the next `cargo xtask …`.
+    // on the next `cargo xtask …`. The user's own settings (CARGO_INCREMENTAL,
+    // CARGO_TARGET_DIR, CARGO_BUILD_JOBS …) stay.
     let mut build =
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
-        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
+        if set_by_cargo_run(&key) {
             build.env_remove(key.as_ref());
         }
     }
@@ -688,10 +689,36 @@ fn now_rfc3339() -> String {
     fake_registry::profile::bearer::humantime_rfc3339(secs)
 }
 
+/// The variables cargo sets for the program of a `cargo run` (the Cargo book's "Environment
+/// variables Cargo sets for crates"), as opposed to the ones a user sets to configure cargo.
+fn set_by_cargo_run(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_RUSTC_CURRENT_DIR"
+        )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use reports::Cell;
+
+    #[test]
+    fn inner_build_keeps_the_users_cargo_settings() {
+        for ours in ["CARGO_MANIFEST_DIR", "CARGO_PKG_VERSION", "CARGO_BIN_NAME"] {
+            assert!(set_by_cargo_run(ours), "{ours}");
+        }
+        for users in ["CARGO_INCREMENTAL", "CARGO_TARGET_DIR", "CARGO_HOME", "CARGO_BUILD_JOBS"] {
+            assert!(!set_by_cargo_run(users), "{users}");
+        }
+    }
 
     fn report(verdicts: &[Verdict]) -> RunReport {
         RunReport {

@@ -38,6 +38,38 @@ pub struct ClientUnderTest {
 /// nothing listens on (cells use 127.10.0.0 – 127.249.255.255), so connections are refused.
 const UNREACHABLE: Ipv4Addr = Ipv4Addr::new(127, 255, 255, 254);
 
+/// Called once a cell's steps have run, while its fleet and daemons are still up; the cell
+/// is torn down when the returned future ends. `cargo xtask repro` waits there for Ctrl-C.
+pub type Hold = Box<
+    dyn Fn(&[LiveStep]) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A step as it ran, with the command line that runs it again by hand *unredacted* (the
+/// scenario's test credentials in it): for the terminal of `cargo xtask repro`, never for a
+/// report — the report's [`StepRecord::repro`] is redacted.
+pub struct LiveStep {
+    pub record: StepRecord,
+    pub command: String,
+}
+
+/// How a cell runs beyond the matrix's defaults.
+#[derive(Default)]
+pub struct CellOptions {
+    /// Keep the sandbox of a cell that fails or errors (its config.json, build contexts,
+    /// daemon logs) at [`sandbox_dir`] instead of deleting it: the repro lines of its steps
+    /// name files there.
+    pub keep_failed: bool,
+    /// See [`Hold`].
+    pub hold: Option<Hold>,
+}
+
+/// Where the sandbox of `scenario` × `client` lives under a run's scratch directory.
+pub fn sandbox_dir(scratch: &Path, scenario: &str, client: &str) -> PathBuf {
+    scratch.join(format!("{scenario}--{}", client.replace('@', "-")))
+}
+
 /// Runs one cell. `index` picks the cell's loopback addresses (127.A.B.2 upwards), so cells
 /// running in parallel never share an address.
 pub async fn run_cell(
@@ -45,6 +77,25 @@ pub async fn run_cell(
     client: &ClientUnderTest,
     index: usize,
     scratch: &Path,
+) -> Cell {
+    run_cell_with(
+        scenario_path,
+        client,
+        index,
+        scratch,
+        &CellOptions::default(),
+    )
+    .await
+}
+
+/// [`run_cell`] with options: keep a failing cell's sandbox, or hold the cell up after its
+/// steps.
+pub async fn run_cell_with(
+    scenario_path: &Path,
+    client: &ClientUnderTest,
+    index: usize,
+    scratch: &Path,
+    options: &CellOptions,
 ) -> Cell {
     let started = Instant::now();
     let scenario = match Scenario::load(scenario_path) {
@@ -85,8 +136,9 @@ pub async fn run_cell(
             started,
         );
     }
-    let root = scratch.join(format!("{}--{}", scenario.id, client.id.replace('@', "-")));
-    let mut cell = match run_in_sandbox(scenario, client, &bin, index, &root).await {
+    let root = sandbox_dir(scratch, &scenario.id, &client.id);
+    let hold = options.hold.as_ref();
+    let mut cell = match run_in_sandbox(scenario, client, &bin, index, &root, hold).await {
         Ok(cell) => cell,
         Err(e) => cell_of(
             scenario_path,
@@ -96,8 +148,12 @@ pub async fn run_cell(
             started,
         ),
     };
-    // The sandbox holds config.json with real (test) secrets: nothing of it is kept.
-    Sandbox::at(&root).remove();
+    // The sandbox holds config.json with the scenario's test secrets: it is kept only when
+    // asked for, for a cell that did not pass.
+    let keep = options.keep_failed && matches!(cell.verdict, Verdict::Fail | Verdict::Error);
+    if !keep {
+        Sandbox::at(&root).remove();
+    }
     cell.duration_ms = started.elapsed().as_millis() as u64;
     cell
 }
@@ -136,17 +192,18 @@ pub fn cell_address(index: usize) -> Ipv4Addr {
 }
 
 async fn run_in_sandbox(
-    scenario: Scenario,
+    mut scenario: Scenario,
     client: &ClientUnderTest,
     bin: &Path,
     index: usize,
     root: &Path,
+    hold: Option<&Hold>,
 ) -> Result<Cell, String> {
     let _ = std::fs::remove_dir_all(root);
     let sandbox = Sandbox::create(root).map_err(|e| e.to_string())?;
 
     // Principals by name, for config.json and logins.
-    let mut principals = BTreeMap::new();
+    let mut principals: Principals = BTreeMap::new();
     for h in &scenario.hosts {
         for p in &h.principals {
             principals.insert(
@@ -164,8 +221,9 @@ async fn run_in_sandbox(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
+    // The fleet takes the hosts; the rest of the scenario drives the client.
     let specs = FleetConfig {
-        hosts: scenario.hosts,
+        hosts: std::mem::take(&mut scenario.hosts),
     }
     .into_hosts(now)?;
     let mut options = FleetOptions::new(root.join("fleet"));
@@ -179,19 +237,17 @@ async fn run_in_sandbox(
         &sandbox,
         client,
         bin,
-        &scenario.client,
-        &scenario.steps,
-        &scenario.expectations,
+        &scenario,
         &principals,
         &hosts_by_name,
-        Duration::from_secs(scenario.timeout),
+        hold,
     )
     .await;
     fleet.shutdown().await;
     let (steps, checks, journal, artifacts) = result?;
     let (verdict, reason) = judge(&steps, &checks);
     Ok(Cell {
-        scenario: scenario.id,
+        scenario: scenario.id.clone(),
         client: client.id.clone(),
         verdict,
         reason,
@@ -382,21 +438,106 @@ type Driven = (
     Vec<String>,
 );
 
+/// A cell after its fleet started: hosts file and CA, the client's configuration, its
+/// daemons, its steps (then the [`Hold`], if any), the daemons stopped, the journal checked.
 #[allow(clippy::too_many_arguments)]
 async fn drive(
     fleet: &RunningFleet,
     sandbox: &Sandbox,
     client: &ClientUnderTest,
     bin: &Path,
-    setup: &crate::scenario::ClientSetup,
-    steps: &[crate::scenario::Step],
-    expectations: &[crate::scenario::Expectation],
-    principals: &BTreeMap<String, (Option<String>, String, PrincipalKind)>,
+    scenario: &Scenario,
+    principals: &Principals,
     host_names: &[String],
-    timeout: Duration,
+    hold: Option<&Hold>,
 ) -> Result<Driven, String> {
     let journal = fleet.journal();
     let redactor = journal.redactor.clone();
+    let setup = &scenario.client;
+    write_hosts_and_ca(fleet, sandbox, setup)?;
+    let authority = |name: &str| fleet.host(name).map(|h| h.authority());
+    let resolve = |text: &str| {
+        let mut out = text.to_owned();
+        for name in host_names {
+            if let Some(a) = authority(name) {
+                out = out.replace(&format!("{{{name}}}"), &a);
+            }
+        }
+        out
+    };
+    let files = write_client_config(sandbox, setup, principals, &authority, &resolve)?;
+    // Hostnames are unique in a fleet (realm and storage hosts included).
+    let registries: Vec<String> = fleet.hosts().iter().map(|h| h.authority()).collect();
+    let cell = CellEnv {
+        bin,
+        sandbox,
+        tools: &client.tools,
+        registries: &registries,
+        mirrors: &files.mirrors,
+        ca_file: fleet.ca_pem_path(),
+        credentials: &files.credentials,
+    };
+    let env = cell_environment(sandbox, client, bin, &files, &cell);
+
+    let mut daemons = Vec::new();
+    let mut daemon_names = Vec::new();
+    let mut result = Ok(Vec::new());
+    for spec in client.driver.daemons(&cell)? {
+        daemon_names.push(spec.name);
+        match start_daemon(client, sandbox, spec, &env).await {
+            Ok(d) => daemons.push(d),
+            Err(e) => {
+                result = Err(redactor.redact(&e));
+                break;
+            }
+        }
+    }
+    if result.is_ok() {
+        result = run_steps(
+            &scenario.steps,
+            client,
+            &cell,
+            &env,
+            principals,
+            &resolve,
+            &authority,
+            &redactor,
+            Duration::from_secs(scenario.timeout),
+        )
+        .await;
+    }
+    if let (Ok(steps), Some(hold)) = (&result, hold) {
+        hold(steps).await;
+    }
+    while let Some(d) = daemons.pop() {
+        d.stop(Duration::from_secs(10)).await;
+    }
+    let artifacts = keep_daemon_logs(sandbox, &daemon_names, &redactor);
+    let records: Vec<StepRecord> = result?.into_iter().map(|s| s.record).collect();
+    let entries = journal.all();
+    let mut checks = vec![CheckRecord {
+        description: "the client talked to the fake registry".into(),
+        passed: !entries.is_empty(),
+        detail: format!("{} request(s) in the journal", entries.len()),
+    }];
+    checks.extend(scenario.expectations.iter().map(|e| check(e, &entries)));
+    let journal_json = entries
+        .iter()
+        .filter_map(|e| serde_json::to_value(e).ok())
+        .collect();
+    Ok((records, checks, journal_json, artifacts))
+}
+
+/// Principals by name: username (ECR's token user may have none), secret, kind.
+type Principals = BTreeMap<String, (Option<String>, String, PrincipalKind)>;
+
+/// The cell's hosts file (every fleet host on its address; a host the scenario calls
+/// unreachable on an address nothing listens on) and its CA bundle.
+fn write_hosts_and_ca(
+    fleet: &RunningFleet,
+    sandbox: &Sandbox,
+    setup: &crate::scenario::ClientSetup,
+) -> Result<(), String> {
     let blocked: Vec<&str> = setup
         .unreachable
         .iter()
@@ -417,19 +558,30 @@ async fn drive(
     sandbox.write_hosts(&hosts).map_err(|e| e.to_string())?;
     sandbox
         .write_ca_bundle(fleet.ca_pem_path())
-        .map_err(|e| e.to_string())?;
-    let authority = |name: &str| fleet.host(name).map(|h| h.authority());
-    let resolve = |text: &str| {
-        let mut out = text.to_owned();
-        for name in host_names {
-            if let Some(a) = authority(name) {
-                out = out.replace(&format!("{{{name}}}"), &a);
-            }
-        }
-        out
-    };
+        .map_err(|e| e.to_string())
+}
 
-    // config.json, as the scenario says.
+/// What [`write_client_config`] set up for the client.
+struct ClientFiles {
+    /// The Basic credentials config.json holds, by key (also handed to ctr as `--user`).
+    credentials: BTreeMap<String, (String, String)>,
+    mirrors: Vec<Mirror>,
+    /// The harness credential helper's stores.
+    store_file: PathBuf,
+    ecr_login_store_file: PathBuf,
+    /// Put first on the clients' PATH: the helper binaries, when the scenario uses them.
+    helper_dir: PathBuf,
+}
+
+/// config.json as the scenario says (auths, identity tokens, empty entries, verbatim keys,
+/// credsStore, credHelpers), the credential helper's stores and binaries, the mirrors.
+fn write_client_config(
+    sandbox: &Sandbox,
+    setup: &crate::scenario::ClientSetup,
+    principals: &Principals,
+    authority: &dyn Fn(&str) -> Option<String>,
+    resolve: &dyn Fn(&str) -> String,
+) -> Result<ClientFiles, String> {
     let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
     // A principal's username and secret (the username may be empty: ECR's token user…).
     let basic = |principal: &toml::Spanned<String>| -> Result<(String, String), String> {
@@ -439,7 +591,6 @@ async fn drive(
         Ok((user.clone().unwrap_or_default(), secret.clone()))
     };
     let basic_entry = |(user, secret): &(String, String)| serde_json::json!({ "auth": b64(format!("{user}:{secret}")) });
-    // The Basic credentials config.json holds, by key (also handed to ctr as `--user`).
     let mut credentials = BTreeMap::new();
     for (host, principal) in &setup.auths {
         credentials.insert(authority(host).ok_or("unknown host")?, basic(principal)?);
@@ -476,8 +627,6 @@ async fn drive(
             });
         }
     }
-    // Hostnames are unique in a fleet (realm and storage hosts included).
-    let registries: Vec<String> = fleet.hosts().iter().map(|h| h.authority()).collect();
     let mut config = serde_json::json!({ "auths": auths });
     if let Some(store) = &setup.creds_store {
         config["credsStore"] = serde_json::json!(store);
@@ -543,20 +692,28 @@ async fn drive(
             config.to_string().as_bytes(),
         )
         .map_err(|e| e.to_string())?;
+    Ok(ClientFiles {
+        credentials,
+        mirrors,
+        store_file,
+        ecr_login_store_file,
+        helper_dir,
+    })
+}
 
-    let cell = CellEnv {
-        bin,
-        sandbox,
-        tools: &client.tools,
-        registries: &registries,
-        mirrors: &mirrors,
-        ca_file: fleet.ca_pem_path(),
-        credentials: &credentials,
-    };
+/// The environment of every process of the cell: the sandbox's, `PATH` with the helper,
+/// the client's and its tools' directories first, the helper stores, the driver's own.
+fn cell_environment(
+    sandbox: &Sandbox,
+    client: &ClientUnderTest,
+    bin: &Path,
+    files: &ClientFiles,
+    cell: &CellEnv<'_>,
+) -> Vec<(String, String)> {
     let mut env = sandbox.env();
     for (k, v) in env.iter_mut() {
         if k == "PATH" {
-            let mut dirs = vec![helper_dir.clone()];
+            let mut dirs = vec![files.helper_dir.clone()];
             dirs.extend(bin.parent().map(Path::to_path_buf));
             dirs.extend(client.tools.iter().cloned());
             let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
@@ -565,52 +722,14 @@ async fn drive(
     }
     env.push((
         crate::credhelper::STORE_ENV.into(),
-        store_file.display().to_string(),
+        files.store_file.display().to_string(),
     ));
     env.push((
         crate::credhelper::ECR_LOGIN_STORE_ENV.into(),
-        ecr_login_store_file.display().to_string(),
+        files.ecr_login_store_file.display().to_string(),
     ));
-    env.extend(client.driver.env(&cell));
-    let mut daemons = Vec::new();
-    let mut daemon_names = Vec::new();
-    let mut result = Ok(Vec::new());
-    for spec in client.driver.daemons(&cell)? {
-        daemon_names.push(spec.name);
-        match start_daemon(client, sandbox, spec, &env).await {
-            Ok(d) => daemons.push(d),
-            Err(e) => {
-                result = Err(redactor.redact(&e));
-                break;
-            }
-        }
-    }
-    if result.is_ok() {
-        result = run_steps(
-            steps, client, &cell, &env, principals, &resolve, &authority, &redactor, timeout,
-        )
-        .await;
-    }
-    while let Some(d) = daemons.pop() {
-        d.stop(Duration::from_secs(10)).await;
-    }
-    let artifacts = keep_daemon_logs(sandbox, &daemon_names, &redactor);
-    let records = result?;
-    let entries = journal.all();
-    let mut checks = Vec::new();
-    checks.push(CheckRecord {
-        description: "the client talked to the fake registry".into(),
-        passed: !entries.is_empty(),
-        detail: format!("{} request(s) in the journal", entries.len()),
-    });
-    for e in expectations {
-        checks.push(check(e, &entries));
-    }
-    let journal_json = entries
-        .iter()
-        .filter_map(|e| serde_json::to_value(e).ok())
-        .collect();
-    Ok((records, checks, journal_json, artifacts))
+    env.extend(client.driver.env(cell));
+    env
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -619,15 +738,16 @@ async fn run_steps(
     client: &ClientUnderTest,
     cell: &CellEnv<'_>,
     env: &[(String, String)],
-    principals: &BTreeMap<String, (Option<String>, String, PrincipalKind)>,
+    principals: &Principals,
     resolve: &(dyn Fn(&str) -> String + Sync),
     authority: &(dyn Fn(&str) -> Option<String> + Sync),
     redactor: &Redactor,
     timeout: Duration,
-) -> Result<Vec<StepRecord>, String> {
+) -> Result<Vec<LiveStep>, String> {
     let env = env.to_vec();
     let sandbox = cell.sandbox;
     let mut records = Vec::new();
+    let mut commands_run = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let action = match step.action {
             Action::Login => {
@@ -741,6 +861,7 @@ async fn run_steps(
                 stderr = format!("{why}\n{stderr}");
             }
             let ok = finished.exit_code == Some(0);
+            commands_run.push(invocation.repro());
             records.push(StepRecord {
                 action: step.action.as_str().into(),
                 argv: invocation.argv.iter().map(|a| redactor.redact(a)).collect(),
@@ -763,7 +884,11 @@ async fn run_steps(
             last.expected = expected.into();
         }
     }
-    Ok(records)
+    Ok(records
+        .into_iter()
+        .zip(commands_run)
+        .map(|(record, command)| LiveStep { record, command })
+        .collect())
 }
 
 /// Starts one daemon of the cell in the cell's isolation and waits (bounded) until it

@@ -224,6 +224,9 @@ async fn the_hosts_file_is_bound_over_etc_hosts_for_the_client_only() {
     assert_eq!(finished.exit_code, Some(0), "{}", finished.stderr);
     assert!(finished.stdout.contains("127.0.77.2\tonly.in.this.cell"));
     let machine = std::fs::read_to_string("/etc/hosts").unwrap();
+    // The sockets directory lives outside `dir` (socket paths are short): no leftover.
+    sandbox.remove();
+    assert!(!sandbox.sockets.exists());
     assert!(
         !machine.contains("only.in.this.cell"),
         "the machine's file is untouched"
@@ -558,4 +561,121 @@ fn every_known_failure_names_a_scenario_and_a_pinned_client_version() {
             r.versions.get_ref()
         );
     }
+}
+
+fn refclient(mutant: &str) -> ClientUnderTest {
+    ClientUnderTest {
+        id: format!("refclient@{mutant}"),
+        driver: Box::new(harness::clients::refclient::RefClient::new(mutant)),
+        binary: Ok(PathBuf::from(env!("CARGO_BIN_EXE_regcompat-refclient"))),
+        tools: vec![],
+    }
+}
+
+/// Runs a repository scenario with a [`Hold`] that pastes the live command of the first
+/// step not as expected (else the last) into `sh`, as a user of `cargo xtask repro` does,
+/// while the cell's fleet is up. Returns the cell and that command's exit code.
+async fn held_and_pasted(
+    scenario: &str,
+    client: &ClientUnderTest,
+    index: usize,
+    scratch: &Path,
+) -> (reports::Cell, Option<i32>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let hold: harness::runner::Hold = Box::new(move |steps| {
+        let step = steps
+            .iter()
+            .find(|s| !harness::runner::step_met(&s.record))
+            .or(steps.last());
+        let command = step.map(|s| s.command.clone()).unwrap_or_default();
+        let tx = tx.clone();
+        Box::pin(async move {
+            let status = tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(&command)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .await
+                .ok()
+                .and_then(|s| s.code());
+            let _ = tx.send(status);
+        })
+    });
+    let options = harness::runner::CellOptions {
+        keep_failed: false,
+        hold: Some(hold),
+    };
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../scenarios/{scenario}.toml"));
+    let cell = harness::runner::run_cell_with(&path, client, index, scratch, &options).await;
+    (cell, rx.try_recv().ok().flatten())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_cells_command_pasted_into_a_shell_reproduces_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    // A client that looks credentials up case-sensitively fails the uppercase-key pull; the
+    // pasted command fails the same way against the same fleet.
+    let (cell, pasted) = held_and_pasted(
+        "acr-uppercase-key-pull",
+        &refclient("case-sensitive-lookup"),
+        903,
+        &scratch,
+    )
+    .await;
+    assert_eq!(cell.verdict, Verdict::Fail, "{cell:#?}");
+    let failing = cell
+        .steps
+        .iter()
+        .find(|s| !harness::runner::step_met(s))
+        .expect("a failing step");
+    assert_ne!(failing.exit_code, Some(0));
+    assert_eq!(pasted, failing.exit_code, "the pasted command's exit code");
+    // The correct client's command succeeds when pasted: the command really reaches the
+    // live fleet (a torn-down fleet would make it fail too).
+    let (cell, pasted) = held_and_pasted(
+        "acr-uppercase-key-pull",
+        &refclient("correct"),
+        904,
+        &scratch,
+    )
+    .await;
+    assert_eq!(cell.verdict, Verdict::Pass, "{cell:#?}");
+    assert_eq!(pasted, Some(0));
+}
+
+#[tokio::test]
+async fn keep_failed_keeps_the_sandbox_of_a_failing_cell_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = dir.path().join("scratch");
+    let options = harness::runner::CellOptions {
+        keep_failed: true,
+        hold: None,
+    };
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/acr-uppercase-key-pull.toml");
+    let failing = refclient("case-sensitive-lookup");
+    let passing = refclient("correct");
+    let (bad, good) = tokio::join!(
+        harness::runner::run_cell_with(&path, &failing, 905, &scratch, &options),
+        harness::runner::run_cell_with(&path, &passing, 906, &scratch, &options)
+    );
+    assert_eq!(bad.verdict, Verdict::Fail, "{bad:#?}");
+    assert_eq!(good.verdict, Verdict::Pass, "{good:#?}");
+    let kept = harness::runner::sandbox_dir(&scratch, &bad.scenario, &bad.client);
+    assert!(
+        kept.join("home/.docker/config.json").is_file(),
+        "{kept:?} kept"
+    );
+    let kept = harness::sandbox::Sandbox::at(&kept);
+    assert!(
+        kept.sockets.is_dir(),
+        "the kept sandbox keeps its sockets directory"
+    );
+    kept.remove();
+    assert!(
+        !harness::runner::sandbox_dir(&scratch, &good.scenario, &good.client).exists(),
+        "a passing cell's sandbox is deleted"
+    );
 }

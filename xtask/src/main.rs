@@ -5,6 +5,7 @@
 mod conformance;
 mod install_clients;
 mod report_diff;
+mod repro;
 mod run_scenarios;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,9 @@ enum Command {
     /// The main job: provision the clients, run the scenario matrix, write reports
     /// (report.json, junit.xml, matrix.md, index.html) and append the run to the history.
     RunScenarios(run_scenarios::Args),
+    /// Run one cell of the matrix live and keep its fleet and daemons up: prints the command
+    /// of its first unexpected step, to paste into a shell, until Ctrl-C.
+    Repro(repro::Args),
     /// Compare two report.json files and print the changed cells as Markdown.
     #[command(alias = "diff-reports")]
     ReportDiff(report_diff::Args),
@@ -38,6 +42,7 @@ fn main() -> std::process::ExitCode {
         Command::InstallClients(args) => install_clients::run(args),
         Command::RunScenarios(args) => run_scenarios::run(args),
         Command::ReportDiff(args) => report_diff::run(args),
+        Command::Repro(args) => repro::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -20,7 +20,7 @@ use harness::provision::{self, Manifest};
 use harness::runner::{self, ClientUnderTest};
 use indicatif::{ProgressBar, ProgressStyle};
 use reports::baseline::{self, BaselineOutcome};
-use reports::{ClientInfo, RunReport, SCHEMA_VERSION, ScenarioInfo, Verdict, history};
+use reports::{Cell, ClientInfo, RunReport, SCHEMA_VERSION, ScenarioInfo, Verdict, history};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -85,6 +85,11 @@ pub struct Args {
     /// Do not append this run to the history directory.
     #[arg(long)]
     no_history: bool,
+    /// Keep the sandbox of every cell that fails or errors (config.json, build contexts,
+    /// daemon logs; the scenario's test secrets included) and print where. To re-run such
+    /// a cell live, with its fleet up: `cargo xtask repro SCENARIO CLIENT`.
+    #[arg(long)]
+    keep_failed: bool,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -167,46 +172,7 @@ pub fn run(args: Args) -> Result<()> {
             .context("provisioning the clients of the matrix")?;
     }
 
-    // The harness's credential helper is a binary of its own: build it and tell the runner.
-    // The inner cargo gets the environment of a plain shell, not the variables cargo sets
-    // for the `cargo run` that started xtask: build scripts fingerprint those (ring's reads
-    // CARGO_MANIFEST_DIR), so inheriting them rebuilt half the workspace here and back again
-    // on the next `cargo xtask …`. The user's own settings (CARGO_INCREMENTAL,
-    // CARGO_TARGET_DIR, CARGO_BUILD_JOBS …) stay.
-    let mut build =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if set_by_cargo_run(&key) {
-            build.env_remove(key.as_ref());
-        }
-    }
-    let status = build
-        .args([
-            "build",
-            "-p",
-            "harness",
-            "--bin",
-            "docker-credential-regcompat",
-            "--bin",
-            "regcompat-refclient",
-        ])
-        .current_dir(&root)
-        .status()
-        .context("building docker-credential-regcompat and regcompat-refclient")?;
-    if !status.success() {
-        bail!("building docker-credential-regcompat failed");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    // SAFETY: set once, before any thread of the runtime exists.
-    unsafe {
-        std::env::set_var(
-            runner::CREDHELPER_BIN_ENV,
-            target.join("debug/docker-credential-regcompat"),
-        );
-    }
+    build_helper_binaries(&root)?;
 
     let mut columns = Vec::new();
     for request in &requests {
@@ -219,34 +185,40 @@ pub fn run(args: Args) -> Result<()> {
     let scratch = std::env::temp_dir().join(format!("regcompat-{run_id}"));
 
     let cells_total = scenarios.len() * columns.len();
-    let bar = ProgressBar::new(cells_total as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} cells  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let progress = Progress::new(cells_total);
     let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
     let columns = Arc::new(columns);
+    let known = Arc::new(known);
+    let options = Arc::new(runner::CellOptions {
+        keep_failed: args.keep_failed,
+        hold: None,
+    });
     let cells = runtime.block_on(async {
         let limit = Arc::new(tokio::sync::Semaphore::new(args.jobs.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
         let mut index = 0usize;
         for path in &scenarios {
             for c in 0..columns.len() {
-                let (path, columns, limit, scratch, bar) = (
+                let (path, columns, limit, scratch, progress, known, options) = (
                     path.clone(),
                     columns.clone(),
                     limit.clone(),
                     scratch.clone(),
-                    bar.clone(),
+                    progress.clone(),
+                    known.clone(),
+                    options.clone(),
                 );
                 let i = index;
                 index += 1;
                 tasks.spawn(async move {
                     let _permit = limit.acquire().await;
                     let client = &columns[c];
-                    bar.set_message(format!("{} × {}", runner::stem(&path), client.id));
-                    let cell = runner::run_cell(&path, client, i, &scratch).await;
-                    bar.inc(1);
+                    progress.started(&format!("{} × {}", runner::stem(&path), client.id));
+                    let cell = runner::run_cell_with(&path, client, i, &scratch, &options).await;
+                    let recorded = known
+                        .find(&client.driver_name, &client.version, &cell.scenario)
+                        .is_some();
+                    progress.finished(&cell, recorded);
                     (i, cell)
                 });
             }
@@ -260,7 +232,7 @@ pub fn run(args: Args) -> Result<()> {
         out.sort_by_key(|(i, _)| *i);
         out.into_iter().map(|(_, c)| c).collect::<Vec<_>>()
     });
-    bar.finish_and_clear();
+    progress.finish();
 
     let mut report = RunReport {
         schema: SCHEMA_VERSION.into(),
@@ -288,7 +260,10 @@ pub fn run(args: Args) -> Result<()> {
     // page links them by these relative paths.
     let _ = std::fs::remove_dir_all(out.join("artifacts"));
     copy_tree(&scratch.join("artifacts"), &out.join("artifacts"))?;
-    let _ = std::fs::remove_dir_all(&scratch);
+    let kept = kept_sandboxes(&report, &scratch);
+    if kept.is_empty() {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
     println!("{}", reports::markdown::render(&report));
     println!(
         "reports: {}, {}, {}, {}",
@@ -312,6 +287,24 @@ pub fn run(args: Args) -> Result<()> {
         }
     }
     print_known_failures(&report, &known, &unused);
+    if !kept.is_empty() {
+        println!(
+            "\nKept sandboxes of {} failing cell(s) (the repro lines in report.json run there; \
+             they hold the scenarios' test credentials — delete {} when done):",
+            kept.len(),
+            scratch.display()
+        );
+        for (cell, dir) in &kept {
+            println!(
+                "  {} × {}: {}\n    live, with its fleet: cargo xtask repro {} {}",
+                cell.scenario,
+                cell.client,
+                dir.display(),
+                cell.scenario,
+                cell.client
+            );
+        }
+    }
     let outcome = baseline.as_ref().map(|b| baseline::check(&report, b));
     if let Some(outcome) = &outcome {
         println!("\n{}", baseline::render_markdown(outcome));
@@ -431,7 +424,7 @@ impl std::error::Error for UsageError {}
 
 /// Checks one `--client` request: `name=PATH` names an existing file and a client with a
 /// driver; `name[@version]` names a client with a driver and a version `clients.toml` pins.
-fn check_request(manifest: &Manifest, request: &str) -> Result<()> {
+pub(crate) fn check_request(manifest: &Manifest, request: &str) -> Result<()> {
     if is_refclient(request) {
         let name = request.split('=').next().unwrap_or(request);
         let mutant = name.split_once('@').map_or("correct", |(_, m)| m);
@@ -470,7 +463,7 @@ fn check_request(manifest: &Manifest, request: &str) -> Result<()> {
 }
 
 /// One column of the matrix (a client at a version, or a maintainer's own binary).
-struct Column {
+pub(crate) struct Column {
     driver_name: String,
     version: String,
     source: String,
@@ -484,7 +477,7 @@ impl std::ops::Deref for Column {
     }
 }
 
-fn client_column(manifest: &Manifest, request: &str) -> Column {
+pub(crate) fn client_column(manifest: &Manifest, request: &str) -> Column {
     if let Some(column) = refclient_column(request) {
         return column;
     }
@@ -670,7 +663,7 @@ fn scenario_files(dir: &Path, glob: Option<&str>) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     provision::default_manifest_path()
         .parent()
         .map(Path::to_path_buf)
@@ -687,6 +680,132 @@ fn now_rfc3339() -> String {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     fake_registry::profile::bearer::humantime_rfc3339(secs)
+}
+
+/// The sandboxes `--keep-failed` kept: cells that failed or errored (recorded known failures
+/// included) whose directory is still there.
+fn kept_sandboxes<'a>(report: &'a RunReport, scratch: &Path) -> Vec<(&'a Cell, PathBuf)> {
+    report
+        .cells
+        .iter()
+        .filter(|c| {
+            matches!(
+                c.verdict,
+                Verdict::Fail | Verdict::Error | Verdict::KnownFailure
+            )
+        })
+        .map(|c| (c, runner::sandbox_dir(scratch, &c.scenario, &c.client)))
+        .filter(|(_, dir)| dir.is_dir())
+        .collect()
+}
+
+/// The matrix's progress: a bar on a terminal; in a log (CI, a pipe) one line per finished
+/// cell, so a long run is never silent and a log shows what ran when.
+#[derive(Clone)]
+enum Progress {
+    Bar(ProgressBar),
+    Lines {
+        total: usize,
+        done: Arc<std::sync::atomic::AtomicUsize>,
+    },
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} cells  {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            Progress::Bar(bar)
+        } else {
+            eprintln!("running {total} cells");
+            Progress::Lines {
+                total,
+                done: Arc::default(),
+            }
+        }
+    }
+
+    fn started(&self, label: &str) {
+        if let Progress::Bar(bar) = self {
+            bar.set_message(label.to_owned());
+        }
+    }
+
+    /// `recorded`: a known-failure record covers the cell (a `fail` is then shown as such).
+    fn finished(&self, cell: &Cell, recorded: bool) {
+        match self {
+            Progress::Bar(bar) => bar.inc(1),
+            Progress::Lines { total, done } => {
+                let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                let verdict = match cell.verdict {
+                    Verdict::Fail if recorded => "known-failure".to_owned(),
+                    Verdict::Pass if recorded => "fixed".to_owned(),
+                    v => v.to_string(),
+                };
+                eprintln!(
+                    "[{n:>w$}/{total}] {verdict:<14} {} × {} ({:.1} s)",
+                    cell.scenario,
+                    cell.client,
+                    cell.duration_ms as f64 / 1000.0,
+                    w = total.to_string().len()
+                );
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bar(bar) = self {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Builds the harness's own binaries the cells run — `docker-credential-regcompat` and
+/// `regcompat-refclient` — and names them for the runner ([`runner::CREDHELPER_BIN_ENV`]).
+pub(crate) fn build_helper_binaries(root: &Path) -> Result<()> {
+    // The inner cargo gets the environment of a plain shell, not the variables cargo sets
+    // for the `cargo run` that started xtask: build scripts fingerprint those (ring's reads
+    // CARGO_MANIFEST_DIR), so inheriting them rebuilt half the workspace here and back again
+    // on the next `cargo xtask …`. The user's own settings (CARGO_INCREMENTAL,
+    // CARGO_TARGET_DIR, CARGO_BUILD_JOBS …) stay.
+    let mut build =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if set_by_cargo_run(&key) {
+            build.env_remove(key.as_ref());
+        }
+    }
+    let status = build
+        .args([
+            "build",
+            "-p",
+            "harness",
+            "--bin",
+            "docker-credential-regcompat",
+            "--bin",
+            "regcompat-refclient",
+        ])
+        .current_dir(root)
+        .status()
+        .context("building docker-credential-regcompat and regcompat-refclient")?;
+    if !status.success() {
+        bail!("building docker-credential-regcompat and regcompat-refclient failed");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    // SAFETY: set once, before any thread of the runtime exists.
+    unsafe {
+        std::env::set_var(
+            runner::CREDHELPER_BIN_ENV,
+            target.join("debug/docker-credential-regcompat"),
+        );
+    }
+    Ok(())
 }
 
 /// The variables cargo sets for the program of a `cargo run` (the Cargo book's "Environment
@@ -708,7 +827,6 @@ fn set_by_cargo_run(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reports::Cell;
 
     #[test]
     fn inner_build_keeps_the_users_cargo_settings() {

@@ -40,6 +40,9 @@ pub struct BaselineOutcome {
     pub known_failures: Vec<CellChange>,
     /// Not pass (or absent) in the baseline, pass now: the baseline can be updated.
     pub fixed: Vec<CellChange>,
+    /// Baseline cells of scenarios or clients this run did not include at all (a subset
+    /// run, `--scenario`/`--client`): outside the run, neither lost nor compared.
+    pub outside_the_run: usize,
 }
 
 impl BaselineOutcome {
@@ -50,9 +53,17 @@ impl BaselineOutcome {
 
     /// One line for a CI log.
     pub fn summary(&self) -> String {
+        let outside = if self.outside_the_run > 0 {
+            format!(
+                " ({} baseline cell(s) outside this run's scenarios and clients)",
+                self.outside_the_run
+            )
+        } else {
+            String::new()
+        };
         format!(
             "baseline {}: {} regression(s), {} lost coverage, {} new failure(s), {} known \
-             failure(s), {} fixed",
+             failure(s), {} fixed{outside}",
             if self.passed() { "ok" } else { "FAILED" },
             self.regressions.len(),
             self.lost_coverage.len(),
@@ -73,8 +84,24 @@ pub fn check(report: &RunReport, baseline: &RunReport) -> BaselineOutcome {
         new_failures: vec![],
         known_failures: vec![],
         fixed: vec![],
+        outside_the_run: 0,
     };
-    for pair in pairs(baseline, report) {
+    let in_run_scenario = |id: &str| report.scenarios.iter().any(|s| s.id == id);
+    let pairs = pairs(baseline, report);
+    // Baseline clients with a counterpart in this run.
+    let in_run_client: std::collections::HashSet<&str> = pairs
+        .iter()
+        .filter(|p| p.new.is_some())
+        .filter_map(|p| p.old_client)
+        .collect();
+    for pair in pairs {
+        // A subset run (`--scenario`, `--client`) says nothing of the rest of the baseline.
+        let outside = !in_run_scenario(pair.scenario)
+            || pair.old_client.is_some_and(|c| !in_run_client.contains(c));
+        if pair.new.is_none() && outside {
+            outcome.outside_the_run += 1;
+            continue;
+        }
         let was = pair.old.map(|c| c.verdict);
         let now = pair.new.map(|c| c.verdict);
         // A client that passes: pass, or `fixed` (passes where a failure was recorded).

@@ -14,7 +14,12 @@ fn run(run_id: &str, verdict: Option<Verdict>) -> reports::RunReport {
     if let Some(v) = verdict {
         cells.push(("login", CRANE, v));
     }
-    report(run_id, &cells)
+    let mut report = report(run_id, &cells);
+    // The run included `login` (a gone cell is gone from a scenario and a client it ran).
+    if verdict.is_none() {
+        report.scenarios.push(common::scenario("login"));
+    }
+    report
 }
 
 // ---------------------------------------------------------------- diff
@@ -345,4 +350,37 @@ fn baseline_follows_a_client_version_bump() {
     let outcome = baseline::check(&now, &base);
     assert!(outcome.passed(), "{}", outcome.summary());
     assert!(outcome.lost_coverage.is_empty() && outcome.fixed.is_empty());
+}
+
+#[test]
+fn a_subset_run_is_compared_only_where_it_ran() {
+    // The baseline ran two scenarios × two clients; this run only `login` × crane.
+    let base = report(
+        "base",
+        &[
+            ("login", CRANE, Pass),
+            ("login", SKOPEO, Pass),
+            ("pull", CRANE, Pass),
+            ("pull", SKOPEO, Pass),
+        ],
+    );
+    let now = report("now", &[("login", CRANE, Pass)]);
+    let outcome = baseline::check(&now, &base);
+    assert!(outcome.passed());
+    assert!(outcome.lost_coverage.is_empty(), "{outcome:?}");
+    assert_eq!(outcome.outside_the_run, 3);
+    assert!(
+        outcome
+            .summary()
+            .ends_with("(3 baseline cell(s) outside this run's scenarios and clients)"),
+        "{}",
+        outcome.summary()
+    );
+    // Inside the run's scenarios and clients, a cell that is gone is still lost coverage.
+    let mut now = report("now", &[("login", CRANE, Pass), ("pull", SKOPEO, Pass)]);
+    now.cells.retain(|c| c.scenario == "login");
+    now.scenarios.retain(|s| s.id == "login" || s.id == "pull");
+    let outcome = baseline::check(&now, &base);
+    assert_eq!(outcome.outside_the_run, 2, "{outcome:?}");
+    assert_eq!(outcome.lost_coverage.len(), 1, "pull × crane: {outcome:?}");
 }

@@ -24,7 +24,8 @@ enum Command {
     /// Install the real clients pinned in clients.toml into ~/.cache/regcompat (idempotent).
     InstallClients(install_clients::Args),
     /// The main job: provision the clients, run the scenario matrix, write reports
-    /// (report.json, junit.xml, matrix.md, index.html) and append the run to the history.
+    /// (report.json, junit.xml, matrix.md, matrix-full.md, index.html), print a summary and
+    /// append a compact entry to the history.
     RunScenarios(run_scenarios::Args),
     /// Compare two report.json files and print the changed cells as Markdown.
     #[command(alias = "diff-reports")]

@@ -1,8 +1,10 @@
 //! `cargo xtask run-scenarios`: the main job. Provisions the clients that are missing, runs
 //! every scenario × client cell for real (each in its own sandbox with its own fleet),
-//! writes `report.json`, `junit.xml`, `matrix.md` and `index.html` to the output directory,
-//! appends the run to the history directory and prints the matrix. A client that cannot run
-//! gives `not-run` cells with the reason, never `pass`.
+//! writes `report.json`, `junit.xml`, `matrix.md` (a summary), `matrix-full.md` and
+//! `index.html` to the output directory, appends a compact entry to the history directory and
+//! prints a short summary (the cells that need attention first, then the recorded known
+//! failures, then a compact grid). A client that cannot run gives `not-run` cells with the
+//! reason, never `pass`.
 //!
 //! Recorded known failures (`known-failures.toml`, see `harness::known`) turn a
 //! matching `fail` into `known-failure` and a matching `pass` into `fixed`. The run exits
@@ -289,13 +291,14 @@ pub fn run(args: Args) -> Result<()> {
     let _ = std::fs::remove_dir_all(out.join("artifacts"));
     copy_tree(&scratch.join("artifacts"), &out.join("artifacts"))?;
     let _ = std::fs::remove_dir_all(&scratch);
-    println!("{}", reports::markdown::render(&report));
+    print!("{}", reports::summary::render_text(&report));
     println!(
-        "reports: {}, {}, {}, {}",
-        written.json.display(),
+        "\nreports: {}, {}, {}, {}, {}",
+        written.html.display(),
         written.markdown.display(),
+        written.markdown_full.display(),
         written.junit.display(),
-        written.html.display()
+        written.json.display()
     );
     if !args.no_history {
         // The reports are written; a history problem is reported but does not hide them.
@@ -311,7 +314,7 @@ pub fn run(args: Args) -> Result<()> {
             Err(e) => eprintln!("warning: the run was not added to the history: {e}"),
         }
     }
-    print_known_failures(&report, &known, &unused);
+    print_stale_records(&report, &known, &unused);
     let outcome = baseline.as_ref().map(|b| baseline::check(&report, b));
     if let Some(outcome) = &outcome {
         println!("\n{}", baseline::render_markdown(outcome));
@@ -319,21 +322,9 @@ pub fn run(args: Args) -> Result<()> {
     exit_decision(&report, outcome.as_ref(), args.allow_fail).map_err(anyhow::Error::msg)
 }
 
-/// The recorded known failures of the run, each with its link, and the records that covered
-/// no cell that ran (stale, or of a column not in this run).
-fn print_known_failures(report: &RunReport, known: &KnownFailures, unused: &[&known::Record]) {
-    let recorded: Vec<_> = report
-        .cells
-        .iter()
-        .filter(|c| matches!(c.verdict, Verdict::KnownFailure | Verdict::Fixed))
-        .collect();
-    if !recorded.is_empty() {
-        println!("\nRecorded known failures ({}):", known.file);
-        for c in recorded {
-            let link = c.known.as_ref().map_or("", |k| k.link.as_str());
-            println!("  {} {} × {} — {link}", c.verdict, c.scenario, c.client);
-        }
-    }
+/// The known-failure records that covered no cell that ran (stale, or of a column not in
+/// this run). The run's known failures themselves are in the summary, with their links.
+fn print_stale_records(report: &RunReport, known: &KnownFailures, unused: &[&known::Record]) {
     // A record that covers cells of this run none of which passed or failed (the client
     // could not run, or the scenario became not-applicable) may be stale: say so. Records
     // for columns or scenarios outside this run are not mentioned.
@@ -363,7 +354,7 @@ fn print_known_failures(report: &RunReport, known: &KnownFailures, unused: &[&kn
 /// Always: a run where nothing passed proves nothing. With a baseline: only regressions
 /// fail. Without: any `error`, `fixed` (a stale known-failure record) or `not-run` cell
 /// fails, and any unrecorded `fail` unless `allow_fail`.
-fn exit_decision(
+pub(crate) fn exit_decision(
     report: &RunReport,
     baseline: Option<&BaselineOutcome>,
     allow_fail: bool,
@@ -715,7 +706,12 @@ mod tests {
         for ours in ["CARGO_MANIFEST_DIR", "CARGO_PKG_VERSION", "CARGO_BIN_NAME"] {
             assert!(set_by_cargo_run(ours), "{ours}");
         }
-        for users in ["CARGO_INCREMENTAL", "CARGO_TARGET_DIR", "CARGO_HOME", "CARGO_BUILD_JOBS"] {
+        for users in [
+            "CARGO_INCREMENTAL",
+            "CARGO_TARGET_DIR",
+            "CARGO_HOME",
+            "CARGO_BUILD_JOBS",
+        ] {
             assert!(!set_by_cargo_run(users), "{users}");
         }
     }

@@ -70,7 +70,7 @@ fn assert_fits(md: &str) {
 #[test]
 fn a_large_run_fits_a_github_comment_with_failures_before_the_grid() {
     let report = synthetic(60, 16, |s, c| match (s + c) % 9 {
-        0 | 1 | 2 => Verdict::Pass,
+        0..=2 => Verdict::Pass,
         3 => Verdict::KnownFailure,
         4 if s % 7 == 0 => Verdict::Fail,
         5 if s % 11 == 0 => Verdict::Error,

@@ -1,5 +1,12 @@
-//! Run history: each run's JSON report stored as `<run_id>.json` in one directory, the
-//! oldest removed beyond a bound so a nightly job cannot fill the disk.
+//! Run history: each run stored as `<run_id>.json` in one directory, the oldest removed
+//! beyond a bound so a nightly job cannot fill the disk.
+//!
+//! An entry is a *compact* report ([`compact`]): the same schema as `report.json`, with the
+//! run, its clients and scenarios, and per cell the verdict, a bounded reason, the duration
+//! and the known-failure record — no steps, checks, journal or artifacts. The evidence stays
+//! in the run's output directory (`report.json`, `index.html`); a full report of 4 MB is a
+//! history entry of a few dozen KB. Entries written whole by older versions read the same way
+//! ([`RunReport::read`]), so diffs and baseline checks work across both.
 //!
 //! Order is by the report's `started` time (RFC 3339, compared as text: the runner writes
 //! every timestamp in UTC with the same format), then by run id.
@@ -9,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::fsutil::create_dir;
-use crate::{ReportError, RunReport, json};
+use crate::{Cell, ReportError, RunReport, json};
 
 /// How many runs [`append`] keeps.
 pub const DEFAULT_KEEP: usize = 50;
@@ -22,14 +29,59 @@ pub struct HistoryEntry {
     pub started: String,
 }
 
-/// Stores `report` in `history_dir` and keeps the last [`DEFAULT_KEEP`] runs.
+/// Stores `report` (compacted) in `history_dir` and keeps the last [`DEFAULT_KEEP`] runs.
 pub fn append(report: &RunReport, history_dir: &Path) -> Result<PathBuf, ReportError> {
     append_keeping(report, history_dir, DEFAULT_KEEP)
 }
 
-/// Stores `report` as `<run_id>.json` in `history_dir` (created if needed), then removes the
-/// oldest stored runs beyond `keep` (at least the new one is always kept). Returns the path
-/// written. Storing the same run id again replaces it.
+/// The longest reason a history entry keeps, in characters; a longer one is cut with `…`.
+pub const REASON_CHARS: usize = 400;
+
+/// `report` without its evidence: every cell keeps its scenario, client, verdict, reason (at
+/// most [`REASON_CHARS`] characters) and duration, and its known-failure record; steps,
+/// checks, journal and artifacts are dropped. What diffs and baseline checks compare —
+/// verdicts by scenario and client — is unchanged.
+pub fn compact(report: &RunReport) -> RunReport {
+    RunReport {
+        schema: report.schema.clone(),
+        run_id: report.run_id.clone(),
+        started: report.started.clone(),
+        finished: report.finished.clone(),
+        regcompat_version: report.regcompat_version.clone(),
+        clients: report.clients.clone(),
+        scenarios: report.scenarios.clone(),
+        cells: report
+            .cells
+            .iter()
+            .map(|cell| Cell {
+                scenario: cell.scenario.clone(),
+                client: cell.client.clone(),
+                verdict: cell.verdict,
+                reason: bounded(&cell.reason, REASON_CHARS),
+                duration_ms: cell.duration_ms,
+                steps: Vec::new(),
+                checks: Vec::new(),
+                journal: Vec::new(),
+                artifacts: Vec::new(),
+                known: cell.known.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// `text` itself when it has at most `max` characters, else its first `max - 1` and `…`.
+fn bounded(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// Stores `report`, [`compact`]ed, as `<run_id>.json` in `history_dir` (created if needed),
+/// then removes the oldest stored runs beyond `keep` (at least the new one is always kept).
+/// Returns the path written. Storing the same run id again replaces it.
 pub fn append_keeping(
     report: &RunReport,
     history_dir: &Path,
@@ -37,7 +89,7 @@ pub fn append_keeping(
 ) -> Result<PathBuf, ReportError> {
     let path = history_dir.join(file_name(&report.run_id)?);
     create_dir(history_dir)?;
-    json::write(report, &path)?;
+    json::write(&compact(report), &path)?;
     let entries = list(history_dir)?;
     let excess = entries.len().saturating_sub(keep.max(1));
     for old in entries.iter().take(excess).filter(|e| e.path != path) {
@@ -90,7 +142,8 @@ pub fn list(history_dir: &Path) -> Result<Vec<HistoryEntry>, ReportError> {
     Ok(entries)
 }
 
-/// The most recent stored run other than `run_id` — what a new run is diffed against.
+/// The most recent stored run other than `run_id` — what a new run is diffed against. A
+/// compact entry has no evidence; an entry stored whole by an older version keeps its own.
 pub fn previous(history_dir: &Path, run_id: &str) -> Result<Option<RunReport>, ReportError> {
     let entries = list(history_dir)?;
     match entries.iter().rev().find(|e| e.run_id != run_id) {

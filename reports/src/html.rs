@@ -4,19 +4,34 @@
 //! journal excerpt without any JavaScript.
 //!
 //! Every piece of text from the report goes through [`escape`]: scenario titles, client
-//! output and journal paths are untrusted.
+//! output and journal paths are untrusted, and client output carries terminal colours —
+//! `escape` drops escape sequences, so no raw `ESC` reaches the page.
+//!
+//! Verdicts are shown as their words on a coloured background, never as emoji: a page
+//! opened on a machine without an emoji font still reads.
 
 use std::fmt::Write as _;
 
 use crate::matrix::Matrix;
-use crate::present::{ALL_VERDICTS, JournalLine, MISSING_LABEL, label};
+use crate::present::{JournalLine, one_line, plain_text};
+use crate::summary::{self, Attention, REASON_CHARS};
 use crate::{Cell, RunReport};
+
+/// Shown where the grid has no cell for a scenario × client.
+const MISSING_LABEL: &str = "missing";
 
 const STYLE: &str = "
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
 table { border-collapse: collapse; }
 th, td { border: 1px solid #ccc; padding: .3rem .5rem; vertical-align: top; text-align: left; }
-table.grid > tbody > tr > th { font-weight: normal; max-width: 22rem; }
+table.grid > tbody > tr > th { font-weight: normal; min-width: 14rem; max-width: 22rem;
+  position: sticky; left: 0; background: #fff; z-index: 1; }
+table.grid > tbody > tr > th .id { white-space: nowrap; }
+td:target { outline: 3px solid #222; }
+ul.attention li, ul.known li { margin: .15rem 0; }
+.v { font-weight: bold; font-family: ui-monospace, monospace; }
+.v.fail, .v.error { color: #b00020; } .v.fixed { color: #0050a0; } .v.not-run { color: #8a6100; }
+.v.known-failure { color: #a05a00; }
 td.pass { background: #e6f4e6; } td.fail { background: #fbe3e3; } td.error { background: #f6d0f0; }
 td.not-run { background: #fff4d6; } td.not-applicable { background: #eee; } td.missing { background: #ddd; }
 td.known-failure { background: #fdebd3; } td.fixed { background: #d6e9fb; }
@@ -48,11 +63,18 @@ pub fn render(report: &RunReport) -> String {
         escape(&report.started),
         escape(&report.finished)
     );
-    let _ = writeln!(html, "<p>{}</p>", totals(report, matrix.missing()));
+    let _ = writeln!(html, "<p>{}</p>", totals(report));
+    attention_list(&mut html, report, &matrix);
+    known_list(&mut html, report, &matrix);
 
     html.push_str("<table class=\"grid\">\n<thead><tr><th>Scenario</th>");
-    for column in &matrix.columns {
-        let _ = write!(html, "<th class=\"id\">{}", escape(column.id));
+    for (c, column) in matrix.columns.iter().enumerate() {
+        let _ = write!(
+            html,
+            "<th class=\"id\" id=\"{}\">{}",
+            column_anchor(c),
+            escape(column.id)
+        );
         if let Some(why) = column.unavailable {
             let _ = write!(
                 html,
@@ -63,15 +85,15 @@ pub fn render(report: &RunReport) -> String {
         html.push_str("</th>");
     }
     html.push_str("</tr></thead>\n<tbody>\n");
-    for row in &matrix.rows {
+    for (r, row) in matrix.rows.iter().enumerate() {
         let _ = write!(html, "<tr><th><span class=\"id\">{}</span>", escape(row.id));
         if !row.title.is_empty() {
             let _ = write!(html, "<br>{}", escape(row.title));
         }
         html.push_str("</th>");
-        for column in &matrix.columns {
+        for (c, column) in matrix.columns.iter().enumerate() {
             match matrix.cell(row.id, column.id) {
-                Some(cell) => grid_cell(&mut html, cell),
+                Some(cell) => grid_cell(&mut html, cell, &cell_anchor(r, c)),
                 None => {
                     let _ = write!(html, "<td class=\"missing\">{MISSING_LABEL}</td>");
                 }
@@ -83,38 +105,135 @@ pub fn render(report: &RunReport) -> String {
     html
 }
 
-fn totals(report: &RunReport, missing: usize) -> String {
-    let counts = report.totals();
-    let mut parts: Vec<String> = ALL_VERDICTS
-        .iter()
-        .map(|v| format!("{} {}", counts.get(v).copied().unwrap_or(0), label(*v)))
-        .collect();
-    if missing > 0 {
-        parts.push(format!("{missing} {MISSING_LABEL}"));
-    }
+fn totals(report: &RunReport) -> String {
     format!(
-        "<strong>Totals:</strong> {} cells: {}",
-        report.cells.len(),
-        parts.join(", ")
+        "<strong>Totals:</strong> {}",
+        escape(&summary::totals_line(report, |v| v.as_str().to_owned()))
     )
 }
 
-fn grid_cell(html: &mut String, cell: &Cell) {
+/// The `id` of the grid cell at (row, column): indices, so any scenario or client id is safe.
+fn cell_anchor(row: usize, column: usize) -> String {
+    format!("cell-{row}-{column}")
+}
+
+/// The `id` of a client's column heading.
+fn column_anchor(column: usize) -> String {
+    format!("client-{column}")
+}
+
+/// `<a href="#cell-r-c">scenario × client</a>`, or the text alone when the cell has no place.
+fn cell_link(matrix: &Matrix<'_>, cell: &Cell) -> String {
+    let text = format!(
+        "<span class=\"id\">{}</span> × <span class=\"id\">{}</span>",
+        escape(&cell.scenario),
+        escape(&cell.client)
+    );
+    match matrix.position(&cell.scenario, &cell.client) {
+        Some((r, c)) => format!("<a href=\"#{}\">{text}</a>", cell_anchor(r, c)),
+        None => text,
+    }
+}
+
+/// The cells that need attention (fail, error, fixed, not-run), each linking to its cell in
+/// the grid; not-run cells of one client with one reason are one item linking to the column.
+fn attention_list(html: &mut String, report: &RunReport, matrix: &Matrix<'_>) {
+    let lines = summary::attention(report);
+    if lines.is_empty() {
+        return;
+    }
+    let cells: usize = lines.iter().map(Attention::cells).sum();
+    let _ = writeln!(
+        html,
+        "<h2>Needs attention ({cells} cells)</h2>\n<ul class=\"attention\">"
+    );
+    for line in &lines {
+        let verdict = line.verdict().as_str();
+        match line {
+            Attention::Cell(cell) => {
+                let _ = write!(
+                    html,
+                    "<li><span class=\"v {verdict}\">{verdict}</span> {}: {}",
+                    cell_link(matrix, cell),
+                    escape(&one_line(&cell.reason, REASON_CHARS))
+                );
+                if let Some(known) = &cell.known {
+                    let _ = write!(html, " (recorded: {})", known_link(&known.link));
+                }
+                html.push_str("</li>\n");
+            }
+            Attention::NotRun {
+                client,
+                reason,
+                cells,
+            } => {
+                let name = format!("<span class=\"id\">{}</span>", escape(client));
+                let name = match matrix.column_index(client) {
+                    Some(c) => format!("<a href=\"#{}\">{name}</a>", column_anchor(c)),
+                    None => name,
+                };
+                let _ = writeln!(
+                    html,
+                    "<li><span class=\"v {verdict}\">{verdict}</span> {name} × {} scenarios: {}</li>",
+                    cells.len(),
+                    escape(&one_line(reason, REASON_CHARS))
+                );
+            }
+        }
+    }
+    html.push_str("</ul>\n");
+}
+
+/// The recorded known failures, each linking to its cell and to its upstream record.
+fn known_list(html: &mut String, report: &RunReport, matrix: &Matrix<'_>) {
+    let known = summary::known_failures(report);
+    if known.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        html,
+        "<h2>Recorded known failures ({})</h2>\n<ul class=\"known\">",
+        known.len()
+    );
+    for cell in known {
+        let _ = write!(html, "<li>{}", cell_link(matrix, cell));
+        if let Some(record) = &cell.known {
+            let _ = write!(
+                html,
+                " ({}): {} — {}",
+                escape(&record.versions),
+                escape(&one_line(&record.reason, REASON_CHARS)),
+                known_link(&record.link)
+            );
+        }
+        html.push_str("</li>\n");
+    }
+    html.push_str("</ul>\n");
+}
+
+/// An upstream record: a link when it is http(s), text otherwise.
+fn known_link(link: &str) -> String {
+    if link.starts_with("https://") || link.starts_with("http://") {
+        format!("<a href=\"{0}\">{0}</a>", escape(link))
+    } else {
+        escape(link)
+    }
+}
+
+fn grid_cell(html: &mut String, cell: &Cell, anchor: &str) {
     let _ = write!(
         html,
-        "<td class=\"{}\"><details><summary>{}</summary>\n<p>{}</p>\n",
+        "<td class=\"{0}\" id=\"{anchor}\"><details><summary>{0}</summary>\n<p>{1}</p>\n",
         cell.verdict.as_str(),
-        label(cell.verdict),
         escape(&cell.reason)
     );
     if let Some(known) = &cell.known {
         let _ = writeln!(
             html,
-            "<p>Recorded for {}: {} — <a href=\"{}\">{}</a></p>",
+            "<p>Recorded for {}: {} — {}</p>",
             escape(&known.versions),
             escape(&known.reason),
-            escape(&known.link),
-            escape(&known.link)
+            known_link(&known.link)
         );
     }
     let _ = writeln!(html, "<p class=\"muted\">{} ms</p>", cell.duration_ms);
@@ -148,7 +267,7 @@ fn grid_cell(html: &mut String, cell: &Cell) {
     if !cell.checks.is_empty() {
         html.push_str("<h4>Checks</h4>\n<ul>\n");
         for check in &cell.checks {
-            let mark = if check.passed { "✅ ok" } else { "❌ failed" };
+            let mark = if check.passed { "ok" } else { "FAILED" };
             let _ = write!(html, "<li>{mark}: {}", escape(&check.description));
             if !check.detail.is_empty() {
                 let _ = write!(
@@ -256,8 +375,10 @@ fn is_relative_link(path: &str) -> bool {
     !path.is_empty() && !path.starts_with(['/', '\\']) && !path.contains(':')
 }
 
-/// Escapes text for HTML element content and double- or single-quoted attribute values.
+/// Escapes text for HTML element content and double- or single-quoted attribute values,
+/// without terminal escape sequences or control characters ([`plain_text`]).
 pub fn escape(text: &str) -> String {
+    let text = plain_text(text);
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

@@ -1,9 +1,11 @@
 //! JUnit XML (`quick-junit`): one test suite per client, one test case per scenario.
 //! `fail` is a failure, `error` an error, `fixed` a failure (the known-failure record is
 //! stale); `known-failure`, `not-run` and `not-applicable` are skipped with their reason (and
-//! a known failure's upstream link) — never a success.
+//! a known failure's upstream link) — never a success. Text goes through
+//! [`plain_text`](crate::present::plain_text): no terminal escape sequence reaches the XML.
 
 use crate::model::{RunReport, Verdict};
+use crate::present::plain_text;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
 pub fn render(report: &RunReport) -> String {
@@ -39,8 +41,8 @@ pub fn render(report: &RunReport) -> String {
                         NonSuccessKind::Failure
                     };
                     let mut s = TestCaseStatus::non_success(kind);
-                    s.set_message(cell.reason.as_str());
-                    s.set_description(details.as_str());
+                    s.set_message(plain_text(&cell.reason));
+                    s.set_description(plain_text(&details));
                     s
                 }
                 Verdict::NotRun | Verdict::NotApplicable | Verdict::KnownFailure => {
@@ -50,7 +52,10 @@ pub fn render(report: &RunReport) -> String {
                         .as_ref()
                         .map(|k| format!(" ({})", k.link))
                         .unwrap_or_default();
-                    s.set_message(format!("{}: {}{link}", cell.verdict, cell.reason));
+                    s.set_message(plain_text(&format!(
+                        "{}: {}{link}",
+                        cell.verdict, cell.reason
+                    )));
                     s
                 }
             };
@@ -74,7 +79,7 @@ pub fn render(report: &RunReport) -> String {
                 })
                 .collect();
             if !journal.is_empty() {
-                case.set_system_out(journal.join("\n"));
+                case.set_system_out(plain_text(&journal.join("\n")));
             }
             suite.add_test_case(case);
         }

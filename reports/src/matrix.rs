@@ -72,6 +72,18 @@ impl<'a> Matrix<'a> {
         self.cells.get(&(scenario, client)).copied()
     }
 
+    /// The (row, column) indices of a cell, for in-page anchors.
+    pub fn position(&self, scenario: &str, client: &str) -> Option<(usize, usize)> {
+        let row = self.rows.iter().position(|r| r.id == scenario)?;
+        let column = self.columns.iter().position(|c| c.id == client)?;
+        Some((row, column))
+    }
+
+    /// The index of a client's column.
+    pub fn column_index(&self, client: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.id == client)
+    }
+
     /// Grid positions that have no cell at all: the run lost them somewhere.
     pub fn missing(&self) -> usize {
         (self.rows.len() * self.columns.len()).saturating_sub(self.cells.len())

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{CRANE, report};
-use reports::Verdict::Pass;
+use reports::Verdict::{self, Pass};
 use reports::history;
 use rstest::rstest;
 
@@ -140,4 +140,190 @@ fn ordinary_run_ids_are_accepted(#[case] run_id: &str) {
         path.file_name().unwrap().to_str().unwrap(),
         format!("{run_id}.json")
     );
+}
+
+/// A report whose cells carry evidence as big as real runs' (4 MB for 450 cells): long
+/// tails, repro lines, many journal entries, long reasons.
+fn heavy(run_id: &str, started: &str, verdicts: &[Verdict]) -> reports::RunReport {
+    let clients = ["crane@0.22.1", "skopeo@1.18.0", "docker@28.0.1"];
+    let cells: Vec<(String, &str, Verdict)> = verdicts
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("scenario-{}", i / 3), clients[i % 3], *v))
+        .collect();
+    let cells: Vec<(&str, &str, Verdict)> =
+        cells.iter().map(|(s, c, v)| (s.as_str(), *c, *v)).collect();
+    let mut r = report(run_id, &cells);
+    r.started = started.into();
+    for (i, cell) in r.cells.iter_mut().enumerate() {
+        cell.reason = format!("reason {i}: {}", "the client said no; ".repeat(60));
+        cell.artifacts = vec![format!("artifacts/{i}/dockerd.log")];
+        if cell.verdict == Verdict::KnownFailure {
+            cell.known = Some(reports::KnownIssue {
+                reason: "recorded".into(),
+                link: "https://example.invalid/issue/1".into(),
+                versions: "*".into(),
+            });
+        }
+        for step in &mut cell.steps {
+            step.stdout_tail = "progress line\n".repeat(300);
+            step.stderr_tail = "error line\n".repeat(300);
+            step.repro = format!("HOME=/tmp/h {}", "x".repeat(1500));
+        }
+        let entry = cell.journal.first().cloned();
+        if let Some(entry) = entry {
+            cell.journal = vec![entry; 40];
+        }
+    }
+    r
+}
+
+fn cells_of(verdicts: &str) -> Vec<Verdict> {
+    verdicts
+        .chars()
+        .map(|c| match c {
+            'p' => Pass,
+            'f' => Verdict::Fail,
+            'e' => Verdict::Error,
+            'k' => Verdict::KnownFailure,
+            'n' => Verdict::NotRun,
+            _ => Verdict::NotApplicable,
+        })
+        .collect()
+}
+
+#[test]
+fn a_history_entry_is_compact() {
+    let full = heavy(
+        "run-full",
+        "2025-01-01T00:00:00Z",
+        &cells_of(&"pfkpa".repeat(90)),
+    );
+    assert_eq!(full.cells.len(), 450);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.json");
+    full.write(&out).unwrap();
+    let path = history::append(&full, &dir.path().join("history")).unwrap();
+    let full_size = std::fs::metadata(&out).unwrap().len();
+    let entry_size = std::fs::metadata(&path).unwrap().len();
+    println!("history entry {entry_size} bytes, report {full_size} bytes");
+    assert!(
+        entry_size * 20 < full_size,
+        "history entry {entry_size} bytes, report {full_size} bytes"
+    );
+    assert!(
+        entry_size < 450 * 1024,
+        "at most 1 KiB per cell: {entry_size} bytes"
+    );
+    // What is kept: everything a diff, a baseline or a person scanning history needs.
+    let stored = reports::RunReport::read(&path).unwrap();
+    assert_eq!(stored.run_id, full.run_id);
+    assert_eq!(stored.clients, full.clients);
+    assert_eq!(stored.scenarios, full.scenarios);
+    for (kept, cell) in stored.cells.iter().zip(&full.cells) {
+        assert_eq!(
+            (
+                &kept.scenario,
+                &kept.client,
+                kept.verdict,
+                kept.duration_ms,
+                &kept.known
+            ),
+            (
+                &cell.scenario,
+                &cell.client,
+                cell.verdict,
+                cell.duration_ms,
+                &cell.known
+            )
+        );
+        assert!(kept.steps.is_empty() && kept.checks.is_empty());
+        assert!(kept.journal.is_empty() && kept.artifacts.is_empty());
+        assert!(kept.reason.chars().count() <= history::REASON_CHARS);
+        let prefix: String = kept
+            .reason
+            .chars()
+            .take(history::REASON_CHARS - 1)
+            .collect();
+        assert!(cell.reason.starts_with(&prefix));
+    }
+    // A short reason is kept as it is.
+    let mut short = full.clone();
+    short.cells[0].reason = "exit 1\nunauthorized".into();
+    assert_eq!(
+        history::compact(&short).cells[0].reason,
+        "exit 1\nunauthorized"
+    );
+}
+
+#[test]
+fn diff_and_baseline_answer_the_same_on_compact_entries() {
+    let old = heavy("old", "2025-01-01T00:00:00Z", &cells_of("ppfpanpkepap"));
+    let new = heavy("new", "2025-01-02T00:00:00Z", &cells_of("pfpnappkfpep"));
+    let dir = tempfile::tempdir().unwrap();
+    history::append(&old, dir.path()).unwrap();
+    history::append(&new, dir.path()).unwrap();
+    let stored_old = history::previous(dir.path(), "new").unwrap().unwrap();
+    let stored_new = history::previous(dir.path(), "old").unwrap().unwrap();
+    assert_eq!(stored_old, history::compact(&old));
+
+    let strip = |d: reports::diff::Diff| -> Vec<_> {
+        d.changes
+            .into_iter()
+            .map(|c| (c.kind, c.scenario, c.client, c.old, c.new))
+            .collect()
+    };
+    let full_diff = strip(reports::diff::diff(&old, &new));
+    assert!(!full_diff.is_empty());
+    assert_eq!(
+        strip(reports::diff::diff(&stored_old, &stored_new)),
+        full_diff
+    );
+    // Mixed: a compact entry against a full report.
+    assert_eq!(strip(reports::diff::diff(&stored_old, &new)), full_diff);
+
+    let outcome = |b: reports::baseline::BaselineOutcome| {
+        let keys = |l: Vec<reports::diff::CellChange>| -> Vec<_> {
+            l.into_iter()
+                .map(|c| (c.scenario, c.client, c.old, c.new))
+                .collect()
+        };
+        (
+            b.passed(),
+            keys(b.regressions),
+            keys(b.lost_coverage),
+            keys(b.new_failures),
+            keys(b.known_failures),
+            keys(b.fixed),
+        )
+    };
+    let full_check = outcome(reports::baseline::check(&new, &old));
+    assert!(!full_check.0, "the fixture has a regression");
+    assert_eq!(
+        outcome(reports::baseline::check(&stored_new, &stored_old)),
+        full_check
+    );
+    assert_eq!(
+        outcome(reports::baseline::check(&new, &stored_old)),
+        full_check
+    );
+}
+
+/// Entries stored whole by an older regcompat stay readable beside compact ones.
+#[test]
+fn old_full_entries_still_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = heavy("old", "2025-01-01T00:00:00Z", &cells_of("ppf"));
+    // What `append` wrote before entries were compact: the whole report.
+    old.write(dir.path().join("old.json")).unwrap();
+    let new = heavy("new", "2025-01-02T00:00:00Z", &cells_of("pfp"));
+    history::append(&new, dir.path()).unwrap();
+    assert_eq!(stored_ids(dir.path()), ["old", "new"]);
+    let previous = history::previous(dir.path(), "new").unwrap().unwrap();
+    assert_eq!(previous, old, "read back whole, evidence and all");
+    let d = reports::diff::diff(
+        &previous,
+        &history::previous(dir.path(), "old").unwrap().unwrap(),
+    );
+    assert_eq!(d.of_kind(reports::diff::ChangeKind::Regression).count(), 1);
 }

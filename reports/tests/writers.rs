@@ -1,11 +1,11 @@
 //! The JSON reader/writer, the HTML page and `write_all`, checked on structure: JSON
 //! round-trips and refuses other schemas naming the file, HTML escapes everything (client
-//! output included) and loads nothing external, `write_all` leaves exactly four files.
+//! output included) and loads nothing external, `write_all` leaves exactly five files.
 //! (The JUnit and Markdown writers have their unit tests beside them.)
 
 mod common;
 
-use common::{CRANE, sample};
+use common::{CRANE, DOCKER, sample};
 use reports::{RunReport, SCHEMA_VERSION};
 use rstest::rstest;
 
@@ -156,10 +156,13 @@ fn html_has_one_details_element_per_cell_with_its_evidence() {
     assert_eq!(html.matches("<details>").count(), report.cells.len());
     assert_eq!(html.matches("</details>").count(), report.cells.len());
     assert_eq!(html.matches("<td class=\"missing\">").count(), 1);
-    assert_eq!(html.matches("<summary>❌ fail</summary>").count(), 1);
-    assert_eq!(html.matches("<summary>⚠ not-run</summary>").count(), 3);
+    assert_eq!(html.matches("<summary>fail</summary>").count(), 1);
+    assert_eq!(html.matches("<summary>not-run</summary>").count(), 3);
     // the failing cell's evidence: repro, stderr tail, failed check, journal table row
-    let after = html.split_once("<td class=\"fail\">").unwrap().1;
+    let after = html
+        .split_once("<td class=\"fail\" id=\"cell-0-1\">")
+        .unwrap()
+        .1;
     let failing = &after[..after.find("</details>").unwrap()];
     assert!(
         failing
@@ -167,7 +170,7 @@ fn html_has_one_details_element_per_cell_with_its_evidence() {
     );
     assert!(failing.contains("<pre>Error: UNAUTHORIZED for login</pre>"));
     assert!(failing.contains("exit 1 in 1200 ms"));
-    assert!(failing.contains("❌ failed: the pull succeeded"));
+    assert!(failing.contains("FAILED: the pull succeeded"));
     assert!(failing.contains(
         "<tr><td>2</td><td>myregistry.azurecr.io</td><td>GET</td>\
          <td>/oauth2/token?scope=repository:a:pull</td><td>200</td><td>basic/sp-pull</td>\
@@ -187,8 +190,13 @@ fn html_colours_each_verdict_cell_by_class() {
         ("not-applicable", 1),
         ("missing", 1),
     ] {
+        let opening = if class == "missing" {
+            format!("<td class=\"{class}\">")
+        } else {
+            format!("<td class=\"{class}\" id=\"cell-")
+        };
         assert_eq!(
-            html.matches(&format!("<td class=\"{class}\">")).count(),
+            html.matches(&opening).count(),
             count,
             "cells of class {class}"
         );
@@ -197,6 +205,121 @@ fn html_colours_each_verdict_cell_by_class() {
             "no colour for {class}"
         );
     }
+}
+
+#[test]
+fn html_lists_the_cells_needing_attention_first_with_links_to_them() {
+    let mut report = sample();
+    report.cells[0].verdict = reports::Verdict::KnownFailure;
+    report.cells[0].known = Some(reports::KnownIssue {
+        reason: "crane sends Basic to the realm".into(),
+        link: "https://github.com/google/go-containerregistry/issues/1".into(),
+        versions: "*".into(),
+    });
+    for cell in report.cells.iter_mut().filter(|c| c.client == DOCKER) {
+        cell.reason = "docker needs a daemon and root".into();
+    }
+    let html = reports::html::render(&report);
+    let attention = html
+        .find("<h2>Needs attention (5 cells)</h2>")
+        .expect(&html);
+    let grid = html.find("<table class=\"grid\">").unwrap();
+    assert!(attention < grid);
+    let list = &html[attention..html[attention..].find("</ul>").unwrap() + attention];
+    // fail, error, then docker's three not-run cells as one item linking to its column
+    let fail = list
+        .find("<li><span class=\"v fail\">fail</span> <a href=\"#cell-0-1\">")
+        .expect(list);
+    let error = list
+        .find("<li><span class=\"v error\">error</span> <a href=\"#cell-2-0\">")
+        .expect(list);
+    let not_run = list
+        .find(
+            "<li><span class=\"v not-run\">not-run</span> <a href=\"#client-2\">\
+             <span class=\"id\">docker@28.0.1</span></a> × 3 scenarios: ",
+        )
+        .expect(list);
+    assert!(fail < error && error < not_run, "{list}");
+    // every link has its target
+    for target in ["cell-0-1", "cell-2-0", "client-2", "cell-0-0"] {
+        assert_eq!(
+            html.matches(&format!("id=\"{target}\"")).count(),
+            1,
+            "{target}"
+        );
+    }
+    let known = html
+        .find("<h2>Recorded known failures (1)</h2>")
+        .expect(&html);
+    assert!(known < grid);
+    assert!(html.contains("<a href=\"https://github.com/google/go-containerregistry/issues/1\">"));
+}
+
+#[test]
+fn html_keeps_the_scenario_column_wide_when_a_cell_opens() {
+    let html = reports::html::render(&sample());
+    let style = &html[html.find("<style>").unwrap()..html.find("</style>").unwrap()];
+    let rule = style
+        .lines()
+        .skip_while(|l| !l.starts_with("table.grid > tbody > tr > th {"))
+        .take(2)
+        .collect::<String>();
+    assert!(rule.contains("min-width: 14rem"), "{style}");
+    assert!(rule.contains("position: sticky"), "{style}");
+    assert!(
+        style.contains("table.grid > tbody > tr > th .id { white-space: nowrap; }"),
+        "{style}"
+    );
+}
+
+#[test]
+fn html_uses_no_emoji() {
+    let html = reports::html::render(&hostile_report());
+    let emoji: Vec<char> = html
+        .chars()
+        .filter(|c| {
+            let c = u32::from(*c);
+            (0x2300..=0x23ff).contains(&c)
+                || (0x2600..=0x27bf).contains(&c)
+                || (0x2b00..=0x2bff).contains(&c)
+                || c >= 0x1f000
+                || c == 0xfe0f
+        })
+        .collect();
+    assert!(emoji.is_empty(), "{emoji:?}");
+}
+
+/// Client output and reasons carry terminal colours; no file a person opens may hold a raw
+/// ESC.
+#[test]
+fn no_escape_sequence_reaches_any_file() {
+    let mut report = sample();
+    let red = "\u{1b}[31mred\u{1b}[0m";
+    for cell in &mut report.cells {
+        cell.reason = format!("reason {red}");
+        for step in &mut cell.steps {
+            step.stdout_tail = format!("out {red}\n\u{1b}]8;;x\u{7}link\u{1b}]8;;\u{1b}\\");
+            step.stderr_tail = format!("err {red}");
+            step.repro = format!("{red} crane pull");
+            step.argv.push(red.into());
+        }
+        for check in &mut cell.checks {
+            check.detail = red.into();
+        }
+    }
+    report.scenarios[0].title = red.into();
+    let dir = tempfile::tempdir().unwrap();
+    reports::write_all(&report, dir.path()).unwrap();
+    for name in ["index.html", "matrix.md", "matrix-full.md", "junit.xml"] {
+        let text = std::fs::read_to_string(dir.path().join(name)).unwrap();
+        assert!(!text.contains('\u{1b}'), "{name} holds an ESC");
+        assert!(!text.contains("[31m"), "{name} holds a CSI's remains");
+        assert!(text.contains("red"), "{name} lost the text");
+    }
+    let html = reports::html::render(&report);
+    assert!(html.contains("<pre>out red\nlink</pre>"), "{html}");
+    assert!(reports::summary::render_text(&report).contains("reason red"));
+    assert!(!reports::summary::render_text(&report).contains('\u{1b}'));
 }
 
 #[test]
@@ -224,7 +347,7 @@ fn html_journal_exchange_shows_the_recorded_headers() {
 // ---------------------------------------------------------------- write_all
 
 #[test]
-fn write_all_writes_the_four_files_and_they_read_back() {
+fn write_all_writes_the_five_files_and_they_read_back() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("nested/out");
     let report = sample();
@@ -242,11 +365,13 @@ fn write_all_writes_the_four_files_and_they_read_back() {
             .attribute("failures"),
         Some("1")
     );
-    assert!(
-        std::fs::read_to_string(&written.markdown)
-            .unwrap()
-            .contains("| scenario |")
-    );
+    assert_eq!(written.markdown_full, out.join("matrix-full.md"));
+    let summary = std::fs::read_to_string(&written.markdown).unwrap();
+    assert!(summary.contains("### Needs attention"), "{summary}");
+    assert!(!summary.contains("HOME=/tmp/h"), "no repro line: {summary}");
+    let full = std::fs::read_to_string(&written.markdown_full).unwrap();
+    assert!(full.contains("| scenario |"), "{full}");
+    assert!(full.contains("`HOME=/tmp/h crane pull"), "{full}");
     assert!(
         std::fs::read_to_string(&written.html)
             .unwrap()
@@ -259,7 +384,13 @@ fn write_all_writes_the_four_files_and_they_read_back() {
     names.sort();
     assert_eq!(
         names,
-        ["index.html", "junit.xml", "matrix.md", "report.json"],
+        [
+            "index.html",
+            "junit.xml",
+            "matrix-full.md",
+            "matrix.md",
+            "report.json"
+        ],
         "no temporaries left"
     );
 }

@@ -25,7 +25,8 @@ enum Command {
     /// Install the real clients pinned in clients.toml into ~/.cache/regcompat (idempotent).
     InstallClients(install_clients::Args),
     /// The main job: provision the clients, run the scenario matrix, write reports
-    /// (report.json, junit.xml, matrix.md, index.html) and append the run to the history.
+    /// (report.json, junit.xml, matrix.md, matrix-full.md, index.html), print a summary and
+    /// append a compact entry to the history.
     RunScenarios(run_scenarios::Args),
     /// Run one cell of the matrix live and keep its fleet and daemons up: prints the command
     /// of its first unexpected step, to paste into a shell, until Ctrl-C.

@@ -1,6 +1,8 @@
 //! `cargo xtask report-diff OLD NEW`: what changed between two `report.json` files, as
 //! Markdown (regressions first, then lost coverage, fixes, other changes, added and removed
-//! cells). With `--baseline`, the baseline check of NEW against OLD instead.
+//! cells). With `--baseline`, the baseline check of NEW against OLD instead, exiting as
+//! `cargo xtask run-scenarios --baseline OLD` would have on NEW: non-zero on a regression or
+//! when nothing in NEW passed.
 
 use std::path::PathBuf;
 
@@ -18,7 +20,9 @@ pub struct Args {
     /// Exit non-zero when a cell regressed (pass in OLD, fail or error in NEW).
     #[arg(long)]
     fail_on_regression: bool,
-    /// Print the baseline check of NEW against OLD (known failures, fixes…) instead.
+    /// Print the baseline check of NEW against OLD (known failures, fixes…) instead, and exit
+    /// non-zero when it fails: a regression, or nothing in NEW passed (the rule of
+    /// `run-scenarios --baseline`).
     #[arg(long)]
     baseline: bool,
 }
@@ -26,15 +30,15 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let old = RunReport::read(&args.old).context("reading the old report")?;
     let new = RunReport::read(&args.new).context("reading the new report")?;
-    let regressed = if args.baseline {
+    if args.baseline {
         let outcome = baseline::check(&new, &old);
         print!("{}", baseline::render_markdown(&outcome));
-        outcome.regressions.len()
-    } else {
-        let d = diff::diff(&old, &new);
-        print!("{}", diff::render_markdown(&d));
-        d.of_kind(diff::ChangeKind::Regression).count()
-    };
+        return crate::run_scenarios::exit_decision(&new, Some(&outcome), false)
+            .map_err(anyhow::Error::msg);
+    }
+    let d = diff::diff(&old, &new);
+    print!("{}", diff::render_markdown(&d));
+    let regressed = d.of_kind(diff::ChangeKind::Regression).count();
     if args.fail_on_regression && regressed > 0 {
         bail!("{regressed} cell(s) regressed");
     }
@@ -47,6 +51,10 @@ mod tests {
     use reports::{Cell, SCHEMA_VERSION, Verdict};
 
     fn report(dir: &std::path::Path, name: &str, verdict: Verdict) -> PathBuf {
+        report_of(dir, name, &[("login", verdict)])
+    }
+
+    fn report_of(dir: &std::path::Path, name: &str, cells: &[(&str, Verdict)]) -> PathBuf {
         let report = RunReport {
             schema: SCHEMA_VERSION.into(),
             run_id: name.into(),
@@ -55,18 +63,21 @@ mod tests {
             regcompat_version: String::new(),
             clients: vec![],
             scenarios: vec![],
-            cells: vec![Cell {
-                scenario: "login".into(),
-                client: "crane@1".into(),
-                verdict,
-                reason: String::new(),
-                duration_ms: 0,
-                steps: vec![],
-                checks: vec![],
-                journal: vec![],
-                artifacts: vec![],
-                known: None,
-            }],
+            cells: cells
+                .iter()
+                .map(|(scenario, verdict)| Cell {
+                    scenario: (*scenario).into(),
+                    client: "crane@1".into(),
+                    verdict: *verdict,
+                    reason: String::new(),
+                    duration_ms: 0,
+                    steps: vec![],
+                    checks: vec![],
+                    journal: vec![],
+                    artifacts: vec![],
+                    known: None,
+                })
+                .collect(),
         };
         let path = dir.join(format!("{name}.json"));
         report.write(&path).unwrap();
@@ -80,6 +91,43 @@ mod tests {
             fail_on_regression: fail,
             baseline: false,
         }
+    }
+
+    #[test]
+    fn a_failed_baseline_check_exits_non_zero_without_being_asked() {
+        let dir = std::env::temp_dir().join(format!("xtask-report-diff-b-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // `pull` passes throughout; `login` changes.
+        let with_login = |name: &str, login: Verdict| {
+            report_of(&dir, name, &[("login", login), ("pull", Verdict::Pass)])
+        };
+        let pass = with_login("pass", Verdict::Pass);
+        let fail = with_login("fail", Verdict::Fail);
+        let fixed = with_login("fixed", Verdict::Fixed);
+        let failing = report(&dir, "failing", Verdict::Fail);
+        let known = report(&dir, "known", Verdict::KnownFailure);
+        let baseline = |old: &PathBuf, new: &PathBuf| {
+            run(Args {
+                baseline: true,
+                ..args(old, new, false)
+            })
+        };
+        // pass -> fail: a regression.
+        let error = baseline(&pass, &fail).unwrap_err().to_string();
+        assert!(error.contains("1 cell(s) regressed"), "{error}");
+        // pass -> known-failure: a regression too.
+        let error = baseline(&pass, &with_login("pass-known", Verdict::KnownFailure))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("1 cell(s) regressed"), "{error}");
+        // Same verdicts, or a fix: fine.
+        assert!(baseline(&pass, &pass).is_ok());
+        assert!(baseline(&fail, &pass).is_ok());
+        assert!(baseline(&fail, &fixed).is_ok());
+        // Nothing passes now: fails like `run-scenarios --baseline`, even with no regression.
+        let error = baseline(&failing, &known).unwrap_err().to_string();
+        assert!(error.contains("no cell passed"), "{error}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

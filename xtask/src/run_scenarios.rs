@@ -1,8 +1,10 @@
 //! `cargo xtask run-scenarios`: the main job. Provisions the clients that are missing, runs
 //! every scenario × client cell for real (each in its own sandbox with its own fleet),
-//! writes `report.json`, `junit.xml`, `matrix.md` and `index.html` to the output directory,
-//! appends the run to the history directory and prints the matrix. A client that cannot run
-//! gives `not-run` cells with the reason, never `pass`.
+//! writes `report.json`, `junit.xml`, `matrix.md` (a summary), `matrix-full.md` and
+//! `index.html` to the output directory, appends a compact entry to the history directory and
+//! prints a short summary (the cells that need attention first, then the recorded known
+//! failures, then a compact grid). A client that cannot run gives `not-run` cells with the
+//! reason, never `pass`.
 //!
 //! Recorded known failures (`known-failures.toml`, see `harness::known`) turn a
 //! matching `fail` into `known-failure` and a matching `pass` into `fixed`. The run exits
@@ -264,13 +266,25 @@ pub fn run(args: Args) -> Result<()> {
     if kept.is_empty() {
         let _ = std::fs::remove_dir_all(&scratch);
     }
-    println!("{}", reports::markdown::render(&report));
+    print!("{}", reports::summary::render_text(&report));
+    if let Some(c) = report
+        .cells
+        .iter()
+        .find(|c| matches!(c.verdict, Verdict::Fail | Verdict::Error))
+    {
+        println!(
+            "\nTo replay a failing cell live (its fleet up, the failing command printed): \
+             cargo xtask repro {} {}",
+            c.scenario, c.client
+        );
+    }
     println!(
-        "reports: {}, {}, {}, {}",
-        written.json.display(),
+        "\nreports: {}, {}, {}, {}, {}",
+        written.html.display(),
         written.markdown.display(),
+        written.markdown_full.display(),
         written.junit.display(),
-        written.html.display()
+        written.json.display()
     );
     if !args.no_history {
         // The reports are written; a history problem is reported but does not hide them.
@@ -286,7 +300,7 @@ pub fn run(args: Args) -> Result<()> {
             Err(e) => eprintln!("warning: the run was not added to the history: {e}"),
         }
     }
-    print_known_failures(&report, &known, &unused);
+    print_stale_records(&report, &known, &unused);
     if !kept.is_empty() {
         println!(
             "\nKept sandboxes of {} failing cell(s) (the repro lines in report.json run there; \
@@ -312,21 +326,9 @@ pub fn run(args: Args) -> Result<()> {
     exit_decision(&report, outcome.as_ref(), args.allow_fail).map_err(anyhow::Error::msg)
 }
 
-/// The recorded known failures of the run, each with its link, and the records that covered
-/// no cell that ran (stale, or of a column not in this run).
-fn print_known_failures(report: &RunReport, known: &KnownFailures, unused: &[&known::Record]) {
-    let recorded: Vec<_> = report
-        .cells
-        .iter()
-        .filter(|c| matches!(c.verdict, Verdict::KnownFailure | Verdict::Fixed))
-        .collect();
-    if !recorded.is_empty() {
-        println!("\nRecorded known failures ({}):", known.file);
-        for c in recorded {
-            let link = c.known.as_ref().map_or("", |k| k.link.as_str());
-            println!("  {} {} × {} — {link}", c.verdict, c.scenario, c.client);
-        }
-    }
+/// The known-failure records that covered no cell that ran (stale, or of a column not in
+/// this run). The run's known failures themselves are in the summary, with their links.
+fn print_stale_records(report: &RunReport, known: &KnownFailures, unused: &[&known::Record]) {
     // A record that covers cells of this run none of which passed or failed (the client
     // could not run, or the scenario became not-applicable) may be stale: say so. Records
     // for columns or scenarios outside this run are not mentioned.
@@ -356,7 +358,7 @@ fn print_known_failures(report: &RunReport, known: &KnownFailures, unused: &[&kn
 /// Always: a run where nothing passed proves nothing. With a baseline: only regressions
 /// fail. Without: any `error`, `fixed` (a stale known-failure record) or `not-run` cell
 /// fails, and any unrecorded `fail` unless `allow_fail`.
-fn exit_decision(
+pub(crate) fn exit_decision(
     report: &RunReport,
     baseline: Option<&BaselineOutcome>,
     allow_fail: bool,

@@ -166,16 +166,8 @@ fn cell_of(
     started: Instant,
 ) -> Cell {
     Cell {
-        scenario: stem(scenario_path),
-        client: client.id.clone(),
-        verdict,
-        reason,
         duration_ms: started.elapsed().as_millis() as u64,
-        steps: vec![],
-        checks: vec![],
-        journal: vec![],
-        artifacts: vec![],
-        known: None,
+        ..Cell::without_evidence(stem(scenario_path), client.id.clone(), verdict, reason)
     }
 }
 

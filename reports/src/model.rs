@@ -136,6 +136,30 @@ pub struct Cell {
     pub known: Option<KnownIssue>,
 }
 
+impl Cell {
+    /// A cell without evidence (no step ran): a not-applicable or not-run cell, a harness
+    /// error before the client started — and the cells of tests.
+    pub fn without_evidence(
+        scenario: impl Into<String>,
+        client: impl Into<String>,
+        verdict: Verdict,
+        reason: impl Into<String>,
+    ) -> Self {
+        Cell {
+            scenario: scenario.into(),
+            client: client.into(),
+            verdict,
+            reason: reason.into(),
+            duration_ms: 0,
+            steps: vec![],
+            checks: vec![],
+            journal: vec![],
+            artifacts: vec![],
+            known: None,
+        }
+    }
+}
+
 /// A recorded deviation of a client version (from `known-failures.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KnownIssue {
@@ -211,18 +235,7 @@ mod tests {
     use super::*;
 
     fn cell(verdict: Verdict) -> Cell {
-        Cell {
-            scenario: "s".into(),
-            client: "crane@0.22.1".into(),
-            verdict,
-            reason: String::new(),
-            duration_ms: 0,
-            steps: vec![],
-            checks: vec![],
-            journal: vec![],
-            artifacts: vec![],
-            known: None,
-        }
+        Cell::without_evidence("s", "crane@0.22.1", verdict, "")
     }
 
     #[test]

@@ -65,17 +65,8 @@ mod tests {
             scenarios: vec![],
             cells: cells
                 .iter()
-                .map(|(scenario, verdict)| Cell {
-                    scenario: (*scenario).into(),
-                    client: "crane@1".into(),
-                    verdict: *verdict,
-                    reason: String::new(),
-                    duration_ms: 0,
-                    steps: vec![],
-                    checks: vec![],
-                    journal: vec![],
-                    artifacts: vec![],
-                    known: None,
+                .map(|(scenario, verdict)| {
+                    Cell::without_evidence(*scenario, "crane@1", *verdict, "")
                 })
                 .collect(),
         };

@@ -857,18 +857,7 @@ mod tests {
             cells: verdicts
                 .iter()
                 .enumerate()
-                .map(|(i, v)| Cell {
-                    scenario: format!("s{i}"),
-                    client: "crane@1".into(),
-                    verdict: *v,
-                    reason: String::new(),
-                    duration_ms: 0,
-                    steps: vec![],
-                    checks: vec![],
-                    journal: vec![],
-                    artifacts: vec![],
-                    known: None,
-                })
+                .map(|(i, v)| Cell::without_evidence(format!("s{i}"), "crane@1", *v, ""))
                 .collect(),
         }
     }

@@ -164,10 +164,7 @@ async fn run_in_sandbox(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let specs = FleetConfig {
-        hosts: scenario.hosts,
-    }
-    .into_hosts(now)?;
+    let specs = FleetConfig::from_hosts(scenario.hosts).into_hosts(now)?;
     let mut options = FleetOptions::new(root.join("fleet"));
     options.first_address = cell_address(index);
     let fleet = Fleet::start(specs, options)

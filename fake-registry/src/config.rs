@@ -1191,6 +1191,78 @@ kind = "open"
         "expected a boolean"
     )]
     #[case::not_toml("[[host]\nname = \"a\"\n", 1, "", "")]
+    #[case::address_base_not_loopback(
+        "address_base = \"10.0.0.2\"\n[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n",
+        1,
+        "address_base",
+        "not an IPv4 loopback address"
+    )]
+    #[case::mirror_without_upstream(
+        "[[host]]\nname = \"m\"\nhostname = \"m.example.com\"\n[host.profile]\nkind = \"mirror\"\nlayout = \"ns\"\n",
+        4,
+        "host[0].profile.upstreams",
+        "at least one upstream"
+    )]
+    #[case::mirror_upstream_outside_the_fleet(
+        "[[host]]\nname = \"m\"\nhostname = \"m.example.com\"\n[host.profile]\nkind = \"mirror\"\nupstreams = [{ key = \"x\", url = \"https://elsewhere.example\" }]\n",
+        6,
+        "host[0].profile.upstreams[0].url",
+        "elsewhere.example is not a host of this fleet"
+    )]
+    #[case::mirror_upstream_on_the_wrong_port(
+        "[[host]]\nname = \"g\"\nhostname = \"g.example.com\"\nport = 5443\n[host.profile]\nkind = \"open\"\n[[host]]\nname = \"m\"\nhostname = \"m.example.com\"\n[host.profile]\nkind = \"mirror\"\nupstreams = [{ key = \"g\", url = \"https://g.example.com\" }]\n",
+        12,
+        "host[1].profile.upstreams[0].url",
+        "g.example.com is served on https://g.example.com:5443"
+    )]
+    #[case::mirror_resolve_outside_loopback(
+        "[[host]]\nname = \"m\"\nhostname = \"m.example.com\"\n[host.profile]\nkind = \"mirror\"\nupstreams = [{ key = \"x\", url = \"https://x.example\" }]\nresolve = { \"x.example\" = \"10.0.0.1:443\" }\n",
+        7,
+        "host[0].profile.resolve",
+        "not a loopback address"
+    )]
+    #[case::registry_is_another_hosts_realm(
+        "[[host]]\nname = \"g\"\nhostname = \"registry.g.example.com\"\n[host.profile]\nkind = \"gitlab\"\nrealm_host = \"b.example.com\"\n[[host]]\nname = \"b\"\nhostname = \"b.example.com\"\n[host.profile]\nkind = \"open\"\n",
+        6,
+        "host[0].profile.realm_host",
+        "realm host b.example.com is already served as the registry of host[1] (\"b\")"
+    )]
+    #[case::two_hosts_one_realm(
+        "[[host]]\nname = \"g\"\nhostname = \"r1.example.com\"\n[host.profile]\nkind = \"gitlab\"\nrealm_host = \"gitlab.example.com\"\n[[host]]\nname = \"h\"\nhostname = \"r2.example.com\"\n[host.profile]\nkind = \"gitlab\"\nrealm_host = \"gitlab.example.com\"\n",
+        12,
+        "host[1].profile.realm_host",
+        "already served as the realm host of host[0] (\"g\")"
+    )]
+    #[case::storage_host_is_a_registry(
+        "[[host]]\nname = \"acr\"\nhostname = \"a.azurecr.io\"\n[host.profile]\nkind = \"acr\"\nstorage_host = \"b.example.com\"\n[[host]]\nname = \"b\"\nhostname = \"b.example.com\"\n[host.profile]\nkind = \"open\"\n",
+        6,
+        "host[0].profile.storage_host",
+        "storage host b.example.com is already served as the registry of host[1]"
+    )]
+    #[case::default_storage_hosts_clash(
+        "[[host]]\nname = \"a\"\nhostname = \"myregistry.azurecr.io\"\n[host.profile]\nkind = \"acr\"\n[[host]]\nname = \"b\"\nhostname = \"myregistry.azurecr.cn\"\n[host.profile]\nkind = \"acr\"\n",
+        9,
+        "host[1].profile.storage_host",
+        "the default storage host myregistry.blob.core.windows.net is already served as the storage host of host[0]"
+    )]
+    #[case::dockerhub_auth_on_its_own_host(
+        "[[host]]\nname = \"hub\"\nhostname = \"registry-1.docker.io\"\n[host.profile]\nkind = \"dockerhub\"\nauth_host = \"registry-1.docker.io\"\n",
+        6,
+        "host[0].profile.auth_host",
+        "this registry's own hostname"
+    )]
+    #[case::ecr_seed_outside_repositories(
+        "[[host]]\nname = \"ecr\"\nhostname = \"1.dkr.ecr.us-east-2.amazonaws.com\"\n[host.profile]\nkind = \"ecr\"\nrepositories = [\"app\"]\n[[host.seed]]\nrepository = \"openjdk\"\ntag = \"17\"\n",
+        8,
+        "host[0].seed[0].repository",
+        "ECR repository \"openjdk\" does not exist"
+    )]
+    #[case::gitlab_seed_outside_projects(
+        "[[host]]\nname = \"g\"\nhostname = \"g.example.com\"\n[host.profile]\nkind = \"gitlab\"\nprojects = [{ path = \"team/app\" }]\n[[host.seed]]\nrepository = \"team/app/image\"\ntag = \"1\"\n[[host.seed]]\nrepository = \"other/app\"\ntag = \"1\"\n",
+        11,
+        "host[0].seed[1].repository",
+        "\"other/app\" belongs to no GitLab project"
+    )]
     fn malformed_configs_name_line_and_field(
         #[case] text: &str,
         #[case] line: usize,
@@ -1213,6 +1285,28 @@ kind = "open"
         )
         .unwrap_err();
         assert!(e.hint.contains("gitlab, dockerhub, mirror"), "{e}");
+    }
+
+    #[test]
+    fn a_gitlab_realm_on_its_own_hostname_and_listed_seeds_are_accepted() {
+        let text = "[[host]]\nname = \"g\"\nhostname = \"gitlab.example.com\"\nport = 5050\n[host.profile]\nkind = \"gitlab\"\nrealm_host = \"gitlab.example.com\"\nprojects = [{ path = \"team/app\" }]\n[[host.seed]]\nrepository = \"team/app\"\ntag = \"1\"\n[[host]]\nname = \"e\"\nhostname = \"1.dkr.ecr.us-east-2.amazonaws.com\"\n[host.profile]\nkind = \"ecr\"\nany_repository = true\n[[host.seed]]\nrepository = \"anything\"\ntag = \"1\"\n[[host]]\nname = \"m\"\nhostname = \"mirror.example.com\"\n[host.profile]\nkind = \"mirror\"\nupstreams = [{ key = \"g\", url = \"https://gitlab.example.com:5050\" }, { key = \"l\", url = \"http://127.0.0.1:5000\" }]\n";
+        let c = FleetConfig::parse(text, "f.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.into_hosts(0).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn address_base_is_read() {
+        let c = FleetConfig::parse("address_base = \"127.0.7.2\"\n", "f.toml").unwrap();
+        assert_eq!(c.address_base(), Some(std::net::Ipv4Addr::new(127, 0, 7, 2)));
+    }
+
+    #[test]
+    fn an_unreadable_file_has_no_position() {
+        let e = FleetConfig::load(Path::new("/nonexistent/fleet.toml")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot read /nonexistent/fleet.toml: No such file or directory"
+        );
     }
 
     #[test]

@@ -505,7 +505,9 @@ impl FleetConfig {
         for h in &self.hosts {
             let own = h.hostname.get_ref().to_ascii_lowercase();
             for extra in extra_hostnames(h.profile.get_ref(), &own) {
-                fleet_hosts.entry(extra.hostname).or_insert(Some((443, true)));
+                fleet_hosts
+                    .entry(extra.hostname)
+                    .or_insert(Some((443, true)));
             }
             fleet_hosts.insert(own, (h.port != 0).then_some((h.port, h.tls)));
         }
@@ -631,9 +633,13 @@ fn extra_hostnames(profile: &ProfileConfig, own: &str) -> Vec<ExtraHostname> {
 /// (ECR does not create repositories), a GitLab image must belong to a project.
 fn seed_fits_profile(profile: &ProfileConfig, repository: &str) -> Result<(), (String, String)> {
     match profile {
-        ProfileConfig::Ecr(o) if !o.any_repository && !o.repositories.iter().any(|r| r == repository) => {
+        ProfileConfig::Ecr(o)
+            if !o.any_repository && !o.repositories.iter().any(|r| r == repository) =>
+        {
             Err((
-                format!("ECR repository {repository:?} does not exist: it is not in the profile's `repositories`"),
+                format!(
+                    "ECR repository {repository:?} does not exist: it is not in the profile's `repositories`"
+                ),
                 format!(
                     "add \"{repository}\" to `repositories` in [host.profile] (ECR repositories exist before anything is pushed), or set `any_repository = true`"
                 ),
@@ -682,9 +688,7 @@ fn upstream_problem(
     let Some(served) = fleet_hosts.get(&host) else {
         return Some((
             format!("upstream {url:?}: {host} is not a host of this fleet"),
-            format!(
-                "{hint_url}; or map {host} to a loopback address in the mirror's `resolve`"
-            ),
+            format!("{hint_url}; or map {host} to a loopback address in the mirror's `resolve`"),
         ));
     };
     let (port, tls) = (*served)?;
@@ -1297,7 +1301,10 @@ kind = "open"
     #[test]
     fn address_base_is_read() {
         let c = FleetConfig::parse("address_base = \"127.0.7.2\"\n", "f.toml").unwrap();
-        assert_eq!(c.address_base(), Some(std::net::Ipv4Addr::new(127, 0, 7, 2)));
+        assert_eq!(
+            c.address_base(),
+            Some(std::net::Ipv4Addr::new(127, 0, 7, 2))
+        );
     }
 
     #[test]

@@ -292,7 +292,11 @@ impl Fleet {
                 let taken = infos.iter().any(|h| h.hostname == extra)
                     || resolve.iter().any(|(h, _)| *h == extra);
                 if taken {
-                    let what = if storage.is_some() { "storage" } else { "realm" };
+                    let what = if storage.is_some() {
+                        "storage"
+                    } else {
+                        "realm"
+                    };
                     return Err(FleetError::Host {
                         name: spec.name.clone(),
                         reason: format!(

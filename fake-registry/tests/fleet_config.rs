@@ -63,9 +63,13 @@ async fn every_example_config_parses_and_starts() {
         let fleet = start(config, dir.path(), Some(base)).await;
         let c = client(&fleet);
         for name in &names {
-            let host = fleet.host(name).unwrap_or_else(|| panic!("{file:?}: {name}"));
+            let host = fleet
+                .host(name)
+                .unwrap_or_else(|| panic!("{file:?}: {name}"));
             let r = c.get(format!("{}/v2/", host.url)).send().await;
-            let status = r.unwrap_or_else(|e| panic!("{file:?}: {name}: {e}")).status();
+            let status = r
+                .unwrap_or_else(|e| panic!("{file:?}: {name}: {e}"))
+                .status();
             assert!(
                 status == 200 || status == 401,
                 "{file:?}: {name}: /v2/ answered {status}"
@@ -141,7 +145,12 @@ kind = "acr"
 storage_redirect = false
 "#;
     let dir = tempfile::tempdir().unwrap();
-    let fleet = start(FleetConfig::parse(text, "f.toml").unwrap(), dir.path(), None).await;
+    let fleet = start(
+        FleetConfig::parse(text, "f.toml").unwrap(),
+        dir.path(),
+        None,
+    )
+    .await;
     // The realm hostname is served once: by the registry's listener.
     let gitlab: Vec<_> = fleet
         .hosts()
@@ -256,7 +265,11 @@ fn a_bind_error_is_printed_once() {
     let out = serve(&["--listen", &addr], None);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert_eq!(stderr.matches("Address already in use").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("Address already in use").count(),
+        1,
+        "{stderr}"
+    );
     assert!(
         stderr.contains(&format!("cannot listen on {addr}: Address already in use")),
         "{stderr}"

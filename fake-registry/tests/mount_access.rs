@@ -165,12 +165,7 @@ async fn acr_registry() -> (RunningRegistry, String) {
 
 /// distribution's answer to a mount whose token lacks pull on `from`: 401, the challenge
 /// naming both scopes with `insufficient_scope`, the access records in the body.
-async fn assert_insufficient_scope(
-    r: reqwest::Response,
-    realm: &str,
-    service: &str,
-    target: &str,
-) {
+async fn assert_insufficient_scope(r: reqwest::Response, realm: &str, service: &str, target: &str) {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(
         header(&r, "www-authenticate"),
@@ -180,7 +175,9 @@ async fn assert_insufficient_scope(
     );
     assert!(r.headers().get("location").is_none());
     let item = |name: &str, action: &str| {
-        format!("{{\"Type\":\"repository\",\"Class\":\"\",\"Name\":\"{name}\",\"Action\":\"{action}\"}}")
+        format!(
+            "{{\"Type\":\"repository\",\"Class\":\"\",\"Name\":\"{name}\",\"Action\":\"{action}\"}}"
+        )
     };
     assert_eq!(
         r.text().await.unwrap(),

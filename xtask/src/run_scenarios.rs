@@ -715,7 +715,12 @@ mod tests {
         for ours in ["CARGO_MANIFEST_DIR", "CARGO_PKG_VERSION", "CARGO_BIN_NAME"] {
             assert!(set_by_cargo_run(ours), "{ours}");
         }
-        for users in ["CARGO_INCREMENTAL", "CARGO_TARGET_DIR", "CARGO_HOME", "CARGO_BUILD_JOBS"] {
+        for users in [
+            "CARGO_INCREMENTAL",
+            "CARGO_TARGET_DIR",
+            "CARGO_HOME",
+            "CARGO_BUILD_JOBS",
+        ] {
             assert!(!set_by_cargo_run(users), "{users}");
         }
     }

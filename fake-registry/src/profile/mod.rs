@@ -118,9 +118,7 @@ fn host_of_url(url: &str) -> &str {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split('/').next().unwrap_or(rest);
     if authority.starts_with('[') {
-        return authority
-            .find(']')
-            .map_or(authority, |i| &authority[..=i]);
+        return authority.find(']').map_or(authority, |i| &authority[..=i]);
     }
     authority.split(':').next().unwrap_or(authority)
 }
@@ -174,7 +172,10 @@ mod tests {
             "https://gitlab.example.com:5050"
         );
         // Another host: its own listener on 443.
-        assert_eq!(realm_base(&c, "auth.example.com"), "https://auth.example.com");
+        assert_eq!(
+            realm_base(&c, "auth.example.com"),
+            "https://auth.example.com"
+        );
         // On 443 the registry's base URL has no port.
         let c = ctx("https://registry.example.com");
         assert_eq!(

@@ -175,7 +175,9 @@ storage_redirect = false
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
+    // GitLab's token endpoint answers (anonymous, no scope: 403), not a 404 page.
+    assert_eq!(r.status(), 403);
+    assert!(r.headers().get("content-type").is_some());
 
     let r = c
         .get("https://myregistry.azurecr.io:5051/v2/")

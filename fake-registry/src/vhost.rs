@@ -251,13 +251,10 @@ impl VirtualHost {
             return None;
         }
         let pairs = crate::profile::parse_urlencoded(parts.uri.query().unwrap_or(""));
-        let Some(mount) = pairs
+        let mount = pairs
             .iter()
             .find(|(k, _)| k == "mount")
-            .map(|(_, v)| v.clone())
-        else {
-            return None;
-        };
+            .map(|(_, v)| v.clone())?;
         let from = pairs
             .iter()
             .find(|(k, _)| k == "from")

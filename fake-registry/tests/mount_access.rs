@@ -5,6 +5,7 @@
 //!   scopes (`registry/auth/token/accesscontroller.go`, `Authorized`);
 //! - with Basic on the data plane (ECR) or an ACR token gets the spec's fallback, an
 //!   ordinary upload session (202).
+//!
 //! Either way the target does not get the blob, and reading it there is 404 `BLOB_UNKNOWN`.
 //! A mount without `from` is a plain upload start (automatic content discovery is off by
 //! default). With pull on the source the mount is 201.

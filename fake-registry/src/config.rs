@@ -1,6 +1,6 @@
 //! The fleet's TOML configuration: registries, profiles, principals, grants and seeded
-//! images in one file. Every error names the file, the line and column, the field, and a
-//! hint, e.g.:
+//! images in one file (`docs/fleet.md` documents every field; `examples/*.toml` are started
+//! by a test). Every error names the file, the line and column, the field, and a hint, e.g.:
 //!
 //! ```text
 //! fleet.toml:7:11: field `host[0].address`: 10.0.0.1 is not a loopback address
@@ -8,6 +8,7 @@
 //! ```
 //!
 //! ```toml
+//! # address_base = "127.0.0.2"         # first address handed out; busy ones are skipped
 //! [[host]]
 //! name = "acr"
 //! hostname = "myregistry.azurecr.io"
@@ -80,7 +81,10 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.origin, self.line, self.column)?;
+        // Line 0: the error is about the file as a whole (it cannot be read); no position.
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: ", self.origin, self.line, self.column)?;
+        }
         if !self.field.is_empty() {
             write!(f, "field `{}`: ", self.field)?;
         }
@@ -119,6 +123,10 @@ impl ConfigError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetConfig {
+    /// The first loopback address handed to hosts that name none (default 127.0.0.2);
+    /// `serve --address-base` overrides it. Addresses already in use are skipped.
+    #[serde(default)]
+    pub address_base: Option<Spanned<String>>,
     #[serde(default, rename = "host")]
     pub hosts: Vec<HostConfig>,
 }
@@ -189,7 +197,7 @@ pub struct PrincipalConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedConfig {
-    pub repository: String,
+    pub repository: Spanned<String>,
     pub tag: String,
     #[serde(default = "default_format")]
     pub format: Spanned<String>,
@@ -218,12 +226,35 @@ fn default_layers() -> Vec<usize> {
 impl FleetConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            line: 0,
-            column: 0,
-            ..ConfigError::at("", &origin, 0, "", format!("cannot read the file: {e}"), "")
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            // `No such file or directory (os error 2)` → `No such file or directory`
+            let reason = e.to_string();
+            let reason = reason
+                .split_once(" (os error")
+                .map_or(reason.as_str(), |(r, _)| r);
+            ConfigError {
+                origin: origin.clone(),
+                line: 0,
+                column: 0,
+                field: String::new(),
+                message: format!("cannot read {origin}: {reason}"),
+                hint: String::new(),
+            }
         })?;
         Self::parse(&text, &origin)
+    }
+
+    /// A fleet of `hosts` (parsed as part of another file, such as a scenario).
+    pub fn from_hosts(hosts: Vec<HostConfig>) -> Self {
+        Self {
+            address_base: None,
+            hosts,
+        }
+    }
+
+    /// `address_base`, once validated.
+    pub fn address_base(&self) -> Option<std::net::Ipv4Addr> {
+        self.address_base.as_ref()?.get_ref().parse().ok()
     }
 
     /// Parses and validates; `origin` names the text in errors (a path).
@@ -245,6 +276,19 @@ impl FleetConfig {
         text: &str,
         at: &dyn Fn(Range<usize>, String, String, String) -> ConfigError,
     ) -> Result<(), ConfigError> {
+        if let Some(base) = &self.address_base {
+            match base.get_ref().parse::<std::net::Ipv4Addr>() {
+                Ok(ip) if ip.is_loopback() => {}
+                _ => {
+                    return Err(at(
+                        base.span(),
+                        "address_base".into(),
+                        format!("{:?} is not an IPv4 loopback address", base.get_ref()),
+                        "write it like \"127.0.5.2\" (in 127.0.0.0/8)".into(),
+                    ));
+                }
+            }
+        }
         let mut names = std::collections::BTreeSet::new();
         let mut hostnames = std::collections::BTreeSet::new();
         for (i, h) in self.hosts.iter().enumerate() {
@@ -354,6 +398,160 @@ impl FleetConfig {
                         )
                     })?;
                 }
+                seed_fits_profile(h.profile.get_ref(), s.repository.get_ref()).map_err(
+                    |(message, hint)| {
+                        at(
+                            s.repository.span(),
+                            format!("host[{i}].seed[{j}].repository"),
+                            message,
+                            hint,
+                        )
+                    },
+                )?;
+            }
+        }
+        self.validate_served_hostnames(text, at)?;
+        self.validate_mirrors(text, at)?;
+        Ok(())
+    }
+
+    /// Every hostname is served once: a registry's hostname, a realm host (GitLab's
+    /// `realm_host`, Docker Hub's `auth_host`) and a storage host (ACR's, ECR's) may not
+    /// coincide — except a GitLab realm on the registry's own hostname, which the registry's
+    /// listener serves.
+    fn validate_served_hostnames(
+        &self,
+        text: &str,
+        at: &dyn Fn(Range<usize>, String, String, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        // hostname → (host index, what it is there)
+        let mut served: std::collections::BTreeMap<String, (usize, &'static str)> =
+            Default::default();
+        for (i, h) in self.hosts.iter().enumerate() {
+            served
+                .entry(h.hostname.get_ref().to_ascii_lowercase())
+                .or_insert((i, "registry"));
+        }
+        for (i, h) in self.hosts.iter().enumerate() {
+            let own = h.hostname.get_ref().to_ascii_lowercase();
+            for extra in extra_hostnames(h.profile.get_ref(), &own) {
+                let span = h.profile.span();
+                let table = table_text(text, span.start);
+                let start = key_offset(table, extra.key).map_or(span.start, |o| span.start + o);
+                let field = format!("host[{i}].profile.{}", extra.key);
+                let what = if extra.written {
+                    format!("{} {}", extra.role, extra.hostname)
+                } else {
+                    format!("the default {} {}", extra.role, extra.hostname)
+                };
+                if extra.role == "realm host" && extra.hostname == own {
+                    if extra.own_host_ok {
+                        continue;
+                    }
+                    return Err(at(
+                        start..start,
+                        field,
+                        format!("{what} is this registry's own hostname"),
+                        "give the realm its own hostname".into(),
+                    ));
+                }
+                if let Some((j, role)) = served.get(&extra.hostname) {
+                    let other = self.hosts[*j].name.get_ref();
+                    let whose = if *j == i {
+                        "this host".to_owned()
+                    } else {
+                        format!("host[{j}] ({other:?})")
+                    };
+                    return Err(at(
+                        start..start,
+                        field,
+                        format!("{what} is already served as the {role} of {whose}"),
+                        format!(
+                            "each hostname is served once: set `{}` to another hostname{}",
+                            extra.key,
+                            if *role == "registry" {
+                                " (a realm may be the registry's own hostname only for GitLab)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    ));
+                }
+                served.insert(
+                    extra.hostname.clone(),
+                    (
+                        i,
+                        if extra.role == "realm host" {
+                            "realm host"
+                        } else {
+                            "storage host"
+                        },
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A mirror names upstreams, each served by this fleet (or on loopback), on the port
+    /// and scheme that host is served with; `resolve` maps only to loopback.
+    fn validate_mirrors(
+        &self,
+        text: &str,
+        at: &dyn Fn(Range<usize>, String, String, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let mut fleet_hosts: std::collections::BTreeMap<String, Option<(u16, bool)>> =
+            Default::default();
+        for h in &self.hosts {
+            let own = h.hostname.get_ref().to_ascii_lowercase();
+            for extra in extra_hostnames(h.profile.get_ref(), &own) {
+                fleet_hosts
+                    .entry(extra.hostname)
+                    .or_insert(Some((443, true)));
+            }
+            fleet_hosts.insert(own, (h.port != 0).then_some((h.port, h.tls)));
+        }
+        for (i, h) in self.hosts.iter().enumerate() {
+            let ProfileConfig::Mirror(m) = h.profile.get_ref() else {
+                continue;
+            };
+            let span = h.profile.span();
+            let table = table_text(text, span.start);
+            let key_at = |key: &str| {
+                let start = key_offset(table, key).map_or(span.start, |o| span.start + o);
+                start..start
+            };
+            if m.upstreams.is_empty() {
+                return Err(at(
+                    key_at("upstreams"),
+                    format!("host[{i}].profile.upstreams"),
+                    "a mirror needs at least one upstream".into(),
+                    "add `upstreams = [{ key = \"docker.io\", url = \"https://<a registry \
+                     of this fleet>\" }]`"
+                        .into(),
+                ));
+            }
+            for (host, addr) in &m.resolve {
+                if !addr.ip().is_loopback() {
+                    return Err(at(
+                        key_at("resolve"),
+                        format!("host[{i}].profile.resolve"),
+                        format!("{host} → {addr} is not a loopback address"),
+                        "upstream traffic stays on loopback: map hosts into 127.0.0.0/8".into(),
+                    ));
+                }
+            }
+            for (k, up) in m.upstreams.iter().enumerate() {
+                let quoted = format!("\"{}\"", up.url);
+                let location = match table.find(&quoted) {
+                    Some(o) => span.start + o..span.start + o,
+                    None => key_at("upstreams"),
+                };
+                let field = format!("host[{i}].profile.upstreams[{k}].url");
+                let problem = upstream_problem(&up.url, &fleet_hosts, &m.resolve);
+                if let Some((message, hint)) = problem {
+                    return Err(at(location, field, message, hint));
+                }
             }
         }
         Ok(())
@@ -364,6 +562,149 @@ impl FleetConfig {
     pub fn into_hosts(self, now: i64) -> Result<Vec<HostSpec>, String> {
         self.hosts.into_iter().map(|h| h.into_spec(now)).collect()
     }
+}
+
+/// A hostname a profile serves besides the registry's own.
+struct ExtraHostname {
+    hostname: String,
+    /// `realm host` or `storage host`
+    role: &'static str,
+    /// The profile option that names it.
+    key: &'static str,
+    /// Written in the file (not derived from a default).
+    written: bool,
+    /// May be the registry's own hostname (then served once, by the registry's listener).
+    own_host_ok: bool,
+}
+
+/// The realm and storage hostnames a profile adds to the fleet (as the fleet will serve
+/// them: `Profile::extra_hosts`), for a registry served as `own`.
+fn extra_hostnames(profile: &ProfileConfig, own: &str) -> Vec<ExtraHostname> {
+    match profile {
+        ProfileConfig::Acr(o) if o.storage_redirect => {
+            let mut o = o.clone();
+            if o.login_server.is_empty() {
+                o.login_server = own.to_owned();
+            }
+            vec![ExtraHostname {
+                hostname: o.storage_hostname(),
+                role: "storage host",
+                key: "storage_host",
+                written: !o.storage_host.is_empty(),
+                own_host_ok: false,
+            }]
+        }
+        ProfileConfig::Ecr(o) if o.storage_redirect => {
+            let mut o = o.clone();
+            if o.host.is_empty() {
+                o.host = own.to_owned();
+            }
+            vec![ExtraHostname {
+                hostname: o.storage_hostname(),
+                role: "storage host",
+                key: "storage_host",
+                written: !o.storage_host.is_empty(),
+                own_host_ok: false,
+            }]
+        }
+        ProfileConfig::Gitlab(o) => o
+            .realm_host
+            .iter()
+            .map(|h| ExtraHostname {
+                hostname: h.to_ascii_lowercase(),
+                role: "realm host",
+                key: "realm_host",
+                written: true,
+                own_host_ok: true,
+            })
+            .collect(),
+        ProfileConfig::Dockerhub(o) => vec![ExtraHostname {
+            hostname: o.auth_host.to_ascii_lowercase(),
+            role: "realm host",
+            key: "auth_host",
+            written: true,
+            own_host_ok: false,
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// Why a seeded repository cannot exist on this profile: an ECR repository must be listed
+/// (ECR does not create repositories), a GitLab image must belong to a project.
+fn seed_fits_profile(profile: &ProfileConfig, repository: &str) -> Result<(), (String, String)> {
+    match profile {
+        ProfileConfig::Ecr(o)
+            if !o.any_repository && !o.repositories.iter().any(|r| r == repository) =>
+        {
+            Err((
+                format!(
+                    "ECR repository {repository:?} does not exist: it is not in the profile's `repositories`"
+                ),
+                format!(
+                    "add \"{repository}\" to `repositories` in [host.profile] (ECR repositories exist before anything is pushed), or set `any_repository = true`"
+                ),
+            ))
+        }
+        ProfileConfig::Gitlab(o) if o.project_of(repository).is_none() => Err((
+            format!("{repository:?} belongs to no GitLab project of the profile's `projects`"),
+            "add a project whose path is the repository or a prefix of it at most two levels \
+             up, e.g. projects = [{ path = \"group/app\" }]"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// What is wrong with a mirror's upstream URL, if anything: (message, hint).
+fn upstream_problem(
+    url: &str,
+    fleet_hosts: &std::collections::BTreeMap<String, Option<(u16, bool)>>,
+    resolve: &std::collections::BTreeMap<String, std::net::SocketAddr>,
+) -> Option<(String, String)> {
+    let hint_url = "write the URL of a registry of this fleet, e.g. \"https://registry.example.com\" \
+                    (with `:port` when it is not 443)";
+    let parsed = match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => u,
+        _ => {
+            return Some((
+                format!("upstream {url:?} is not an http(s) URL"),
+                hint_url.into(),
+            ));
+        }
+    };
+    let host = parsed.host_str().unwrap_or("").to_ascii_lowercase();
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return (!ip.is_loopback()).then(|| {
+            (
+                format!("upstream {url:?} is not on loopback"),
+                "upstream traffic stays on loopback".into(),
+            )
+        });
+    }
+    if host == "localhost" || resolve.keys().any(|k| k.eq_ignore_ascii_case(&host)) {
+        return None;
+    }
+    let Some(served) = fleet_hosts.get(&host) else {
+        return Some((
+            format!("upstream {url:?}: {host} is not a host of this fleet"),
+            format!("{hint_url}; or map {host} to a loopback address in the mirror's `resolve`"),
+        ));
+    };
+    let (port, tls) = (*served)?;
+    let scheme = if tls { "https" } else { "http" };
+    if parsed.scheme() != scheme || parsed.port_or_known_default() != Some(port) {
+        let authority = if port == if tls { 443 } else { 80 } {
+            host.clone()
+        } else {
+            format!("{host}:{port}")
+        };
+        return Some((
+            format!("upstream {url:?}: {host} is served on {scheme}://{authority}"),
+            format!("write \"{scheme}://{authority}\""),
+        ));
+    }
+    None
 }
 
 const GRANT_HINT: &str = "write `<repository glob>:<actions>`, e.g. \"team/*:pull,push\" \
@@ -466,7 +807,7 @@ impl HostConfig {
             };
             let spec = spec.with_seed(s.seed).with_config(s.labels, s.env);
             let image = fixtures::generate(&spec).map_err(|e| e.to_string())?;
-            seeds.push((s.repository, s.tag, image));
+            seeds.push((s.repository.into_inner(), s.tag, image));
         }
         let mut spec = HostSpec::new(self.name.get_ref(), &hostname, profile);
         spec.address = self.address.and_then(|a| a.get_ref().parse().ok());
@@ -641,7 +982,7 @@ fn hint_for(message: &str) -> String {
         return "remove or rename the field; the message lists the valid ones".into();
     }
     if message.contains("missing field") {
-        return "add the field; see the example at the top of fake-registry/src/config.rs".into();
+        return "add the field; docs/fleet.md lists every field".into();
     }
     if message.contains("unknown variant") {
         return "use one of the values the message lists".into();
@@ -854,6 +1195,78 @@ kind = "open"
         "expected a boolean"
     )]
     #[case::not_toml("[[host]\nname = \"a\"\n", 1, "", "")]
+    #[case::address_base_not_loopback(
+        "address_base = \"10.0.0.2\"\n[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n",
+        1,
+        "address_base",
+        "not an IPv4 loopback address"
+    )]
+    #[case::mirror_without_upstream(
+        "[[host]]\nname = \"m\"\nhostname = \"m.example.com\"\n[host.profile]\nkind = \"mirror\"\nlayout = \"ns\"\n",
+        4,
+        "host[0].profile.upstreams",
+        "at least one upstream"
+    )]
+    #[case::mirror_upstream_outside_the_fleet(
+        "[[host]]\nname = \"m\"\nhostname = \"m.example.com\"\n[host.profile]\nkind = \"mirror\"\nupstreams = [{ key = \"x\", url = \"https://elsewhere.example\" }]\n",
+        6,
+        "host[0].profile.upstreams[0].url",
+        "elsewhere.example is not a host of this fleet"
+    )]
+    #[case::mirror_upstream_on_the_wrong_port(
+        "[[host]]\nname = \"g\"\nhostname = \"g.example.com\"\nport = 5443\n[host.profile]\nkind = \"open\"\n[[host]]\nname = \"m\"\nhostname = \"m.example.com\"\n[host.profile]\nkind = \"mirror\"\nupstreams = [{ key = \"g\", url = \"https://g.example.com\" }]\n",
+        12,
+        "host[1].profile.upstreams[0].url",
+        "g.example.com is served on https://g.example.com:5443"
+    )]
+    #[case::mirror_resolve_outside_loopback(
+        "[[host]]\nname = \"m\"\nhostname = \"m.example.com\"\n[host.profile]\nkind = \"mirror\"\nupstreams = [{ key = \"x\", url = \"https://x.example\" }]\nresolve = { \"x.example\" = \"10.0.0.1:443\" }\n",
+        7,
+        "host[0].profile.resolve",
+        "not a loopback address"
+    )]
+    #[case::registry_is_another_hosts_realm(
+        "[[host]]\nname = \"g\"\nhostname = \"registry.g.example.com\"\n[host.profile]\nkind = \"gitlab\"\nrealm_host = \"b.example.com\"\n[[host]]\nname = \"b\"\nhostname = \"b.example.com\"\n[host.profile]\nkind = \"open\"\n",
+        6,
+        "host[0].profile.realm_host",
+        "realm host b.example.com is already served as the registry of host[1] (\"b\")"
+    )]
+    #[case::two_hosts_one_realm(
+        "[[host]]\nname = \"g\"\nhostname = \"r1.example.com\"\n[host.profile]\nkind = \"gitlab\"\nrealm_host = \"gitlab.example.com\"\n[[host]]\nname = \"h\"\nhostname = \"r2.example.com\"\n[host.profile]\nkind = \"gitlab\"\nrealm_host = \"gitlab.example.com\"\n",
+        12,
+        "host[1].profile.realm_host",
+        "already served as the realm host of host[0] (\"g\")"
+    )]
+    #[case::storage_host_is_a_registry(
+        "[[host]]\nname = \"acr\"\nhostname = \"a.azurecr.io\"\n[host.profile]\nkind = \"acr\"\nstorage_host = \"b.example.com\"\n[[host]]\nname = \"b\"\nhostname = \"b.example.com\"\n[host.profile]\nkind = \"open\"\n",
+        6,
+        "host[0].profile.storage_host",
+        "storage host b.example.com is already served as the registry of host[1]"
+    )]
+    #[case::default_storage_hosts_clash(
+        "[[host]]\nname = \"a\"\nhostname = \"myregistry.azurecr.io\"\n[host.profile]\nkind = \"acr\"\n[[host]]\nname = \"b\"\nhostname = \"myregistry.azurecr.cn\"\n[host.profile]\nkind = \"acr\"\n",
+        9,
+        "host[1].profile.storage_host",
+        "the default storage host myregistry.blob.core.windows.net is already served as the storage host of host[0]"
+    )]
+    #[case::dockerhub_auth_on_its_own_host(
+        "[[host]]\nname = \"hub\"\nhostname = \"registry-1.docker.io\"\n[host.profile]\nkind = \"dockerhub\"\nauth_host = \"registry-1.docker.io\"\n",
+        6,
+        "host[0].profile.auth_host",
+        "this registry's own hostname"
+    )]
+    #[case::ecr_seed_outside_repositories(
+        "[[host]]\nname = \"ecr\"\nhostname = \"1.dkr.ecr.us-east-2.amazonaws.com\"\n[host.profile]\nkind = \"ecr\"\nrepositories = [\"app\"]\n[[host.seed]]\nrepository = \"openjdk\"\ntag = \"17\"\n",
+        8,
+        "host[0].seed[0].repository",
+        "ECR repository \"openjdk\" does not exist"
+    )]
+    #[case::gitlab_seed_outside_projects(
+        "[[host]]\nname = \"g\"\nhostname = \"g.example.com\"\n[host.profile]\nkind = \"gitlab\"\nprojects = [{ path = \"team/app\" }]\n[[host.seed]]\nrepository = \"team/app/image\"\ntag = \"1\"\n[[host.seed]]\nrepository = \"other/app\"\ntag = \"1\"\n",
+        11,
+        "host[0].seed[1].repository",
+        "\"other/app\" belongs to no GitLab project"
+    )]
     fn malformed_configs_name_line_and_field(
         #[case] text: &str,
         #[case] line: usize,
@@ -876,6 +1289,31 @@ kind = "open"
         )
         .unwrap_err();
         assert!(e.hint.contains("gitlab, dockerhub, mirror"), "{e}");
+    }
+
+    #[test]
+    fn a_gitlab_realm_on_its_own_hostname_and_listed_seeds_are_accepted() {
+        let text = "[[host]]\nname = \"g\"\nhostname = \"gitlab.example.com\"\nport = 5050\n[host.profile]\nkind = \"gitlab\"\nrealm_host = \"gitlab.example.com\"\nprojects = [{ path = \"team/app\" }]\n[[host.seed]]\nrepository = \"team/app\"\ntag = \"1\"\n[[host]]\nname = \"e\"\nhostname = \"1.dkr.ecr.us-east-2.amazonaws.com\"\n[host.profile]\nkind = \"ecr\"\nany_repository = true\n[[host.seed]]\nrepository = \"anything\"\ntag = \"1\"\n[[host]]\nname = \"m\"\nhostname = \"mirror.example.com\"\n[host.profile]\nkind = \"mirror\"\nupstreams = [{ key = \"g\", url = \"https://gitlab.example.com:5050\" }, { key = \"l\", url = \"http://127.0.0.1:5000\" }]\n";
+        let c = FleetConfig::parse(text, "f.toml").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.into_hosts(0).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn address_base_is_read() {
+        let c = FleetConfig::parse("address_base = \"127.0.7.2\"\n", "f.toml").unwrap();
+        assert_eq!(
+            c.address_base(),
+            Some(std::net::Ipv4Addr::new(127, 0, 7, 2))
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_has_no_position() {
+        let e = FleetConfig::load(Path::new("/nonexistent/fleet.toml")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot read /nonexistent/fleet.toml: No such file or directory"
+        );
     }
 
     #[test]

@@ -66,7 +66,8 @@ pub struct FleetOptions {
     /// Where `ca.pem` (and the CA key, mode 0600) are written.
     pub state_dir: PathBuf,
     pub clock: Clock,
-    /// Addresses for hosts that do not name one are taken from here upwards.
+    /// Addresses for hosts that do not name one are taken from here upwards (default
+    /// 127.0.0.2); an address whose port is already in use is skipped.
     pub first_address: Ipv4Addr,
     /// Where the admin API listens (plain HTTP, loopback only); default `127.0.0.1:0`, an
     /// ephemeral port. `None`: no admin API.
@@ -191,17 +192,16 @@ impl Fleet {
         // mirror resolves its upstreams by hostname) is built.
         let mut bound = Vec::new();
         for spec in hosts {
-            let ip = match spec.address {
-                Some(ip) => ip,
-                None => addresses.next()?,
+            let listener = match spec.address {
+                Some(ip) if !ip.is_loopback() => {
+                    return Err(FleetError::Host {
+                        name: spec.name,
+                        reason: format!("address {ip} is not loopback (127.0.0.0/8 or ::1)"),
+                    });
+                }
+                Some(ip) => bind(&spec.name, SocketAddr::new(ip, spec.port)).await?,
+                None => bind_free(&mut addresses, &spec.name, spec.port).await?,
             };
-            if !ip.is_loopback() {
-                return Err(FleetError::Host {
-                    name: spec.name,
-                    reason: format!("address {ip} is not loopback (127.0.0.0/8 or ::1)"),
-                });
-            }
-            let listener = bind(&spec.name, SocketAddr::new(ip, spec.port)).await?;
             bound.push((spec, listener));
         }
         let resolve: Vec<(String, SocketAddr)> = bound
@@ -283,19 +283,29 @@ impl Fleet {
             for extra in extra_hosts {
                 let extra = extra.to_ascii_lowercase();
                 let storage = redirect.as_ref().filter(|r| r.authority == extra);
-                if infos.iter().any(|h| h.hostname == extra) {
-                    if storage.is_some() {
-                        return Err(FleetError::Host {
-                            name: spec.name.clone(),
-                            reason: format!(
-                                "storage host {extra} is already served; give this profile \
-                                 its own `storage_host`"
-                            ),
-                        });
-                    }
+                // A realm on the registry's own hostname is served by the registry's listener
+                // (the profile names it with the registry's port); any other hostname is
+                // served once.
+                if extra == spec.hostname && storage.is_none() {
                     continue;
                 }
-                let listener = bind(&spec.name, SocketAddr::new(addresses.next()?, 443)).await?;
+                let taken = infos.iter().any(|h| h.hostname == extra)
+                    || resolve.iter().any(|(h, _)| *h == extra);
+                if taken {
+                    let what = if storage.is_some() {
+                        "storage"
+                    } else {
+                        "realm"
+                    };
+                    return Err(FleetError::Host {
+                        name: spec.name.clone(),
+                        reason: format!(
+                            "{what} host {extra} is already served by another host; give this \
+                             profile its own {what} hostname"
+                        ),
+                    });
+                }
+                let listener = bind_free(&mut addresses, &spec.name, 443).await?;
                 let extra_addr = listener.local_addr().map_err(|e| host_err(&spec.name, e))?;
                 let tls = ca.issue(std::slice::from_ref(&extra), &[])?;
                 let (served, role) = match storage {
@@ -418,6 +428,36 @@ async fn bind(name: &str, addr: SocketAddr) -> Result<tokio::net::TcpListener, F
             name: name.to_owned(),
             reason: format!("cannot listen on {addr}: {e}"),
         })
+}
+
+/// How many busy addresses are skipped before giving up.
+const MAX_BUSY_ADDRESSES: usize = 1024;
+
+/// Binds `port` on the next address of the pool that is free: an address where `port` is
+/// already in use (another fleet, another service) is skipped, so two fleets of the same
+/// configuration start side by side.
+async fn bind_free(
+    addresses: &mut AddressPool,
+    name: &str,
+    port: u16,
+) -> Result<tokio::net::TcpListener, FleetError> {
+    let mut busy = 0;
+    loop {
+        let addr = SocketAddr::new(addresses.next()?, port);
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && busy < MAX_BUSY_ADDRESSES => {
+                tracing::debug!(%addr, host = name, "address in use; trying the next one");
+                busy += 1;
+            }
+            Err(e) => {
+                return Err(FleetError::Host {
+                    name: name.to_owned(),
+                    reason: format!("cannot listen on {addr}: {e}"),
+                });
+            }
+        }
+    }
 }
 
 fn host_err(name: &str, e: std::io::Error) -> FleetError {

@@ -1,11 +1,11 @@
 //! `fake-registry`: the registry as a process.
 
-use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use fake_registry::journal::JournalLimits;
 use fake_registry::{FakeRegistry, RegistryOptions};
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(
@@ -21,23 +21,32 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve until interrupted: an open (no auth) registry over plain HTTP, or with
-    /// --config the fleet of registries a TOML file declares (hostnames, TLS, profiles).
+    /// --config the fleet of registries a TOML file declares (hostnames, TLS, profiles;
+    /// the format: docs/fleet.md, examples: examples/*.toml).
     ///
     /// Once it accepts connections it prints one JSON line to stdout:
     /// {"ready":{"url":"http://ADDR","listen":"ADDR","storage":"memory"|DIR,"pid":N}}, or
     /// with --config {"ready":{"ca":PATH,"hosts":[{name,hostname,addr,url,profile,tls,role}],
     /// "admin":"http://127.0.0.1:PORT","pid":N}} (the admin API: journal, reset, faults).
-    /// Logs go to stderr (RUST_LOG controls the level).
+    /// Logs go to stderr (RUST_LOG controls the level). Stop it with Ctrl-C (SIGINT) or
+    /// SIGTERM: listeners close, requests in flight finish, the process exits 0.
+    /// Exit status 2: a usage or configuration error; 1: it could not start (an address
+    /// in use…).
     Serve(ServeArgs),
 }
 
 #[derive(clap::Args)]
 struct ServeArgs {
-    /// Serve the fleet this TOML file declares (see fake-registry/src/config.rs for the
-    /// format) instead of one open registry; --listen and --storage are then ignored.
-    /// Errors in the file name its line and field.
+    /// Serve the fleet this TOML file declares (the format: docs/fleet.md) instead of one
+    /// open registry; --listen and --storage are then ignored. Errors in the file name its
+    /// line, column and field.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// With --config: the first loopback address handed to hosts that name none (overrides
+    /// the file's `address_base`; default 127.0.0.2). Addresses whose port is already in use
+    /// are skipped, so two fleets can run side by side.
+    #[arg(long, value_name = "127.X.Y.Z")]
+    address_base: Option<Ipv4Addr>,
     /// With --config: where the generated CA (ca.pem, ca-key.pem) is written
     /// [default: a new directory under the system temp dir].
     #[arg(long, value_name = "DIR")]
@@ -80,8 +89,15 @@ impl ServeArgs {
     }
 }
 
+/// Why `fake-registry` stops: a user's mistake (exit 2) or a failure to start (exit 1).
+/// Printed once, as one message: no error chain, no backtrace.
+enum Failure {
+    Usage(String),
+    Start(String),
+}
+
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // Colours only on a terminal: logs piped to a file (CI, daemon logs kept as evidence)
@@ -92,14 +108,36 @@ async fn main() -> Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    match Cli::parse().command {
+    let outcome = match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("fake-registry: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Start(message)) => {
+            eprintln!("fake-registry: {message}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-async fn serve(args: ServeArgs) -> Result<()> {
+async fn serve(args: ServeArgs) -> Result<(), Failure> {
     if let Some(path) = &args.config {
-        return serve_fleet(path, args.state_dir.clone(), args.journal_limits()).await;
+        return serve_fleet(
+            path,
+            args.address_base,
+            args.state_dir.clone(),
+            args.journal_limits(),
+        )
+        .await;
+    }
+    if args.address_base.is_some() {
+        return Err(Failure::Usage(
+            "--address-base applies to a fleet: use it with --config FILE".into(),
+        ));
     }
     let options = RegistryOptions {
         max_manifest_bytes: args.max_manifest_bytes,
@@ -115,7 +153,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if let Some(dir) = &args.storage {
         builder = builder.storage_dir(dir);
     }
-    let running = builder.start().await.context("starting the registry")?;
+    // The error's text already carries its cause (`cannot listen on ADDR: <cause>`).
+    let running = builder
+        .start()
+        .await
+        .map_err(|e| Failure::Start(format!("cannot start the registry: {e}")))?;
     let ready = serde_json::json!({
         "ready": {
             "url": running.url(),
@@ -133,27 +175,39 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
 async fn serve_fleet(
     path: &std::path::Path,
+    address_base: Option<Ipv4Addr>,
     state_dir: Option<PathBuf>,
     journal_limits: JournalLimits,
-) -> Result<()> {
+) -> Result<(), Failure> {
     use fake_registry::config::FleetConfig;
     use fake_registry::fleet::{Fleet, FleetOptions};
-    let config = FleetConfig::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = FleetConfig::load(path).map_err(|e| Failure::Usage(e.to_string()))?;
+    if let Some(ip) = address_base
+        && !ip.is_loopback()
+    {
+        return Err(Failure::Usage(format!(
+            "--address-base {ip} is not a loopback address (127.0.0.0/8)"
+        )));
+    }
+    let first_address = address_base.or(config.address_base());
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let hosts = config
         .into_hosts(now)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?;
     let state_dir = state_dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("fake-registry-{}", std::process::id()))
     });
     let mut options = FleetOptions::new(&state_dir);
     options.journal_limits = journal_limits;
+    if let Some(ip) = first_address {
+        options.first_address = ip;
+    }
     let fleet = Fleet::start(hosts, options)
         .await
-        .context("starting the fleet")?;
+        .map_err(|e| Failure::Start(format!("cannot start the fleet: {e}")))?;
     let ready = serde_json::json!({
         "ready": {
             "ca": fleet.ca_pem_path(),

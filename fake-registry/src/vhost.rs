@@ -190,8 +190,11 @@ impl VirtualHost {
             .and_then(|r| required_scope(&parts.method, r));
         let mut r = match self.profile.authorize(ctx, &parts, scope.as_ref()).await {
             Ok(()) => match self.profile.prepare(ctx, &mut parts, &self.registry).await {
-                Ok(()) => {
-                    self.police_mount(ctx, &mut parts).await;
+                Ok(()) => 'served: {
+                    if let Some(refused) = self.police_mount(ctx, &mut parts, scope.as_ref()).await
+                    {
+                        break 'served refused;
+                    }
                     let redirected = match (&self.redirect, route::parse(parts.uri.path())) {
                         (Some(redirect), Some(Route::Blob { name, digest }))
                             if parts.method == Method::GET =>
@@ -230,24 +233,28 @@ impl VirtualHost {
     /// becomes an ordinary upload start (202), as the spec says for a mount that cannot be
     /// done. Without `from`, a blob is looked for only when automatic content discovery
     /// (`RegistryOptions::automatic_mount`) is on, and only in repositories the caller may
-    /// pull; the one found becomes the `from`.
-    async fn police_mount(&self, ctx: &mut Ctx, parts: &mut Parts) {
+    /// pull; the one found becomes the `from`. A profile may answer a mount from a source
+    /// the caller may not pull itself ([`Profile::refuse_mount`]: distribution's token auth
+    /// answers 401 `insufficient_scope`); that answer is returned.
+    async fn police_mount(
+        &self,
+        ctx: &mut Ctx,
+        parts: &mut Parts,
+        target: Option<&crate::auth::Scope>,
+    ) -> Option<Response> {
         if parts.method != Method::POST
             || !matches!(
                 route::parse(parts.uri.path()),
                 Some(Route::UploadStart { .. })
             )
         {
-            return;
+            return None;
         }
         let pairs = crate::profile::parse_urlencoded(parts.uri.query().unwrap_or(""));
-        let Some(mount) = pairs
+        let mount = pairs
             .iter()
             .find(|(k, _)| k == "mount")
-            .map(|(_, v)| v.clone())
-        else {
-            return;
-        };
+            .map(|(_, v)| v.clone())?;
         let from = pairs
             .iter()
             .find(|(k, _)| k == "from")
@@ -258,12 +265,21 @@ impl VirtualHost {
                 .as_deref()
                 .is_some_and(|f| crate::names::validate_repository(f).is_err())
         {
-            return;
+            return None;
         }
         let source = match from {
             Some(from) => {
                 if self.may_pull(parts, &from).await {
-                    return;
+                    return None;
+                }
+                let source = crate::auth::Scope::repository(&from, &["pull"]);
+                if let Some(refused) =
+                    target.and_then(|t| self.profile.refuse_mount(ctx, t, &source))
+                {
+                    ctx.notes.push(format!(
+                        "mount of {mount} from {from} refused: the credentials hold no pull on {from} (required of a mount, as in CNCF distribution)"
+                    ));
+                    return Some(refused);
                 }
                 ctx.notes.push(format!(
                     "mount of {mount} from {from} not done: no pull access to {from}; an upload session starts instead"
@@ -276,7 +292,7 @@ impl VirtualHost {
             None if self.registry.options().automatic_mount
                 && self.profile.everything_is_public() =>
             {
-                return;
+                return None;
             }
             None if self.registry.options().automatic_mount => {
                 let found = self.pullable_holder(parts, &mount).await;
@@ -314,11 +330,12 @@ impl VirtualHost {
         let mut uri = parts.uri.clone().into_parts();
         match path_and_query.parse() {
             Ok(pq) => uri.path_and_query = Some(pq),
-            Err(_) => return,
+            Err(_) => return None,
         }
         if let Ok(rewritten) = http::Uri::from_parts(uri) {
             parts.uri = rewritten;
         }
+        None
     }
 
     /// Whether the credentials of this request would be let through for `pull` on

@@ -1,15 +1,22 @@
 //! Cross-repository blob mounts need pull on the source (CNCF distribution adds the `from`
-//! repository's pull to the request's access records). A caller without it — Basic on the
-//! data plane (ECR) or a bearer token scoped to the target only — gets an ordinary upload
-//! session (202), the target does not get the blob, and reading it there is 404
-//! `BLOB_UNKNOWN`. A mount without `from` is a plain upload start (automatic content
-//! discovery is off by default). With pull on the source the mount is 201.
+//! repository's pull to the request's access records). A caller without it:
+//! - with a token of a profile modelled on distribution's token access controller (generic
+//!   `bearer`, GitLab) gets what distribution answers: 401 `insufficient_scope` naming both
+//!   scopes (`registry/auth/token/accesscontroller.go`, `Authorized`);
+//! - with Basic on the data plane (ECR) or an ACR token gets the spec's fallback, an
+//!   ordinary upload session (202).
+//!
+//! Either way the target does not get the blob, and reading it there is 404 `BLOB_UNKNOWN`.
+//! A mount without `from` is a plain upload start (automatic content discovery is off by
+//! default). With pull on the source the mount is 201.
 
 use base64::Engine as _;
 use fake_registry::auth::{Clock, Directory, Grant, Principal, PrincipalKind};
 use fake_registry::fixtures::{self, Format, ImageSpec};
+use fake_registry::profile::acr::AcrOptions;
 use fake_registry::profile::bearer::BearerOptions;
 use fake_registry::profile::ecr::EcrOptions;
+use fake_registry::profile::gitlab::{GitlabOptions, Project};
 use fake_registry::{FakeRegistry, RegistryOptions, RunningRegistry};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -98,7 +105,18 @@ async fn ecr_registry() -> (RunningRegistry, String) {
 }
 
 async fn token(reg: &RunningRegistry, who: &str, secret: &str, scopes: &[&str]) -> String {
-    let mut url = format!("{}/token?service=registry.test", reg.url());
+    token_at(reg, "/token?service=registry.test", who, secret, scopes).await
+}
+
+/// A token from the profile's token endpoint (`path` with its `service`), by Basic.
+async fn token_at(
+    reg: &RunningRegistry,
+    path: &str,
+    who: &str,
+    secret: &str,
+    scopes: &[&str],
+) -> String {
+    let mut url = format!("{}{path}", reg.url());
     for s in scopes {
         url.push_str(&format!("&scope={s}"));
     }
@@ -110,7 +128,79 @@ async fn token(reg: &RunningRegistry, who: &str, secret: &str, scopes: &[&str]) 
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let body: Value = r.json().await.unwrap();
-    format!("Bearer {}", body["token"].as_str().unwrap())
+    let token = body["token"].as_str().or(body["access_token"].as_str());
+    format!("Bearer {}", token.unwrap())
+}
+
+async fn gitlab_registry() -> (RunningRegistry, String) {
+    let img = fixtures::generate(&ImageSpec::single(Format::Oci, &[777])).unwrap();
+    let options = GitlabOptions::new(vec![
+        Project::new("mine/x", false),
+        Project::new("secret/app", false),
+    ]);
+    let reg = FakeRegistry::builder()
+        .name("gitlab")
+        .clock(Clock::system())
+        .gitlab(options, directory(|n| n.into()))
+        .seed("secret/app", "v1", img.clone())
+        .start()
+        .await
+        .unwrap();
+    (reg, secret_layer(&img))
+}
+
+async fn acr_registry() -> (RunningRegistry, String) {
+    let img = fixtures::generate(&ImageSpec::single(Format::Oci, &[777])).unwrap();
+    let mut options = AcrOptions::new("myregistry.azurecr.io");
+    options.storage_redirect = false;
+    let reg = FakeRegistry::builder()
+        .name("acr")
+        .clock(Clock::system())
+        .acr(options, directory(|n| n.into()))
+        .seed("secret/app", "v1", img.clone())
+        .start()
+        .await
+        .unwrap();
+    (reg, secret_layer(&img))
+}
+
+/// distribution's answer to a mount whose token lacks pull on `from`: 401, the challenge
+/// naming both scopes with `insufficient_scope`, the access records in the body.
+async fn assert_insufficient_scope(r: reqwest::Response, realm: &str, service: &str, target: &str) {
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        header(&r, "www-authenticate"),
+        format!(
+            "Bearer realm=\"{realm}\",service=\"{service}\",scope=\"repository:{target}:pull,push repository:secret/app:pull\",error=\"insufficient_scope\""
+        )
+    );
+    assert!(r.headers().get("location").is_none());
+    let item = |name: &str, action: &str| {
+        format!(
+            "{{\"Type\":\"repository\",\"Class\":\"\",\"Name\":\"{name}\",\"Action\":\"{action}\"}}"
+        )
+    };
+    assert_eq!(
+        r.text().await.unwrap(),
+        format!(
+            "{{\"errors\":[{{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\",\"detail\":[{},{},{}]}}]}}\n",
+            item(target, "pull"),
+            item(target, "push"),
+            item("secret/app", "pull")
+        )
+    );
+}
+
+/// HEAD and GET of the blob in `target` find nothing.
+async fn assert_not_readable(reg: &RunningRegistry, auth: &str, target: &str, digest: &str) {
+    let r = reqwest::Client::new()
+        .head(format!("{}/v2/{target}/blobs/{digest}", reg.url()))
+        .header("Authorization", auth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_blob_unknown(reg, auth, target, digest).await;
 }
 
 /// POST a mount; returns the response.
@@ -199,27 +289,33 @@ async fn bearer_token_for_the_target_only_cannot_mount_a_secret_blob() {
         &["repository:mine/z:pull,push", "repository:secret/app:pull"],
     )
     .await;
-    assert_plain_upload_start(
+    let realm = format!("{}/token", reg.url());
+    assert_insufficient_scope(
         mount(&reg, &mine, "mine/z", &d, Some("secret/app")).await,
+        &realm,
+        "registry.test",
         "mine/z",
     )
     .await;
-    assert_blob_unknown(&reg, &mine, "mine/z", &d).await;
+    assert_not_readable(&reg, &mine, "mine/z", &d).await;
+    // No `from`: no access record for a source; automatic content discovery is off.
     assert_plain_upload_start(mount(&reg, &mine, "mine/z", &d, None).await, "mine/z").await;
-    assert_blob_unknown(&reg, &mine, "mine/z", &d).await;
+    assert_not_readable(&reg, &mine, "mine/z", &d).await;
 
-    // The journal says why the mount was not done.
-    let notes: Vec<String> = reg
-        .journal()
-        .since(0)
+    // The journal says why the mount was refused, and the auth decision.
+    let entries = reg.journal().since(0);
+    let refused = entries
         .iter()
-        .flat_map(|e| e.notes.clone())
-        .collect();
+        .find(|e| e.status == 401 && e.method == "POST")
+        .expect("the refused mount is journaled");
+    assert_eq!(refused.auth.verdict.as_deref(), Some("insufficient-scope"));
     assert!(
-        notes
+        refused
+            .notes
             .iter()
-            .any(|n| n.contains("no pull access to secret/app")),
-        "{notes:?}"
+            .any(|n| n.contains("no pull on secret/app")),
+        "{:?}",
+        refused.notes
     );
 
     // With pull on the source, the mount is done.
@@ -283,4 +379,58 @@ async fn automatic_content_discovery_mounts_only_from_pullable_repositories() {
     let r = mount(&reg, &owner, "mine/z", &d, None).await;
     assert_eq!(r.status(), StatusCode::CREATED);
     assert_eq!(header(&r, "location"), format!("/v2/mine/z/blobs/{d}"));
+}
+
+#[tokio::test]
+async fn gitlab_token_for_the_target_only_cannot_mount_a_secret_blob() {
+    let (reg, d) = gitlab_registry().await;
+    let path = "/jwt/auth?service=container_registry";
+    let scopes = ["repository:mine/x:pull,push", "repository:secret/app:pull"];
+    let mine = token_at(&reg, path, "mine", "mine-S3cret", &scopes).await;
+    let realm = format!("{}/jwt/auth", reg.url());
+    assert_insufficient_scope(
+        mount(&reg, &mine, "mine/x", &d, Some("secret/app")).await,
+        &realm,
+        "container_registry",
+        "mine/x",
+    )
+    .await;
+    assert_not_readable(&reg, &mine, "mine/x", &d).await;
+    assert_plain_upload_start(mount(&reg, &mine, "mine/x", &d, None).await, "mine/x").await;
+    assert_not_readable(&reg, &mine, "mine/x", &d).await;
+
+    let owner = token_at(&reg, path, "owner", "owner-S3cret", &scopes).await;
+    assert_mounted(&reg, &owner, "mine/x", &d).await;
+}
+
+#[tokio::test]
+async fn acr_token_for_the_target_only_gets_an_upload_session_not_the_blob() {
+    let (reg, d) = acr_registry().await;
+    let path = "/oauth2/token?service=myregistry.azurecr.io";
+    let scopes = ["repository:mine/x:pull,push", "repository:secret/app:pull"];
+    let mine = token_at(&reg, path, "mine", "mine-S3cret", &scopes).await;
+    // ACR's answer is not public: the spec's fallback (202, a plain upload session).
+    assert_plain_upload_start(
+        mount(&reg, &mine, "mine/x", &d, Some("secret/app")).await,
+        "mine/x",
+    )
+    .await;
+    assert_not_readable(&reg, &mine, "mine/x", &d).await;
+    assert_plain_upload_start(mount(&reg, &mine, "mine/x", &d, None).await, "mine/x").await;
+    assert_not_readable(&reg, &mine, "mine/x", &d).await;
+    let notes: Vec<String> = reg
+        .journal()
+        .since(0)
+        .iter()
+        .flat_map(|e| e.notes.clone())
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("no pull access to secret/app")),
+        "{notes:?}"
+    );
+
+    let owner = token_at(&reg, path, "owner", "owner-S3cret", &scopes).await;
+    assert_mounted(&reg, &owner, "mine/x", &d).await;
 }

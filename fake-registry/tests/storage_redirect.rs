@@ -38,6 +38,12 @@ async fn start(
     net: u8,
 ) -> (RunningFleet, tempfile::TempDir) {
     let username = if kind == "ecr" { "AWS" } else { "puller-id" };
+    // ECR repositories exist before anything is seeded into them.
+    let repositories = if kind == "ecr" {
+        "repositories = [\"base\"]"
+    } else {
+        ""
+    };
     let toml = format!(
         r#"
 [[host]]
@@ -45,6 +51,7 @@ name = "reg"
 hostname = "{hostname}"
 [host.profile]
 kind = "{kind}"
+{repositories}
 {extra}
 [[host.principal]]
 name = "puller"

@@ -214,10 +214,7 @@ async fn run_in_sandbox(
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     // The fleet takes the hosts; the rest of the scenario drives the client.
-    let specs = FleetConfig {
-        hosts: std::mem::take(&mut scenario.hosts),
-    }
-    .into_hosts(now)?;
+    let specs = FleetConfig::from_hosts(std::mem::take(&mut scenario.hosts)).into_hosts(now)?;
     let mut options = FleetOptions::new(root.join("fleet"));
     options.first_address = cell_address(index);
     let fleet = Fleet::start(specs, options)

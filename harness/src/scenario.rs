@@ -279,7 +279,7 @@ impl Scenario {
             ConfigError::at(text, origin, span.start, field, message, hint)
         };
         // The hosts are checked like a fleet config; addresses are the runner's to choose.
-        let fleet = FleetConfig { hosts: s.hosts };
+        let fleet = FleetConfig::from_hosts(s.hosts);
         fleet.validate_in(text, origin)?;
         for (i, h) in fleet.hosts.iter().enumerate() {
             if let Some(a) = &h.address {

@@ -107,7 +107,7 @@ fn every_digest_pin_names_a_seeded_manifest() {
         if pins.is_empty() {
             continue;
         }
-        let hosts = fake_registry::config::FleetConfig { hosts: s.hosts }
+        let hosts = fake_registry::config::FleetConfig::from_hosts(s.hosts)
             .into_hosts(0)
             .unwrap();
         let seeded: Vec<String> = hosts

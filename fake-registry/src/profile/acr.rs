@@ -125,8 +125,13 @@ impl Acr {
         }
     }
 
-    fn realm(&self) -> String {
-        format!("https://{}/oauth2/token", self.options.login_server)
+    /// `https://<login server>/oauth2/token`, with the registry's port when the login server
+    /// is the registry's own hostname on another port than 443.
+    fn realm(&self, ctx: &Ctx) -> String {
+        format!(
+            "{}/oauth2/token",
+            super::realm_base(ctx, &self.options.login_server)
+        )
     }
 
     /// Mints an ACR refresh token (a JWT, as ACR's are) for `principal`.
@@ -462,18 +467,18 @@ impl Profile for Acr {
                     Ok(c) if c.extra.get("grant_type") == Some(&json!("access_token")) => c,
                     Ok(_) => {
                         ctx.auth.verdict = Some("refresh-token-as-bearer".into());
-                        return Err(self.challenge(scope, Some("invalid_token")));
+                        return Err(self.challenge(ctx, scope, Some("invalid_token")));
                     }
                     Err(e) => {
                         ctx.auth.verdict = Some("invalid-token".into());
                         ctx.notes.push(format!("token refused: {e}"));
-                        return Err(self.challenge(scope, Some("invalid_token")));
+                        return Err(self.challenge(ctx, scope, Some("invalid_token")));
                     }
                 };
                 ctx.auth.principal = claims.sub.clone();
                 if !self.allowed(Either::Claims(&claims), scope) {
                     ctx.auth.verdict = Some("insufficient-scope".into());
-                    return Err(self.challenge(scope, Some("insufficient_scope")));
+                    return Err(self.challenge(ctx, scope, Some("insufficient_scope")));
                 }
             }
             Presented::Basic { username, password } => {
@@ -490,12 +495,12 @@ impl Profile for Acr {
                 ctx.auth.principal = Some(p.name.clone());
                 if !self.allowed(Either::Principal(p), scope) {
                     ctx.auth.verdict = Some("insufficient-scope".into());
-                    return Err(self.challenge(scope, Some("insufficient_scope")));
+                    return Err(self.challenge(ctx, scope, Some("insufficient_scope")));
                 }
             }
             _ => {
                 ctx.auth.verdict = Some("challenged".into());
-                return Err(self.challenge(scope, None));
+                return Err(self.challenge(ctx, scope, None));
             }
         }
         ctx.auth.verdict = Some("ok".into());
@@ -504,10 +509,10 @@ impl Profile for Acr {
 }
 
 impl Acr {
-    fn challenge(&self, scope: Option<&Scope>, error: Option<&str>) -> Response {
+    fn challenge(&self, ctx: &Ctx, scope: Option<&Scope>, error: Option<&str>) -> Response {
         let mut value = format!(
             "Bearer realm=\"{}\",service=\"{}\"",
-            self.realm(),
+            self.realm(ctx),
             self.options.login_server
         );
         if let Some(s) = scope {

@@ -293,6 +293,18 @@ impl Profile for Bearer {
         Some(self.token_endpoint(ctx, parts, body).await)
     }
 
+    /// distribution's token access controller: pull on `from` is one of the mount's access
+    /// records; a token without it is answered 401 `insufficient_scope`.
+    fn refuse_mount(&self, ctx: &mut Ctx, target: &Scope, from: &Scope) -> Option<Response> {
+        ctx.auth.verdict = Some("insufficient-scope".into());
+        Some(challenge_scopes(
+            &self.realm(ctx),
+            &self.options.service,
+            &[target.clone(), from.clone()],
+            Some("insufficient_scope"),
+        ))
+    }
+
     async fn authorize(
         &self,
         ctx: &mut Ctx,
@@ -382,14 +394,28 @@ pub fn challenge(
     scope: Option<&Scope>,
     error: Option<&str>,
 ) -> Response {
+    let scopes: Vec<Scope> = scope.into_iter().cloned().collect();
+    challenge_scopes(realm, service, &scopes, error)
+}
+
+/// [`challenge`] for a request needing several scopes (a mount needs push on the target and
+/// pull on `from`): `scope="a b"` (space-separated, RFC 6750 §3) and one detail item per
+/// action.
+pub fn challenge_scopes(
+    realm: &str,
+    service: &str,
+    scopes: &[Scope],
+    error: Option<&str>,
+) -> Response {
     let mut value = format!("Bearer realm=\"{realm}\",service=\"{service}\"");
-    if let Some(s) = scope {
-        value.push_str(&format!(",scope=\"{s}\""));
+    if !scopes.is_empty() {
+        let joined: Vec<String> = scopes.iter().map(Scope::to_string).collect();
+        value.push_str(&format!(",scope=\"{}\"", joined.join(" ")));
     }
     if let Some(e) = error {
         value.push_str(&format!(",error=\"{e}\""));
     }
-    let mut r = Response::new(Body::from(unauthorized_body(scope)));
+    let mut r = Response::new(Body::from(unauthorized_body_scopes(scopes)));
     *r.status_mut() = StatusCode::UNAUTHORIZED;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -407,12 +433,19 @@ pub fn challenge(
 /// `library/ubuntu` pull (distribution#2624, Docker Hub), 145 for the catalog (deckschrubber#26,
 /// GitLab). serde_json would sort the keys, so the body is written by hand.
 pub fn unauthorized_body(scope: Option<&Scope>) -> String {
-    let detail = match scope {
-        Some(s) => {
-            let items: Vec<String> = s
-                .actions
-                .iter()
-                .map(|a| {
+    let scopes: Vec<Scope> = scope.into_iter().cloned().collect();
+    unauthorized_body_scopes(&scopes)
+}
+
+/// [`unauthorized_body`] with the access items of several scopes, in order.
+pub fn unauthorized_body_scopes(scopes: &[Scope]) -> String {
+    let detail = if scopes.is_empty() {
+        "null".to_owned()
+    } else {
+        let items: Vec<String> = scopes
+            .iter()
+            .flat_map(|s| {
+                s.actions.iter().map(move |a| {
                     format!(
                         "{{\"Type\":{},\"Class\":\"\",\"Name\":{},\"Action\":{}}}",
                         json!(s.kind),
@@ -420,10 +453,9 @@ pub fn unauthorized_body(scope: Option<&Scope>) -> String {
                         json!(a)
                     )
                 })
-                .collect();
-            format!("[{}]", items.join(","))
-        }
-        None => "null".to_owned(),
+            })
+            .collect();
+        format!("[{}]", items.join(","))
     };
     format!(
         "{{\"errors\":[{{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\",\"detail\":{detail}}}]}}\n"

@@ -134,7 +134,9 @@ impl Ecr {
         }
     }
 
-    fn not_authorized(&self) -> Response {
+    /// The realm names `https://<host>/`, with the registry's port when `host` is the
+    /// registry's own hostname on another port than 443.
+    fn not_authorized(&self, ctx: &Ctx) -> Response {
         let mut r = (StatusCode::UNAUTHORIZED, "Not Authorized\n").into_response();
         let h = r.headers_mut();
         h.insert(
@@ -142,8 +144,8 @@ impl Ecr {
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         if let Ok(v) = HeaderValue::from_str(&format!(
-            "Basic realm=\"https://{}/\",service=\"ecr.amazonaws.com\"",
-            self.options.host
+            "Basic realm=\"{}/\",service=\"ecr.amazonaws.com\"",
+            super::realm_base(ctx, &self.options.host)
         )) {
             h.insert(header::WWW_AUTHENTICATE, v);
         }
@@ -181,11 +183,11 @@ impl Profile for Ecr {
         ctx.auth = describe(&presented);
         let Presented::Basic { username, password } = presented else {
             ctx.auth.verdict = Some("challenged".into());
-            return Err(self.not_authorized());
+            return Err(self.not_authorized(ctx));
         };
         let Some(p) = self.directory.basic(&username, &password) else {
             ctx.auth.verdict = Some("bad-credentials".into());
-            return Err(self.not_authorized());
+            return Err(self.not_authorized(ctx));
         };
         ctx.auth.principal = Some(p.name.clone());
         if p.expired(&self.clock) {

@@ -17,7 +17,7 @@
 //! `lib/container_registry/path.rb`; docker_registry2#14 and deckschrubber#26 (captures);
 //! containerd#12822 (HTML 404 on POST); manifest-tool#53, ggcr#220 (last-scope-only GitLab).
 
-use super::bearer::{challenge, describe, json_body};
+use super::bearer::{challenge, challenge_scopes, describe, json_body};
 use super::{Ctx, Profile, parse_urlencoded};
 use crate::auth::{Directory, Presented, Principal, PrincipalKind, Scope, TokenIssuer};
 use async_trait::async_trait;
@@ -122,6 +122,23 @@ impl GitlabOptions {
             ..Self::default()
         }
     }
+
+    /// `ContainerRegistry::Path#repository_project`: the candidates are the three longest
+    /// prefixes of at least two segments (`components.first(3)`), so an image sits at most
+    /// two levels below its project. The longest matching project wins.
+    pub fn project_of(&self, image: &str) -> Option<(usize, &Project)> {
+        let nodes: Vec<&str> = image.split('/').collect();
+        if nodes.len() < 2 || nodes.len() >= MAX_PATH_SEGMENTS {
+            return None;
+        }
+        (2..=nodes.len()).rev().take(3).find_map(|n| {
+            let prefix = nodes[..n].join("/");
+            self.projects
+                .iter()
+                .enumerate()
+                .find(|(_, p)| p.path == prefix)
+        })
+    }
 }
 
 pub struct Gitlab {
@@ -160,7 +177,7 @@ impl Gitlab {
             return base.trim_end_matches('/').to_owned();
         }
         match &self.options.realm_host {
-            Some(host) => format!("https://{host}"),
+            Some(host) => super::realm_base(ctx, host),
             None => ctx.base_url.clone(),
         }
     }
@@ -173,18 +190,7 @@ impl Gitlab {
     /// prefixes of at least two segments (`components.first(3)`), so an image sits at most
     /// two levels below its project. The longest matching project wins.
     fn project_of(&self, image: &str) -> Option<(usize, &Project)> {
-        let nodes: Vec<&str> = image.split('/').collect();
-        if nodes.len() < 2 || nodes.len() >= MAX_PATH_SEGMENTS {
-            return None;
-        }
-        (2..=nodes.len()).rev().take(3).find_map(|n| {
-            let prefix = nodes[..n].join("/");
-            self.options
-                .projects
-                .iter()
-                .enumerate()
-                .find(|(_, p)| p.path == prefix)
-        })
+        self.options.project_of(image)
     }
 
     /// The actions of one scope a principal (or anonymous) may have (`can_access?`).
@@ -458,6 +464,19 @@ impl Profile for Gitlab {
 
     fn extra_hosts(&self) -> Vec<String> {
         self.options.realm_host.iter().cloned().collect()
+    }
+
+    /// GitLab's container registry is a fork of CNCF distribution with the same access
+    /// records: pull on `from` is required of a mount, a token without it gets 401
+    /// `insufficient_scope` (gitlab-org/container-registry `registry/handlers/app.go`).
+    fn refuse_mount(&self, ctx: &mut Ctx, target: &Scope, from: &Scope) -> Option<Response> {
+        ctx.auth.verdict = Some("insufficient-scope".into());
+        Some(challenge_scopes(
+            &self.realm(ctx),
+            SERVICE,
+            &[target.clone(), from.clone()],
+            Some("insufficient_scope"),
+        ))
     }
 
     async fn endpoint(&self, ctx: &mut Ctx, parts: &Parts, _body: Body) -> Option<Response> {

@@ -61,6 +61,16 @@ pub trait Profile: Send + Sync + 'static {
         false
     }
 
+    /// How a cross-repository mount (`?mount=&from=`) is answered when the caller may not
+    /// pull `from`; `target` is the scope the request itself needs. `None` (the default): the
+    /// distribution spec's fallback, an ordinary upload session (202). Profiles modelled on
+    /// CNCF distribution's token access controller answer like it: pull on `from` is one of
+    /// the request's access records (`registry/handlers/app.go`, `authorized`), so a token
+    /// without it gets 401 `insufficient_scope` naming both scopes.
+    fn refuse_mount(&self, _ctx: &mut Ctx, _target: &Scope, _from: &Scope) -> Option<Response> {
+        None
+    }
+
     /// Serves a path outside `/v2/` (a token endpoint…); `None` means "not mine" (404).
     async fn endpoint(&self, _ctx: &mut Ctx, _parts: &Parts, _body: Body) -> Option<Response> {
         None
@@ -89,6 +99,30 @@ pub trait Profile: Send + Sync + 'static {
     }
 }
 
+/// `scheme://authority` of where `realm_host` is served: the registry's own base URL (with its
+/// port) when the realm is the registry's own hostname — a fleet serves it on the registry's
+/// listener — else `https://<realm_host>`, its own listener on port 443. So a GitLab registry
+/// on `:5050` whose realm is its own hostname names `https://host:5050/jwt/auth`, not a
+/// `:443` that nothing serves.
+pub fn realm_base(ctx: &Ctx, realm_host: &str) -> String {
+    let base = ctx.base_url.trim_end_matches('/');
+    if host_of_url(base).eq_ignore_ascii_case(realm_host) {
+        base.to_owned()
+    } else {
+        format!("https://{realm_host}")
+    }
+}
+
+/// The hostname of `scheme://host[:port][/…]` (IPv6 literals keep their brackets).
+fn host_of_url(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if authority.starts_with('[') {
+        return authority.find(']').map_or(authority, |i| &authority[..=i]);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
 /// Reads a form-encoded body (token requests), bounded: token forms are small.
 pub async fn read_form(body: Body) -> Result<Vec<(String, String)>, String> {
     let bytes = axum::body::to_bytes(body, 64 * 1024)
@@ -113,4 +147,41 @@ fn decode(s: &str) -> String {
     percent_encoding::percent_decode_str(&s.replace('+', " "))
         .decode_utf8_lossy()
         .into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(base: &str) -> Ctx {
+        Ctx {
+            base_url: base.into(),
+            ..Ctx::default()
+        }
+    }
+
+    #[test]
+    fn a_realm_on_the_registry_host_keeps_the_registry_port() {
+        let c = ctx("https://gitlab.example.com:5050");
+        assert_eq!(
+            realm_base(&c, "gitlab.example.com"),
+            "https://gitlab.example.com:5050"
+        );
+        assert_eq!(
+            realm_base(&c, "GitLab.example.com"),
+            "https://gitlab.example.com:5050"
+        );
+        // Another host: its own listener on 443.
+        assert_eq!(
+            realm_base(&c, "auth.example.com"),
+            "https://auth.example.com"
+        );
+        // On 443 the registry's base URL has no port.
+        let c = ctx("https://registry.example.com");
+        assert_eq!(
+            realm_base(&c, "registry.example.com"),
+            "https://registry.example.com"
+        );
+        assert_eq!(host_of_url("http://[::1]:5000/x"), "[::1]");
+    }
 }

@@ -72,6 +72,18 @@ pub fn run(args: Args) -> Result<()> {
     ));
     let _ = std::fs::remove_dir_all(&scratch);
     println!("verdict: {} — {}", cell.verdict, cell.reason);
+    // The matrix would apply the recorded known failures: say so here too.
+    let known = harness::known::KnownFailures::load(&root.join(harness::known::FILE_NAME))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(record) = known.find(&column.driver_name, &column.version, &cell.scenario) {
+        println!(
+            "recorded in {}: {} — {} (the matrix reads this cell as known-failure, or fixed \
+             when it passes)",
+            harness::known::FILE_NAME,
+            record.reason,
+            record.link.get_ref()
+        );
+    }
     Ok(())
 }
 

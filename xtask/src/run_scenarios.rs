@@ -466,8 +466,8 @@ pub(crate) fn check_request(manifest: &Manifest, request: &str) -> Result<()> {
 
 /// One column of the matrix (a client at a version, or a maintainer's own binary).
 pub(crate) struct Column {
-    driver_name: String,
-    version: String,
+    pub(crate) driver_name: String,
+    pub(crate) version: String,
     source: String,
     cut: ClientUnderTest,
 }

@@ -19,7 +19,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use fake_registry::FakeRegistry;
 use fake_registry::auth::{Directory, Grant, Principal, PrincipalKind};
-use fake_registry::journal::Journal;
+use fake_registry::journal::{Journal, JournalLimits};
 use fake_registry::profile::bearer::BearerOptions;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
@@ -101,6 +101,12 @@ pub struct FloodArgs {
     /// Give up (and fail) after this long.
     #[arg(long, default_value = "30m", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// The registry's journal bound in entries (default: `JournalLimits::DEFAULT`); 0 = off.
+    #[arg(long, default_value_t = JournalLimits::DEFAULT.max_entries)]
+    pub journal_entries: usize,
+    /// The registry's journal bound in approximate bytes (default: `JournalLimits::DEFAULT`).
+    #[arg(long, default_value_t = JournalLimits::DEFAULT.max_bytes)]
+    pub journal_bytes: usize,
 }
 
 /// `120s`, `2m`, `1h`, `500ms`, `1.5m`; a bare number is seconds.
@@ -141,6 +147,9 @@ pub fn run_soak(args: SoakArgs) -> Result<()> {
         max_requests: args.max_requests,
         seed: args.seed,
     };
+    if backends.len() > 1 {
+        return soak_in_children(&args, &backends);
+    }
     let rt = runtime()?;
     let mut failed = Vec::new();
     for backend in backends {
@@ -152,6 +161,36 @@ pub fn run_soak(args: SoakArgs) -> Result<()> {
     }
     if !failed.is_empty() {
         bail!("soak failed:\n  {}", failed.join("\n  "));
+    }
+    Ok(())
+}
+
+/// Several backends: each in a process of its own (this binary again with one `--backend`),
+/// so one backend's heap is not in the next one's RSS.
+fn soak_in_children(args: &SoakArgs, backends: &[Backend]) -> Result<()> {
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let mut failed = Vec::new();
+    for &backend in backends {
+        let value = match backend {
+            Backend::Memory => "memory",
+            Backend::Disk => "disk",
+            Backend::Auth => "auth",
+        };
+        let status = std::process::Command::new(&exe)
+            .arg("soak")
+            .arg(format!("--duration={}ms", args.duration.as_millis()))
+            .arg(format!("--workers={}", args.workers))
+            .arg(format!("--max-requests={}", args.max_requests))
+            .arg(format!("--seed={}", args.seed))
+            .arg(format!("--backend={value}"))
+            .status()
+            .with_context(|| format!("running the {value} soak"))?;
+        if !status.success() {
+            failed.push(backend.name());
+        }
+    }
+    if !failed.is_empty() {
+        bail!("soak failed on: {}", failed.join(", "));
     }
     Ok(())
 }
@@ -1108,6 +1147,9 @@ pub struct FloodResult {
     pub rss_end: u64,
     pub journal_start: (usize, u64),
     pub journal_end: (usize, u64),
+    /// The journal's own size estimate of its entries at the end (`Entry::approx_size`).
+    pub journal_bytes: usize,
+    pub journal_limits: (usize, usize),
 }
 
 impl FloodResult {
@@ -1166,6 +1208,12 @@ impl FloodResult {
             self.journal_end.1
         );
         println!(
+            "  journal limits {} entries / {}; at the end its entries' approximate size is {}",
+            self.journal_limits.0,
+            mib(self.journal_limits.1 as u64),
+            mib(self.journal_bytes as u64)
+        );
+        println!(
             "  ratio end/start: p50 ×{:.2}, RSS ×{:.2} (limit 2)",
             ratio(self.p50_end, self.p50_start),
             ratio(self.rss_end, self.rss_start)
@@ -1180,6 +1228,10 @@ fn journal_state(j: &Journal) -> (usize, u64) {
 pub async fn flood(args: &FloodArgs) -> Result<FloodResult> {
     let registry = FakeRegistry::builder()
         .name("flood")
+        .journal_limits(JournalLimits {
+            max_entries: args.journal_entries,
+            max_bytes: args.journal_bytes,
+        })
         .start()
         .await
         .context("starting the registry")?;
@@ -1277,6 +1329,13 @@ pub async fn flood(args: &FloodArgs) -> Result<FloodResult> {
     let elapsed = start.elapsed();
     let rss_end = rss_bytes();
     let journal_end = journal_state(registry.journal());
+    // After RSS was sampled: a copy of the entries, to size them as the journal does.
+    let journal_bytes: usize = registry
+        .journal()
+        .all()
+        .iter()
+        .map(|e| e.approx_size())
+        .sum();
     let done = completed.load(Ordering::Relaxed);
     registry.shutdown().await;
     if done < args.requests {
@@ -1307,6 +1366,8 @@ pub async fn flood(args: &FloodArgs) -> Result<FloodResult> {
         rss_end,
         journal_start,
         journal_end,
+        journal_bytes,
+        journal_limits: (args.journal_entries, args.journal_bytes),
     })
 }
 
@@ -1394,9 +1455,14 @@ mod tests {
             clients: 4,
             window: 500,
             timeout: Duration::from_secs(60),
+            journal_entries: 1000,
+            journal_bytes: JournalLimits::DEFAULT.max_bytes,
         };
         let r = flood(&args).await.expect("flood");
         assert_eq!(r.errors, 0, "{:?}", r.first_error);
         assert!(r.p50_start > 0 && r.p50_end > 0 && r.rss_start > 0);
+        // The journal stayed bounded: 1000 entries kept, the rest dropped and counted.
+        assert_eq!(r.journal_end.0, 1000);
+        assert!(r.journal_end.1 >= 1000);
     }
 }

@@ -582,8 +582,7 @@ impl Worker {
         let probe = self
             .http
             .get(self.url(&format!("/v2/{}/tags/list", self.repo)));
-        let Some((h, _)) = self.call("challenge probe", probe, false, 401).await
-        else {
+        let Some((h, _)) = self.call("challenge probe", probe, false, 401).await else {
             return false;
         };
         let challenge = h
@@ -602,8 +601,8 @@ impl Worker {
             return false;
         };
         let scope = format!("repository:{}:pull,push", self.repo);
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{SOAK_USER}:{SOAK_SECRET}"));
+        let basic =
+            base64::engine::general_purpose::STANDARD.encode(format!("{SOAK_USER}:{SOAK_SECRET}"));
         let req = self
             .http
             .get(realm)
@@ -641,8 +640,7 @@ impl Worker {
             }
             _ => {
                 let req = self.http.post(&start_url);
-                let Some((h, _)) = self.call("upload start", req, true, 202).await
-                else {
+                let Some((h, _)) = self.call("upload start", req, true, 202).await else {
                     return false;
                 };
                 let Some(mut loc) = self.location("upload start", &h) else {
@@ -670,9 +668,7 @@ impl Worker {
                             .header("content-type", "application/octet-stream")
                             .header("content-range", format!("{at}-{}", end - 1))
                             .body(blob.data.slice(at..end));
-                        let Some((h, _)) =
-                            self.call("chunk", req, true, 202).await
-                        else {
+                        let Some((h, _)) = self.call("chunk", req, true, 202).await else {
                             return false;
                         };
                         let Some(next) = self.location("chunk", &h) else {
@@ -763,8 +759,7 @@ impl Worker {
                 let url = self.url(&format!("/v2/{}/blobs/{}", self.repo, b.digest));
                 if kind == 0 {
                     let req = self.http.head(url);
-                    let Some((h, _)) = self.call("blob HEAD", req, true, 200).await
-                    else {
+                    let Some((h, _)) = self.call("blob HEAD", req, true, 200).await else {
                         return false;
                     };
                     let len = h.get("content-length").and_then(|v| v.to_str().ok());
@@ -780,9 +775,7 @@ impl Worker {
                     true
                 } else {
                     let req = self.http.get(url);
-                    let Some((_, body)) =
-                        self.call("blob GET", req, true, 200).await
-                    else {
+                    let Some((_, body)) = self.call("blob GET", req, true, 200).await else {
                         return false;
                     };
                     if body != b.data {
@@ -805,9 +798,7 @@ impl Worker {
                 if kind == 2 {
                     let url = self.url(&format!("/v2/{}/manifests/m{m}", self.repo));
                     let req = self.http.head(url).header("accept", OCI_MANIFEST);
-                    let Some((h, _)) =
-                        self.call("manifest HEAD", req, true, 200).await
-                    else {
+                    let Some((h, _)) = self.call("manifest HEAD", req, true, 200).await else {
                         return false;
                     };
                     let said = h.get("docker-content-digest").and_then(|v| v.to_str().ok());
@@ -822,9 +813,7 @@ impl Worker {
                 } else {
                     let url = self.url(&format!("/v2/{}/manifests/{}", self.repo, doc.digest));
                     let req = self.http.get(url).header("accept", OCI_MANIFEST);
-                    let Some((_, body)) =
-                        self.call("manifest GET", req, true, 200).await
-                    else {
+                    let Some((_, body)) = self.call("manifest GET", req, true, 200).await else {
                         return false;
                     };
                     if body != doc.body {
@@ -894,7 +883,10 @@ impl Worker {
             let by_digest = self.url(&format!("/v2/{}/manifests/{}", self.repo, doc.digest));
             let by_tag = self.url(&format!("/v2/{}/manifests/m{m}", self.repo));
             let a = self
-                .send(self.http.get(by_digest).header("accept", OCI_MANIFEST), true)
+                .send(
+                    self.http.get(by_digest).header("accept", OCI_MANIFEST),
+                    true,
+                )
                 .await;
             let b = self
                 .send(self.http.get(by_tag).header("accept", OCI_MANIFEST), true)
@@ -1029,7 +1021,9 @@ pub async fn soak_backend(backend: Backend, config: &SoakConfig) -> Result<SoakS
     match backend {
         Backend::Memory => {}
         Backend::Disk => builder = builder.storage_dir(dir.path()),
-        Backend::Auth => builder = builder.bearer(BearerOptions::new("soak.test"), soak_directory()),
+        Backend::Auth => {
+            builder = builder.bearer(BearerOptions::new("soak.test"), soak_directory())
+        }
     }
     let registry = builder.start().await.context("starting the registry")?;
     let shared = Arc::new(Shared {
@@ -1401,7 +1395,10 @@ mod tests {
             let i = Hist::index(v);
             assert!(i < BUCKETS);
             let back = Hist::value(i) as f64;
-            assert!(v < 64 || (back / v as f64 - 1.0).abs() < 0.04, "{v} → {back}");
+            assert!(
+                v < 64 || (back / v as f64 - 1.0).abs() < 0.04,
+                "{v} → {back}"
+            );
         }
     }
 

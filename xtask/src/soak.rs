@@ -832,7 +832,7 @@ impl Worker {
     async fn run(&mut self) {
         let mut ops: u64 = 0;
         while self.shared.running() {
-            if self.auth && (self.token.is_none() || ops % TOKEN_EVERY == 0) {
+            if self.auth && (self.token.is_none() || ops.is_multiple_of(TOKEN_EVERY)) {
                 self.token = None;
                 self.dance().await;
             }
@@ -1215,6 +1215,9 @@ impl FloodResult {
     }
 }
 
+/// RSS and the journal's (entries, dropped) at one moment.
+type Sample = (u64, (usize, u64));
+
 fn journal_state(j: &Journal) -> (usize, u64) {
     (j.len(), j.dropped())
 }
@@ -1250,7 +1253,7 @@ pub async fn flood(args: &FloodArgs) -> Result<FloodResult> {
     let completed = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let first_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
-    let at_window: Arc<Mutex<Option<(u64, (usize, u64))>>> = Arc::new(Mutex::new(None));
+    let at_window: Arc<Mutex<Option<Sample>>> = Arc::new(Mutex::new(None));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..args.clients {

@@ -7,6 +7,7 @@ mod install_clients;
 mod report_diff;
 mod repro;
 mod run_scenarios;
+mod soak;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,13 @@ enum Command {
     /// Compare two report.json files and print the changed cells as Markdown.
     #[command(alias = "diff-reports")]
     ReportDiff(report_diff::Args),
+    /// Drive an in-process fake registry (memory, disk, bearer auth) with concurrent pushes
+    /// and pulls for a duration; fails on any unexpected error, any unreadable acknowledged
+    /// digest, or RSS or p50 at the end more than 2x their value after the first 10%.
+    Soak(soak::SoakArgs),
+    /// GET one 1 KiB blob N times with K keep-alive clients (in-process registry, journal on);
+    /// fails if p50 or RSS at the end is more than 2x its value after the first window.
+    Flood(soak::FloodArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +52,8 @@ fn main() -> std::process::ExitCode {
         Command::RunScenarios(args) => run_scenarios::run(args),
         Command::ReportDiff(args) => report_diff::run(args),
         Command::Repro(args) => repro::run(args),
+        Command::Soak(args) => soak::run_soak(args),
+        Command::Flood(args) => soak::run_flood(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

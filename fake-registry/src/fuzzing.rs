@@ -49,13 +49,20 @@ pub fn manifest(
     })
 }
 
+/// The offset and length an upload chunk declares.
+#[derive(Debug)]
+pub struct ChunkBounds {
+    pub offset: Option<u64>,
+    pub len: Option<u64>,
+}
+
 /// The offset and length an upload chunk declares through `Content-Range` and
 /// `Content-Length` (raw header values); `None` when a value is not a valid header value at
 /// all (HTTP would not deliver it).
 pub fn chunk_bounds(
     content_range: Option<&[u8]>,
     content_length: Option<&[u8]>,
-) -> Option<Result<(Option<u64>, Option<u64>), RegistryError>> {
+) -> Option<Result<ChunkBounds, RegistryError>> {
     let mut headers = HeaderMap::new();
     if let Some(v) = content_range {
         headers.insert(header::CONTENT_RANGE, HeaderValue::from_bytes(v).ok()?);
@@ -63,5 +70,5 @@ pub fn chunk_bounds(
     if let Some(v) = content_length {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from_bytes(v).ok()?);
     }
-    Some(api::chunk_bounds(&headers))
+    Some(api::chunk_bounds(&headers).map(|(offset, len)| ChunkBounds { offset, len }))
 }

@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     match result {
-        Ok((offset, len)) => {
+        Ok(fuzzing::ChunkBounds { offset, len }) => {
             if let Some(offset) = offset {
                 let len = len.expect("a range always has a length");
                 assert!(len >= 1);

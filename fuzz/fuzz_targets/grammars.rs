@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
         // A parsed digest prints as what was parsed, and survives JSON.
         assert_eq!(d.to_string(), text);
         let json = serde_json::to_string(&d).expect("serialize");
-        assert_eq!(serde_json::from_str::<Digest>(&json).expect("deserialize"), d);
+        assert_eq!(
+            serde_json::from_str::<Digest>(&json).expect("deserialize"),
+            d
+        );
     }
     if validate_repository(text).is_ok() {
         assert!(!text.is_empty() && text.len() <= MAX_NAME_LEN);

@@ -78,7 +78,10 @@ fuzz_target!(|data: &[u8]| {
     };
     for issuer in &f.issuers {
         if let Ok(got) = issuer.verify(&edited, AUD) {
-            assert_eq!(&got, claims, "an edited token verified with other claims: {edited:?}");
+            assert_eq!(
+                &got, claims,
+                "an edited token verified with other claims: {edited:?}"
+            );
         }
     }
 });

@@ -203,8 +203,9 @@ pub struct SeedConfig {
     pub format: Spanned<String>,
     #[serde(default)]
     pub platforms: Vec<Spanned<String>>,
+    /// Layer sizes in bytes; all seeded images together are bounded by [`MAX_SEED_BYTES`].
     #[serde(default = "default_layers")]
-    pub layers: Vec<usize>,
+    pub layers: Spanned<Vec<usize>>,
     #[serde(default)]
     pub seed: u64,
     /// Image config labels, e.g. `{ "io.buildpacks.stack.id" = "io.regcompat.stack" }`.
@@ -219,9 +220,15 @@ fn default_format() -> Spanned<String> {
     Spanned::new(0..0, "oci".into())
 }
 
-fn default_layers() -> Vec<usize> {
-    vec![1024]
+fn default_layers() -> Spanned<Vec<usize>> {
+    Spanned::new(0..0, vec![1024])
 }
+
+/// The most layer bytes a fleet's seeded images may hold together (each platform of a
+/// multi-platform seed counts): seeds are generated in memory when the fleet starts, and an
+/// unbounded `layers = [4000000000]` ran the process out of memory (found by fuzzing,
+/// docs/fuzzing.md).
+pub const MAX_SEED_BYTES: usize = 256 << 20;
 
 impl FleetConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -291,6 +298,7 @@ impl FleetConfig {
         }
         let mut names = std::collections::BTreeSet::new();
         let mut hostnames = std::collections::BTreeSet::new();
+        let mut seeded: usize = 0;
         for (i, h) in self.hosts.iter().enumerate() {
             if !names.insert(h.name.get_ref().as_str()) {
                 return Err(at(
@@ -387,6 +395,28 @@ impl FleetConfig {
                         format!("unknown image format {:?}", s.format.get_ref()),
                         "use \"oci\" or \"docker\"".into(),
                     ));
+                }
+                let bytes = s
+                    .layers
+                    .get_ref()
+                    .iter()
+                    .try_fold(0usize, |a, &l| a.checked_add(l))
+                    .and_then(|b| b.checked_mul(s.platforms.len().max(1)))
+                    .and_then(|b| seeded.checked_add(b))
+                    .filter(|&total| total <= MAX_SEED_BYTES);
+                match bytes {
+                    Some(total) => seeded = total,
+                    None => {
+                        return Err(at(
+                            s.layers.span(),
+                            format!("host[{i}].seed[{j}].layers"),
+                            format!(
+                                "seeded images would hold more than {MAX_SEED_BYTES} bytes of \
+                                 layers (every platform counts)"
+                            ),
+                            "seeds are generated in memory: use small layers, e.g. [4096]".into(),
+                        ));
+                    }
                 }
                 for (k, p) in s.platforms.iter().enumerate() {
                     Platform::parse(p.get_ref()).map_err(|m| {
@@ -797,9 +827,9 @@ impl HostConfig {
             let spec = if s.platforms.len() > 1 {
                 let platforms: Vec<&str> =
                     s.platforms.iter().map(|p| p.get_ref().as_str()).collect();
-                ImageSpec::multi(format, &platforms, &s.layers)?
+                ImageSpec::multi(format, &platforms, s.layers.get_ref())?
             } else {
-                let mut spec = ImageSpec::single(format, &s.layers);
+                let mut spec = ImageSpec::single(format, s.layers.get_ref());
                 if let Some(p) = s.platforms.first() {
                     spec.platforms = vec![Platform::parse(p.get_ref())?];
                 }
@@ -1038,6 +1068,40 @@ kind = "open"
         let config: serde_json::Value = serde_json::from_slice(&config.bytes).unwrap();
         assert_eq!(config["config"]["Labels"]["io.buildpacks.stack.id"], "s");
         assert_eq!(config["config"]["Env"][1], "CNB_USER_ID=1000");
+    }
+
+    /// Fuzzing (docs/fuzzing.md, target `fleet_config`): `layers = [4000000000]` passed
+    /// validation and ran `into_hosts` out of memory generating the seed.
+    #[test]
+    fn oversized_seed_layers_are_refused_before_anything_is_generated() {
+        let config = |layers: &str, platforms: &str| {
+            format!(
+                "[[host]]\nname = \"gl\"\nhostname = \"registry.gitlab.example\"\n[host.profile]\nkind = \"gitlab\"\n[[host.seed]]\nrepository = \"group/app\"\ntag = \"v1\"\nplatforms = {platforms}\nlayers = {layers}\n"
+            )
+        };
+        for (layers, platforms) in [
+            ("[4000000000]", "[]"),
+            ("[18446744073709551615, 1]", "[]"),
+            (
+                "[134217728]",
+                "[\"linux/amd64\", \"linux/arm64\", \"linux/s390x\"]",
+            ),
+        ] {
+            let text = config(layers, platforms);
+            let e = FleetConfig::parse(&text, "fleet.toml").unwrap_err();
+            assert_eq!(
+                e.field, "host[0].seed[0].layers",
+                "{layers} {platforms}: {e}"
+            );
+            assert_eq!(e.line, 10, "{e}");
+        }
+        let ok = config("[4096]", "[\"linux/amd64\", \"linux/arm64\"]");
+        assert!(
+            FleetConfig::parse(&ok, "fleet.toml")
+                .unwrap()
+                .into_hosts(0)
+                .is_ok()
+        );
     }
 
     #[test]

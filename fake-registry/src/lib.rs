@@ -24,6 +24,8 @@ pub mod error;
 pub mod fault;
 pub mod fixtures;
 pub mod fleet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod journal;
 pub mod leak;
 pub mod listener;

@@ -13,12 +13,12 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 
 /// A manifest reference: a tag or a digest.
-enum Reference {
+pub(crate) enum Reference {
     Tag(String),
     Digest(Digest),
 }
 
-fn parse_reference(reference: &str) -> Result<Reference> {
+pub(crate) fn parse_reference(reference: &str) -> Result<Reference> {
     if reference.contains(':') {
         return Ok(Reference::Digest(reference.parse()?));
     }
@@ -235,15 +235,23 @@ struct Checked {
     subject: Option<Digest>,
 }
 
-/// Validates a pushed manifest: JSON, a known media type consistent with the body, the
-/// schema of its kind (via `oci-spec`), and every referenced blob or child manifest present
-/// in the repository. The subject may be missing (spec: referrers before their subject).
-async fn validate(
-    reg: &super::Registry,
-    name: &str,
-    content_type: Option<&str>,
-    bytes: &Bytes,
-) -> Result<Checked> {
+/// What a pushed manifest is and what it references, from its bytes alone (no storage):
+/// the part of [`validate`] a fuzzer can reach.
+#[derive(Debug)]
+pub(crate) struct Shape {
+    pub(crate) media_type: String,
+    pub(crate) kind: ManifestKind,
+    /// Blobs (config and layers) that must be in the repository, unless sparse.
+    pub(crate) blobs: Vec<Digest>,
+    /// Child manifests (of an index) that must be in the repository, unless sparse.
+    pub(crate) children: Vec<Digest>,
+    pub(crate) subject: Option<Digest>,
+}
+
+/// Parses a pushed manifest: JSON, a known media type consistent with the body, the schema
+/// of its kind (via `oci-spec`), and the digests it references. `sparse` skips collecting
+/// referenced digests (`RegistryOptions::allow_sparse_index`).
+pub(crate) fn shape(content_type: Option<&str>, bytes: &[u8], sparse: bool) -> Result<Shape> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
     let obj = value
@@ -290,15 +298,14 @@ async fn validate(
     if schema_version != Some(2) {
         return Err(invalid("schemaVersion must be 2"));
     }
-    let storage = reg.storage();
-    let mut missing: Vec<String> = Vec::new();
+    let mut blobs = Vec::new();
+    let mut children = Vec::new();
     let subject = match kind {
         ManifestKind::Image => {
             let m: oci_spec::image::ImageManifest = serde_json::from_slice(bytes)
                 .map_err(|e| invalid(format!("not a valid image manifest: {e}")))?;
             let mut descriptors = vec![m.config()];
             descriptors.extend(m.layers().iter());
-            let sparse = reg.options().allow_sparse_index;
             for d in descriptors.into_iter().filter(|_| !sparse) {
                 let media_type = d.media_type().to_string();
                 if media::is_non_distributable(&media_type)
@@ -306,35 +313,60 @@ async fn validate(
                 {
                     continue;
                 }
-                let digest = descriptor_digest(d)?;
-                if storage.blob_size(name, &digest).await?.is_none() {
-                    missing.push(digest.to_string());
-                }
+                blobs.push(descriptor_digest(d)?);
             }
             m.subject().as_ref().map(descriptor_digest).transpose()?
         }
         ManifestKind::Index => {
             let idx: oci_spec::image::ImageIndex = serde_json::from_slice(bytes)
                 .map_err(|e| invalid(format!("not a valid image index: {e}")))?;
-            if !reg.options().allow_sparse_index {
+            if !sparse {
                 for d in idx.manifests() {
-                    let digest = descriptor_digest(d)?;
-                    if storage.get_manifest(name, &digest).await?.is_none() {
-                        missing.push(digest.to_string());
-                    }
+                    children.push(descriptor_digest(d)?);
                 }
             }
             idx.subject().as_ref().map(descriptor_digest).transpose()?
         }
         ManifestKind::Schema1 => None,
     };
+    Ok(Shape {
+        media_type: media_type.to_owned(),
+        kind,
+        blobs,
+        children,
+        subject,
+    })
+}
+
+/// Validates a pushed manifest: its [`shape`], and every referenced blob or child manifest
+/// present in the repository. The subject may be missing (spec: referrers before their
+/// subject).
+async fn validate(
+    reg: &super::Registry,
+    name: &str,
+    content_type: Option<&str>,
+    bytes: &Bytes,
+) -> Result<Checked> {
+    let shape = shape(content_type, bytes, reg.options().allow_sparse_index)?;
+    let storage = reg.storage();
+    let mut missing: Vec<String> = Vec::new();
+    for digest in &shape.blobs {
+        if storage.blob_size(name, digest).await?.is_none() {
+            missing.push(digest.to_string());
+        }
+    }
+    for digest in &shape.children {
+        if storage.get_manifest(name, digest).await?.is_none() {
+            missing.push(digest.to_string());
+        }
+    }
     if !missing.is_empty() {
         return Err(RegistryError::new(ErrorCode::ManifestBlobUnknown)
             .detail_json(serde_json::json!({ "missing": missing })));
     }
     Ok(Checked {
-        media_type: media_type.to_owned(),
-        subject,
+        media_type: shape.media_type,
+        subject: shape.subject,
     })
 }
 

@@ -8,6 +8,10 @@ mod referrers;
 pub mod route;
 mod uploads;
 
+// Pure parsers of request parts, for `crate::fuzzing`.
+pub(crate) use manifests::{Reference, parse_reference, shape};
+pub(crate) use uploads::chunk_bounds;
+
 use crate::auth::Clock;
 use crate::error::{ErrorCode, RegistryError, Result};
 use crate::names;

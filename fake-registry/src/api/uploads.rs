@@ -129,8 +129,19 @@ pub(super) async fn session(
 
 /// The body of a PATCH or PUT, with what `Content-Range`/`Content-Length` say of it.
 fn chunk_of(req: &Parts, body: Body) -> Result<Chunk> {
-    let declared_len = content_length(&req.headers)?;
-    let range = content_range(&req.headers)?;
+    let (expected_offset, expected_len) = chunk_bounds(&req.headers)?;
+    Ok(Chunk {
+        expected_offset,
+        expected_len,
+        body: body_stream(body),
+    })
+}
+
+/// The offset and length a chunk's `Content-Range`/`Content-Length` declare, checked for
+/// agreement.
+pub(crate) fn chunk_bounds(headers: &HeaderMap) -> Result<(Option<u64>, Option<u64>)> {
+    let declared_len = content_length(headers)?;
+    let range = content_range(headers)?;
     // `end - start + 1` overflows for `0-18446744073709551615`; such a range cannot be
     // satisfied by any body, so it is a 416 like any other range that does not fit.
     let range_len = match range {
@@ -148,11 +159,7 @@ fn chunk_of(req: &Parts, body: Body) -> Result<Chunk> {
             "Content-Range {start}-{end} is {range_len} bytes but Content-Length is {len}"
         )));
     }
-    Ok(Chunk {
-        expected_offset: range.map(|(s, _)| s),
-        expected_len: range_len.or(declared_len),
-        body: body_stream(body),
-    })
+    Ok((range.map(|(s, _)| s), range_len.or(declared_len)))
 }
 
 /// `Content-Range: <start>-<end>` (the spec's form; `bytes <start>-<end>/<total>` is

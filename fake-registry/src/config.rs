@@ -1076,7 +1076,7 @@ kind = "open"
     fn oversized_seed_layers_are_refused_before_anything_is_generated() {
         let config = |layers: &str, platforms: &str| {
             format!(
-                "[[host]]\nname = \"gl\"\nhostname = \"registry.gitlab.example\"\n[host.profile]\nkind = \"gitlab\"\n[[host.seed]]\nrepository = \"group/app\"\ntag = \"v1\"\nplatforms = {platforms}\nlayers = {layers}\n"
+                "[[host]]\nname = \"reg\"\nhostname = \"registry.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.seed]]\nrepository = \"group/app\"\ntag = \"v1\"\nplatforms = {platforms}\nlayers = {layers}\n"
             )
         };
         for (layers, platforms) in [

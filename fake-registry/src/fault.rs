@@ -80,6 +80,11 @@ pub struct FaultWhen {
     pub probability: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// Only requests arriving within this many milliseconds after the rule was added (a
+    /// fleet's own rules: after the fleet started). ACR's role assignments take minutes to
+    /// apply: 403 for a while, then the same request succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_ms: Option<u64>,
 }
 
 /// What happens to a request a rule fires on.
@@ -109,6 +114,13 @@ pub enum FaultAction {
     Truncate { bytes: u64 },
     /// 429 `TOOMANYREQUESTS` with `Retry-After: <retry_after>` (seconds).
     TooManyRequests { retry_after: u64 },
+    /// Serve the request whole, with its announced length, but with the byte at offset `at`
+    /// (default: the last byte) inverted: the content no longer matches its digest. Only a
+    /// client that verifies what it fetches notices.
+    Corrupt {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<u64>,
+    },
 }
 
 impl FaultAction {
@@ -123,6 +135,8 @@ impl FaultAction {
             Self::TooManyRequests { retry_after } => {
                 format!("too_many_requests retry-after={retry_after}")
             }
+            Self::Corrupt { at: Some(at) } => format!("corrupt byte {at}"),
+            Self::Corrupt { at: None } => "corrupt last byte".into(),
         }
     }
 }
@@ -171,6 +185,14 @@ impl FaultConfig {
                 return Err(FaultError::Probability(p));
             }
             _ => {}
+        }
+        if let Some(ms) = self.when.within_ms
+            && ms > MAX_WAIT_MS
+        {
+            return Err(FaultError::TooLong {
+                field: "when.within_ms",
+                ms,
+            });
         }
         match &self.action {
             FaultAction::Status { code, headers, .. } => {
@@ -247,6 +269,8 @@ struct Rule {
     id: String,
     config: FaultConfig,
     seed: Option<u64>,
+    /// When the rule was added (for `when.within_ms`).
+    added: std::time::Instant,
     state: Mutex<RuleState>,
 }
 
@@ -282,6 +306,12 @@ impl Rule {
             .times
             .unwrap_or(if when.nth.is_some() { 1 } else { u64::MAX });
         if s.applied >= limit {
+            return false;
+        }
+        if when
+            .within_ms
+            .is_some_and(|ms| self.added.elapsed() > std::time::Duration::from_millis(ms))
+        {
             return false;
         }
         let fires = match (when.nth, when.probability) {
@@ -336,6 +366,7 @@ impl Faults {
         rules.push(Arc::new(Rule {
             id: id.clone(),
             seed,
+            added: std::time::Instant::now(),
             state: Mutex::new(RuleState {
                 seen: 0,
                 applied: 0,
@@ -519,11 +550,30 @@ mod tests {
     }
 
     #[rstest]
-    #[case(FaultWhen { nth: Some(1), probability: Some(0.1), seed: None }, FaultError::NthAndProbability)]
+    #[case(FaultWhen { nth: Some(1), probability: Some(0.1), ..Default::default() }, FaultError::NthAndProbability)]
     #[case(FaultWhen { nth: Some(0), ..Default::default() }, FaultError::NthZero)]
     #[case(FaultWhen { probability: Some(1.5), ..Default::default() }, FaultError::Probability(1.5))]
     fn bad_rules_are_refused(#[case] when: FaultWhen, #[case] want: FaultError) {
         assert_eq!(Faults::default().add(rule(when, None)), Err(want));
+    }
+
+    #[test]
+    fn within_ms_fires_only_in_the_window_after_the_rule_was_added() {
+        let f = Faults::default();
+        f.add(rule(
+            FaultWhen {
+                within_ms: Some(200),
+                ..Default::default()
+            },
+            None,
+        ))
+        .unwrap();
+        let path = "/v2/x/manifests/1";
+        assert_eq!(fired(&f, 3, path), [true, true, true]);
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        assert_eq!(fired(&f, 2, path), [false, false]);
+        let view = &f.list()[0];
+        assert_eq!((view.seen, view.applied), (5, 3));
     }
 
     #[test]

@@ -316,10 +316,13 @@ pub struct JournalLimits {
 }
 
 impl JournalLimits {
-    /// 50 000 entries or 64 MiB, whichever comes first.
+    /// 20 000 entries or 32 MiB (as [`Entry::approx_size`] counts), whichever comes first:
+    /// a matrix cell records tens to hundreds of requests, a long soak keeps its most recent
+    /// ~20 000 as evidence, and a process that ran a million requests holds no more than
+    /// ~2× what it held after ten thousand (`cargo xtask flood`, docs/limits.md).
     pub const DEFAULT: Self = Self {
-        max_entries: 50_000,
-        max_bytes: 64 * 1024 * 1024,
+        max_entries: 20_000,
+        max_bytes: 32 * 1024 * 1024,
     };
 
     /// Records nothing (sequence numbers still advance; every entry counts as dropped).
@@ -359,36 +362,67 @@ fn cap(text: &mut String, max: usize) {
 }
 
 impl Entry {
-    /// Approximate heap bytes of the entry: its strings plus a fixed overhead per field and
-    /// per map item. The journal's byte budget counts this.
+    /// The memory the entry holds once kept, as the allocator sees it: the entry itself (its
+    /// slot in the ring), every string's heap block and every map's tree nodes, each rounded
+    /// up the way glibc's malloc rounds a request (16-byte chunks with an 8-byte header,
+    /// 32 bytes at least). Counting only string lengths undercounted a small GET's entry
+    /// ~3× (measured by `cargo xtask flood`, docs/limits.md); `tests/journal_size.rs` checks
+    /// this model against a counting allocator.
     pub fn approx_size(&self) -> usize {
-        const FIXED: usize = 256;
-        const PER_ITEM: usize = 64;
-        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, |s| heap_block(s.capacity()));
+        let text = |s: &String| heap_block(s.capacity());
         let map = |m: &BTreeMap<String, String>| {
-            m.iter()
-                .map(|(k, v)| k.len() + v.len() + PER_ITEM)
-                .sum::<usize>()
+            btree_nodes(m.len()) + m.iter().map(|(k, v)| text(k) + text(v)).sum::<usize>()
         };
-        FIXED
-            + self.time.len()
-            + self.registry.len()
-            + self.host.len()
-            + self.method.len()
-            + self.path.len()
+        std::mem::size_of::<(Entry, usize)>()
+            + text(&self.time)
+            + text(&self.registry)
+            + text(&self.host)
+            + text(&self.method)
+            + text(&self.path)
             + opt(&self.query)
             + map(&self.request_headers)
             + map(&self.response_headers)
             + map(&self.form)
-            + self.auth.scheme.len()
+            + text(&self.auth.scheme)
             + opt(&self.auth.username)
             + opt(&self.auth.principal)
             + opt(&self.auth.token)
             + opt(&self.auth.verdict)
-            + self.notes.iter().map(|n| n.len() + PER_ITEM).sum::<usize>()
+            + heap_block(self.notes.capacity() * std::mem::size_of::<String>())
+            + self.notes.iter().map(text).sum::<usize>()
             + opt(&self.leak)
             + opt(&self.fault)
     }
+}
+
+/// The bytes a heap block of `requested` bytes takes (0 for no allocation): glibc rounds
+/// `requested + 8` up to 16 with a 32-byte minimum chunk.
+fn heap_block(requested: usize) -> usize {
+    if requested == 0 {
+        0
+    } else {
+        (requested + 8).div_ceil(16).max(2) * 16
+    }
+}
+
+/// The node blocks of a `BTreeMap<String, String>` with `len` items: leaves of up to 11
+/// items (~550 bytes each), and internal nodes above them once there is more than one leaf.
+fn btree_nodes(len: usize) -> usize {
+    const CAPACITY: usize = 11;
+    const LEAF: usize = 2 * CAPACITY * std::mem::size_of::<String>() + 16;
+    const INTERNAL: usize = LEAF + (CAPACITY + 1) * std::mem::size_of::<usize>();
+    if len == 0 {
+        return 0;
+    }
+    // Nodes are at least half full after splits; count them as ~⅔ full.
+    let leaves = len.div_ceil(CAPACITY * 2 / 3).max(1);
+    let internals = if leaves > 1 {
+        leaves.div_ceil(CAPACITY * 2 / 3)
+    } else {
+        0
+    };
+    leaves * heap_block(LEAF) + internals * heap_block(INTERNAL)
 }
 
 /// The journal of one fake-registry process (all virtual registries share it).

@@ -17,6 +17,7 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, header};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -120,6 +121,35 @@ impl VirtualHost {
                 path: &path,
             })
         });
+        if let Some(
+            hang @ Fired {
+                action: FaultAction::Hang { .. },
+                ..
+            },
+        ) = &fired
+        {
+            // Journaled before the wait: a client that gives up before the hang ends (the
+            // point of the fault) must find its request in the journal when its cell is judged.
+            self.journal.record(Entry {
+                seq: 0,
+                time,
+                duration_ms: 0.0,
+                registry: self.name.clone(),
+                host,
+                method,
+                path,
+                query,
+                request_headers,
+                auth: ctx.auth,
+                form: ctx.form,
+                status: 0,
+                response_headers: BTreeMap::new(),
+                notes: vec![hang.note.clone(), "no answer: held, then closed".into()],
+                leak: None,
+                fault: Some(hang.action.describe()),
+            });
+            return fault_response(hang).await.unwrap_or_else(abort);
+        }
         let mut fault = None;
         let mut response = match &fired {
             Some(fired) => {
@@ -138,6 +168,13 @@ impl VirtualHost {
         }) = &fired
         {
             response = truncate(response, *bytes);
+        }
+        if let Some(Fired {
+            action: FaultAction::Corrupt { at },
+            ..
+        }) = &fired
+        {
+            response = corrupt(response, *at);
         }
         let aborted = response.extensions().get::<AbortConnection>().is_some();
         if !aborted {
@@ -439,7 +476,7 @@ async fn fault_response(fired: &Fired) -> Option<Response> {
             Some(abort())
         }
         FaultAction::Reset => Some(abort()),
-        FaultAction::Truncate { .. } => None,
+        FaultAction::Truncate { .. } | FaultAction::Corrupt { .. } => None,
     }
 }
 
@@ -498,6 +535,39 @@ fn truncate(response: Response, bytes: u64) -> Response {
         },
     );
     Response::from_parts(parts, Body::from_stream(cut.boxed()))
+}
+
+/// Serves the whole body with the byte at offset `at` (default: the last) inverted, so the
+/// length is right and the digest is not.
+fn corrupt(response: Response, at: Option<u64>) -> Response {
+    use futures_util::StreamExt;
+    use http_body::Body as _;
+    let (parts, body) = response.into_parts();
+    let announced = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| body.size_hint().exact());
+    let Some(len) = announced.filter(|l| *l > 0) else {
+        return Response::from_parts(parts, body);
+    };
+    let target = at.unwrap_or(len - 1).min(len - 1);
+    let flipped = body.into_data_stream().scan(0u64, move |offset, chunk| {
+        let chunk = chunk.map(|chunk| {
+            let start = *offset;
+            *offset += chunk.len() as u64;
+            if (start..*offset).contains(&target) {
+                let mut bytes = chunk.to_vec();
+                bytes[(target - start) as usize] ^= 0xff;
+                bytes::Bytes::from(bytes)
+            } else {
+                chunk
+            }
+        });
+        std::future::ready(Some(chunk.map_err(std::io::Error::other)))
+    });
+    Response::from_parts(parts, Body::from_stream(flipped.boxed()))
 }
 
 async fn handle(State(vhost): State<Arc<VirtualHost>>, req: Request) -> Response {

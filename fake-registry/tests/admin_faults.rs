@@ -498,6 +498,43 @@ async fn truncate_announces_the_whole_length_and_sends_less() {
 }
 
 #[tokio::test]
+async fn corrupt_sends_the_whole_length_with_one_byte_inverted() {
+    let (fleet, _d) = start(233).await;
+    let c = client(&fleet, true);
+    add_fault(
+        &fleet,
+        json!({"match": {"host": "beta", "method": "GET", "path": "/v2/**/blobs/*"}, "when": {"nth": 1}, "action": {"type": "corrupt", "at": 4000}}),
+    )
+    .await;
+    let data: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let digest = fake_registry::digest::Digest::sha256(&data);
+    let r = c
+        .post(url(BETA, &format!("/v2/t/blobs/uploads/?digest={digest}")))
+        .header("content-type", "application/octet-stream")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let get = || c.get(url(BETA, &format!("/v2/t/blobs/{digest}"))).send();
+    let r = get().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-length"], "5000");
+    let got = r.bytes().await.unwrap();
+    assert_eq!(got.len(), 5000);
+    let differ: Vec<usize> = (0..5000).filter(|i| got[*i] != data[*i]).collect();
+    assert_eq!(differ, [4000]);
+    assert_eq!(got[4000], !data[4000]);
+    assert_ne!(fake_registry::digest::Digest::sha256(&got), digest);
+    // `nth = 1` fired once: the retry gets the real bytes.
+    assert_eq!(get().await.unwrap().bytes().await.unwrap(), data);
+    let entries = fleet.journal().all();
+    let corrupted = &entries[entries.len() - 2];
+    assert_eq!(corrupted.fault.as_deref(), Some("corrupt byte 4000"));
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
 async fn delay_then_serves_and_hang_sends_nothing_then_closes() {
     let (fleet, _d) = start(229).await;
     let c = client(&fleet, true);
@@ -537,6 +574,17 @@ async fn delay_then_serves_and_hang_sends_nothing_then_closes() {
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
+    // … and finds its request in the journal at once, though the hang has not ended …
+    let held = fleet
+        .journal()
+        .all()
+        .into_iter()
+        .rfind(|e| e.path == "/v2/_catalog")
+        .expect("a held request is journaled when the hang starts");
+    assert_eq!(
+        (held.status, held.fault.as_deref()),
+        (0, Some("hang 400ms"))
+    );
     // … and a patient one sees the connection closed with no response after max_ms.
     let started = std::time::Instant::now();
     let err = c.get(url(BETA, "/v2/_catalog")).send().await.unwrap_err();

@@ -1,10 +1,12 @@
 //! regcompat harness: drives real registry clients against the fake registry.
 //!
 //! scenario file ([`scenario`]) → sandbox ([`sandbox`]) → client process ([`process`],
-//! [`clients`]) → fake registry → journal → verdict and cell ([`runner`]).
+//! [`clients`]) → fake registry → journal → verdict and cell ([`runner`]; the
+//! `fault-tolerance` checks in [`fault_checks`]).
 
 pub mod clients;
 pub mod credhelper;
+pub mod fault_checks;
 pub mod known;
 pub mod process;
 pub mod provision;

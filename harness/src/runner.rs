@@ -9,6 +9,7 @@ use crate::scenario::{Action, Count, Outcome, Scenario};
 use base64::Engine as _;
 use fake_registry::auth::PrincipalKind;
 use fake_registry::config::FleetConfig;
+use fake_registry::fault::Faults;
 use fake_registry::fixtures::{self, Format, Image, ImageSpec};
 use fake_registry::fleet::{Fleet, FleetOptions, RunningFleet};
 use fake_registry::journal::{Entry, Redactor};
@@ -491,6 +492,7 @@ async fn drive(
             &resolve,
             &authority,
             &redactor,
+            fleet.faults(),
             Duration::from_secs(scenario.timeout),
         )
         .await;
@@ -510,6 +512,13 @@ async fn drive(
         detail: format!("{} request(s) in the journal", entries.len()),
     }];
     checks.extend(scenario.expectations.iter().map(|e| check(e, &entries)));
+    if scenario
+        .rules
+        .iter()
+        .any(|r| r.get_ref() == "fault-tolerance")
+    {
+        checks.extend(crate::fault_checks::checks(&entries, &records));
+    }
     let journal_json = entries
         .iter()
         .filter_map(|e| serde_json::to_value(e).ok())
@@ -731,6 +740,7 @@ async fn run_steps(
     resolve: &(dyn Fn(&str) -> String + Sync),
     authority: &(dyn Fn(&str) -> Option<String> + Sync),
     redactor: &Redactor,
+    faults: &Faults,
     timeout: Duration,
 ) -> Result<Vec<LiveStep>, String> {
     let env = env.to_vec();
@@ -738,91 +748,8 @@ async fn run_steps(
     let mut records = Vec::new();
     let mut commands_run = Vec::new();
     for (i, step) in steps.iter().enumerate() {
-        let action = match step.action {
-            Action::Login => {
-                let registry = step.registry.as_ref().ok_or("login needs registry")?;
-                let principal = step.principal.as_ref().ok_or("login needs principal")?;
-                let (user, secret, _) = principals
-                    .get(principal.get_ref())
-                    .ok_or("unknown principal")?;
-                let password = step.password.clone().unwrap_or_else(|| secret.clone());
-                redactor.add(&password, "a password given to login");
-                ResolvedAction::Login {
-                    registry: authority(registry.get_ref()).ok_or("unknown host")?,
-                    username: user.clone().unwrap_or_default(),
-                    password,
-                }
-            }
-            Action::Pull => {
-                let image = resolve(step.image.as_ref().ok_or("pull needs image")?.get_ref());
-                ResolvedAction::Pull {
-                    context: build_context(&sandbox.work.join(format!("pull-{i}")), &image)?,
-                    image,
-                }
-            }
-            Action::BuildFrom => {
-                let base = resolve(
-                    step.image
-                        .as_ref()
-                        .ok_or("build-from needs image")?
-                        .get_ref(),
-                );
-                ResolvedAction::BuildFrom {
-                    context: build_context(&sandbox.work.join(format!("build-{i}")), &base)?,
-                    base,
-                    to: step.to.as_ref().map(|t| resolve(t.get_ref())),
-                    platforms: step.platforms.clone(),
-                }
-            }
-            Action::Push => {
-                let format = match step.format.as_deref() {
-                    Some("docker") => Format::Docker,
-                    _ => Format::Oci,
-                };
-                let layout = sandbox.work.join(format!("push-{i}"));
-                let image = fixtures::generate(
-                    &ImageSpec::single(format, &[2048]).with_seed(1000 + i as u64),
-                )
-                .map_err(|e| e.to_string())?;
-                write_oci_layout(&layout, &image)?;
-                let layer = sandbox.work.join(format!("push-{i}-layer.tar.gz"));
-                let layer_blob = image
-                    .blobs
-                    .iter()
-                    .find(|b| b.media_type.contains("layer") || b.media_type.contains("rootfs"))
-                    .ok_or("the generated image has no layer")?;
-                std::fs::write(&layer, &layer_blob.bytes).map_err(|e| e.to_string())?;
-                ResolvedAction::Push {
-                    context: build_context(
-                        &sandbox.work.join(format!("push-{i}-context")),
-                        "scratch",
-                    )?,
-                    layout,
-                    layer,
-                    to: resolve(step.to.as_ref().ok_or("push needs to")?.get_ref()),
-                }
-            }
-            Action::Copy => ResolvedAction::Copy {
-                from: resolve(step.image.as_ref().ok_or("copy needs image")?.get_ref()),
-                to: resolve(step.to.as_ref().ok_or("copy needs to")?.get_ref()),
-            },
-            Action::BuilderCreate => {
-                let dir = sandbox.work.join(format!("builder-{i}"));
-                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                let field = |v: &Option<toml::Spanned<String>>, name: &str| {
-                    v.as_ref()
-                        .map(|v| resolve(v.get_ref()))
-                        .ok_or(format!("builder-create needs {name}"))
-                };
-                ResolvedAction::BuilderCreate {
-                    dir,
-                    build_image: field(&step.image, "image")?,
-                    run_image: field(&step.run_image, "run_image")?,
-                    to: field(&step.to, "to")?,
-                    publish: step.publish.unwrap_or(true),
-                }
-            }
-        };
+        let action = resolve_action(i, step, sandbox, principals, resolve, authority, redactor)?;
+        let step_faults = install_step_faults(faults, i, step)?;
         client.driver.prepare(cell, &action)?;
         let commands = client.driver.commands(cell, &action);
         let expected = match step.expect {
@@ -852,6 +779,7 @@ async fn run_steps(
             let ok = finished.exit_code == Some(0);
             commands_run.push(invocation.repro());
             records.push(StepRecord {
+                step: i,
                 action: step.action.as_str().into(),
                 argv: invocation.argv.iter().map(|a| redactor.redact(a)).collect(),
                 repro: redactor.redact(&invocation.repro()),
@@ -867,6 +795,9 @@ async fn run_steps(
                 break;
             }
         }
+        for id in &step_faults {
+            faults.remove(id);
+        }
         if let Some(last) = records.get_mut(first..).and_then(|r| r.last_mut())
             && !last.preparation
         {
@@ -878,6 +809,120 @@ async fn run_steps(
         .zip(commands_run)
         .map(|(record, command)| LiveStep { record, command })
         .collect())
+}
+
+/// A step's abstract action with its references resolved and its local inputs written (the
+/// build context, the image to push).
+fn resolve_action(
+    i: usize,
+    step: &crate::scenario::Step,
+    sandbox: &Sandbox,
+    principals: &Principals,
+    resolve: &(dyn Fn(&str) -> String + Sync),
+    authority: &(dyn Fn(&str) -> Option<String> + Sync),
+    redactor: &Redactor,
+) -> Result<ResolvedAction, String> {
+    Ok(match step.action {
+        Action::Login => {
+            let registry = step.registry.as_ref().ok_or("login needs registry")?;
+            let principal = step.principal.as_ref().ok_or("login needs principal")?;
+            let (user, secret, _) = principals
+                .get(principal.get_ref())
+                .ok_or("unknown principal")?;
+            let password = step.password.clone().unwrap_or_else(|| secret.clone());
+            redactor.add(&password, "a password given to login");
+            ResolvedAction::Login {
+                registry: authority(registry.get_ref()).ok_or("unknown host")?,
+                username: user.clone().unwrap_or_default(),
+                password,
+            }
+        }
+        Action::Pull => {
+            let image = resolve(step.image.as_ref().ok_or("pull needs image")?.get_ref());
+            ResolvedAction::Pull {
+                context: build_context(&sandbox.work.join(format!("pull-{i}")), &image)?,
+                image,
+            }
+        }
+        Action::BuildFrom => {
+            let base = resolve(
+                step.image
+                    .as_ref()
+                    .ok_or("build-from needs image")?
+                    .get_ref(),
+            );
+            ResolvedAction::BuildFrom {
+                context: build_context(&sandbox.work.join(format!("build-{i}")), &base)?,
+                base,
+                to: step.to.as_ref().map(|t| resolve(t.get_ref())),
+                platforms: step.platforms.clone(),
+            }
+        }
+        Action::Push => {
+            let format = match step.format.as_deref() {
+                Some("docker") => Format::Docker,
+                _ => Format::Oci,
+            };
+            let layout = sandbox.work.join(format!("push-{i}"));
+            let image =
+                fixtures::generate(&ImageSpec::single(format, &[2048]).with_seed(1000 + i as u64))
+                    .map_err(|e| e.to_string())?;
+            write_oci_layout(&layout, &image)?;
+            let layer = sandbox.work.join(format!("push-{i}-layer.tar.gz"));
+            let layer_blob = image
+                .blobs
+                .iter()
+                .find(|b| b.media_type.contains("layer") || b.media_type.contains("rootfs"))
+                .ok_or("the generated image has no layer")?;
+            std::fs::write(&layer, &layer_blob.bytes).map_err(|e| e.to_string())?;
+            ResolvedAction::Push {
+                context: build_context(&sandbox.work.join(format!("push-{i}-context")), "scratch")?,
+                layout,
+                layer,
+                to: resolve(step.to.as_ref().ok_or("push needs to")?.get_ref()),
+            }
+        }
+        Action::Copy => ResolvedAction::Copy {
+            from: resolve(step.image.as_ref().ok_or("copy needs image")?.get_ref()),
+            to: resolve(step.to.as_ref().ok_or("copy needs to")?.get_ref()),
+        },
+        Action::BuilderCreate => {
+            let dir = sandbox.work.join(format!("builder-{i}"));
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let field = |v: &Option<toml::Spanned<String>>, name: &str| {
+                v.as_ref()
+                    .map(|v| resolve(v.get_ref()))
+                    .ok_or(format!("builder-create needs {name}"))
+            };
+            ResolvedAction::BuilderCreate {
+                dir,
+                build_image: field(&step.image, "image")?,
+                run_image: field(&step.run_image, "run_image")?,
+                to: field(&step.to, "to")?,
+                publish: step.publish.unwrap_or(true),
+            }
+        }
+    })
+}
+
+/// Adds a step's `[[step.fault]]` rules to the fleet's fault engine (ids `step<i>-<n>` unless
+/// the rule names one) and returns their ids, to remove when the step ends.
+fn install_step_faults(
+    faults: &Faults,
+    i: usize,
+    step: &crate::scenario::Step,
+) -> Result<Vec<String>, String> {
+    step.faults
+        .iter()
+        .enumerate()
+        .map(|(n, rule)| {
+            let mut rule = rule.get_ref().clone();
+            rule.id.get_or_insert_with(|| format!("step{i}-{n}"));
+            faults
+                .add(rule)
+                .map_err(|e| format!("step[{i}].fault[{n}]: {e}"))
+        })
+        .collect()
 }
 
 /// Starts one daemon of the cell in the cell's isolation and waits (bounded) until it

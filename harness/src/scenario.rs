@@ -51,6 +51,7 @@
 //! ```
 
 use fake_registry::config::{ConfigError, FleetConfig, HostConfig, toml_error};
+use fake_registry::fault::FaultConfig;
 use fake_registry::journal::Entry;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -212,6 +213,13 @@ pub struct Step {
     /// `push`: the local image to push, generated from this spec (`"docker"`/`"oci"`).
     #[serde(default)]
     pub format: Option<String>,
+    /// Fault rules in force while this step runs (`[[step.fault]]`, the rules of
+    /// `fake-registry/src/fault.rs`; `match.host` names a host of the scenario), added
+    /// through the fleet's fault engine — as the admin API would — before the step's first
+    /// command and removed after its last. A host's own `[[host.fault]]` rules last the
+    /// whole cell.
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<Spanned<FaultConfig>>,
     pub expect: Outcome,
 }
 
@@ -429,6 +437,33 @@ impl Scenario {
             if let Some(r) = &step.registry {
                 known_host(r, format!("step[{i}].registry"))?;
             }
+            for (n, rule) in step.faults.iter().enumerate() {
+                let field = format!("step[{i}].fault[{n}]");
+                if let Err(e) = rule.get_ref().validate() {
+                    return Err(err(
+                        rule.span(),
+                        format!("{field}.{}", e.field()),
+                        e.to_string(),
+                        "see docs/faults.md",
+                    ));
+                }
+                // A host's name, or a hostname the fleet serves (a realm or storage host
+                // has no name of its own, so dotted names pass).
+                if let Some(host) = &rule.get_ref().matcher.host
+                    && !names.contains(host)
+                    && !host.contains('.')
+                {
+                    return Err(err(
+                        rule.span(),
+                        format!("{field}.match.host"),
+                        format!("no host is named {host:?}"),
+                        &format!(
+                            "hosts of this scenario: {} (or a hostname one of them serves)",
+                            names.join(", ")
+                        ),
+                    ));
+                }
+            }
             if let Some(p) = &step.principal {
                 known_principal(p, format!("step[{i}].principal"))?;
             }
@@ -535,7 +570,26 @@ pub const RULES: &[(&str, &str)] = &[
         "a configured mirror is tried for the upstream's images, with the mirror's own \
          credentials, and the upstream's name is carried (containerd `?ns=`, path prefix)",
     ),
+    (
+        "fault-tolerance",
+        "under a transient or persistent registry fault the client either succeeds with the \
+         right content or fails on its own: it never accepts content that does not match its \
+         digest, never retries without bound, and gives up on a hung endpoint before the \
+         cell's timeout",
+    ),
 ];
+
+/// Whether an expectation's `host` names the host a request was sent to: hostnames compare
+/// case-insensitively, and a `host` without a port matches any port (`host` ≡ `host:443`).
+fn same_host(want: &str, sent: &str) -> bool {
+    let sent_name = match sent.rsplit_once(':') {
+        Some((name, port)) if !want.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => sent,
+    };
+    want.eq_ignore_ascii_case(sent_name)
+}
 
 /// `{acr}` placeholders of a reference.
 pub fn placeholders(text: &str) -> Vec<String> {
@@ -597,7 +651,7 @@ impl Expectation {
     pub fn matches(&self, e: &Entry) -> bool {
         let eq = |want: &Option<String>, got: &str| want.as_ref().is_none_or(|w| w == got);
         eq(&self.registry, &e.registry)
-            && eq(&self.host, &e.host)
+            && self.host.as_ref().is_none_or(|w| same_host(w, &e.host))
             && self
                 .method
                 .as_ref()

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 fn step(expected: &str, exit_code: Option<i32>, timed_out: bool) -> StepRecord {
     StepRecord {
+        step: 0,
         action: "pull".into(),
         argv: vec!["/cache/crane".into(), "pull".into()],
         repro: String::new(),

@@ -56,6 +56,7 @@ mutants! {
     NoIndexAccept = "no-index-accept": "manifest Accept lists image manifests only (no index / manifest list)",
     ManifestBeforeBlobs = "manifest-before-blobs": "PUTs the manifest before uploading its blobs",
     AnyCredential = "any-credential": "when no config.json key names the registry, presents a credential stored for another host",
+    IgnoreRetryAfter = "ignore-retry-after": "retries a 429 or 503 at once, whatever its Retry-After says",
 }
 
 impl fmt::Display for Mutant {

@@ -17,6 +17,11 @@ use std::time::Duration;
 const MAX_ATTEMPTS: usize = 3;
 /// Redirect hops followed.
 const MAX_REDIRECTS: usize = 5;
+/// The longest `Retry-After` waited for; a longer one is reported as the error it is.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+/// A request not answered (headers and body) in this time is abandoned: a hung registry or
+/// token endpoint is a clean failure, not a hang (docs/verdicts.md `fault-tolerance`).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where a repository is served: a registry, or a mirror standing in for one.
 #[derive(Debug, Clone)]
@@ -88,7 +93,7 @@ pub fn build_http() -> Result<Client> {
     let mut b = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .timeout(Duration::from_secs(60))
+        .timeout(REQUEST_TIMEOUT)
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("regcompat-refclient/", env!("CARGO_PKG_VERSION")));
     if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
@@ -127,6 +132,26 @@ pub fn status_error(what: &str, resp: Response) -> Error {
     let status = resp.status();
     let body = resp.text().unwrap_or_default();
     Error::Registry(format!("{what}: {status}: {}", body_message(&body)))
+}
+
+/// How long to wait before retrying a throttled (429) or unavailable (503) answer that says
+/// when to come back (`Retry-After` in seconds, RFC 9110 §10.2.3); `None` = do not retry.
+fn retry_after(resp: &Response) -> Option<Duration> {
+    if !matches!(
+        resp.status(),
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+    ) {
+        return None;
+    }
+    let seconds: u64 = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds)).filter(|d| *d <= MAX_RETRY_AFTER)
 }
 
 fn host_of(url: &str) -> String {
@@ -202,6 +227,12 @@ impl Session {
                 .send()
                 .map_err(|e| Error::Http(format!("{}: {e}", ep.host)))?;
             let resp = self.follow_redirects(ep, resp, presented.as_deref())?;
+            if attempt < MAX_ATTEMPTS
+                && let Some(wait) = retry_after(&resp)
+            {
+                self.wait_to_retry(wait);
+                continue;
+            }
             if resp.status() != StatusCode::UNAUTHORIZED
                 || mode == AuthMode::None
                 || attempt >= MAX_ATTEMPTS
@@ -318,9 +349,16 @@ impl Session {
             (Some(h), Some(Credential::IdentityToken(_))) => req.header(AUTHORIZATION, h),
             _ => req,
         };
-        let resp = req
-            .send()
-            .map_err(|e| Error::Http(format!("token request to {realm}: {e}")))?;
+        let send = |req: RequestBuilder| {
+            req.send()
+                .map_err(|e| Error::Http(format!("token request to {realm}: {e}")))
+        };
+        let retry = req.try_clone();
+        let mut resp = send(req)?;
+        if let (Some(wait), Some(retry)) = (retry_after(&resp), retry) {
+            self.wait_to_retry(wait);
+            resp = send(retry)?;
+        }
         if !resp.status().is_success() {
             return Err(status_error(&format!("token request to {realm}"), resp));
         }
@@ -333,6 +371,13 @@ impl Session {
             .filter(|t| !t.is_empty())
             .map(str::to_owned)
             .ok_or_else(|| Error::Registry(format!("token response from {realm} has no token")))
+    }
+
+    /// Waits as a `Retry-After` asked before the retry (`ignore-retry-after`: not at all).
+    fn wait_to_retry(&self, wait: Duration) {
+        if self.mutant != Mutant::IgnoreRetryAfter {
+            std::thread::sleep(wait);
+        }
     }
 
     /// Follows 301/302/303/307/308 (bounded). To another host the request goes without

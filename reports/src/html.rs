@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use crate::matrix::Matrix;
 use crate::present::{JournalLine, one_line, plain_text};
 use crate::summary::{self, Attention, REASON_CHARS};
-use crate::{Cell, RunReport};
+use crate::{Cell, RunReport, Verdict};
 
 /// Shown where the grid has no cell for a scenario × client.
 const MISSING_LABEL: &str = "missing";
@@ -66,6 +66,7 @@ pub fn render(report: &RunReport) -> String {
     let _ = writeln!(html, "<p>{}</p>", totals(report));
     attention_list(&mut html, report, &matrix);
     known_list(&mut html, report, &matrix);
+    resilience_table(&mut html, report);
 
     html.push_str("<table class=\"grid\">\n<thead><tr><th>Scenario</th>");
     for (c, column) in matrix.columns.iter().enumerate() {
@@ -209,6 +210,59 @@ fn known_list(html: &mut String, report: &RunReport, matrix: &Matrix<'_>) {
         html.push_str("</li>\n");
     }
     html.push_str("</ul>\n");
+}
+
+/// The resilience table (`crate::resilience`): clients × fault scenarios.
+fn resilience_table(html: &mut String, report: &RunReport) {
+    let rows = crate::resilience::table(report);
+    if rows.is_empty() {
+        return;
+    }
+    html.push_str(
+        "<h2>Resilience: what each client did under injected faults</h2>\n<p class=\"muted\">\
+         Tries = requests for the faulted resource from the first faulted one on; \
+         \"next after\" = the wait before the first retry.</p>\n<table class=\"grid\">\
+         <thead><tr><th>Client</th>",
+    );
+    for row in &rows {
+        let _ = write!(
+            html,
+            "<th class=\"id\" title=\"{}\">{}</th>",
+            escape(&row.title),
+            escape(row.scenario.trim_start_matches("fault-"))
+        );
+    }
+    html.push_str("</tr></thead>\n<tbody>\n");
+    for client in &report.clients {
+        let cells: Vec<_> = rows
+            .iter()
+            .map(|r| r.cells.iter().find(|b| b.client == client.id))
+            .collect();
+        if !cells.iter().flatten().any(|b| {
+            !matches!(
+                b.verdict,
+                Verdict::NotApplicable | Verdict::NotRun | Verdict::Error
+            )
+        }) {
+            continue;
+        }
+        let _ = write!(html, "<tr><th class=\"id\">{}</th>", escape(&client.id));
+        for b in cells {
+            match b {
+                None => html.push_str("<td class=\"missing\">—</td>"),
+                Some(b) => {
+                    let _ = write!(
+                        html,
+                        "<td class=\"{}\">{}</td>",
+                        b.verdict,
+                        escape(&b.summary())
+                    );
+                }
+            }
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</tbody>\n</table>\n");
 }
 
 /// An upstream record: a link when it is http(s), text otherwise.

@@ -14,6 +14,7 @@ pub mod markdown;
 mod matrix;
 pub mod model;
 pub mod present;
+pub mod resilience;
 pub mod summary;
 
 use std::path::{Path, PathBuf};

@@ -84,9 +84,62 @@ pub fn render(report: &RunReport) -> String {
             &mut budget,
         ));
     }
+    let resilience = resilience_table(report);
+    if resilience.len() <= budget {
+        head.push_str(&resilience);
+    }
     head.push_str(&grid);
     head.push_str(&footer);
     head
+}
+
+/// The resilience table (`crate::resilience`): a row per client that ran a fault scenario,
+/// a column per fault scenario; empty when the run has none.
+pub fn resilience_table(report: &RunReport) -> String {
+    let rows = crate::resilience::table(report);
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n### Resilience: what each client did under injected faults\n\n\
+         Tries = requests for the faulted resource from the first faulted one on; \
+         \"next after\" = the wait before the first retry.\n\n| client |",
+    );
+    for row in &rows {
+        out.push_str(&format!(
+            " {} |",
+            escape(row.scenario.trim_start_matches("fault-"))
+        ));
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"---|".repeat(rows.len()));
+    out.push('\n');
+    for client in &report.clients {
+        let cells: Vec<Option<&crate::resilience::Behaviour>> = rows
+            .iter()
+            .map(|r| r.cells.iter().find(|b| b.client == client.id))
+            .collect();
+        let ran = cells.iter().flatten().any(|b| {
+            !matches!(
+                b.verdict,
+                Verdict::NotApplicable | Verdict::NotRun | Verdict::Error
+            )
+        });
+        if !ran {
+            continue;
+        }
+        out.push_str(&format!("| {} |", escape(&client.id)));
+        for b in cells {
+            let text = match b {
+                None => "—".to_owned(),
+                Some(b) if b.verdict == Verdict::Pass => escape(&b.summary()),
+                Some(b) => format!("**{}:** {}", b.verdict, escape(&b.summary())),
+            };
+            out.push_str(&format!(" {text} |"));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Room kept for a list's heading and its "… N more" line.
@@ -246,6 +299,7 @@ const MISSING_MARK: &str = "❔";
 /// reproduces each step. Unbounded: this is the file the summary points to.
 pub fn render_full(report: &RunReport) -> String {
     let mut out = String::from("| scenario |");
+    let resilience = resilience_table(report);
     for c in &report.clients {
         out.push_str(&format!(" {} |", escape(&c.id)));
     }
@@ -268,6 +322,7 @@ pub fn render_full(report: &RunReport) -> String {
         .map(|(v, n)| format!("{n} {v}"))
         .collect();
     out.push_str(&format!("\nTotals: {}\n", totals.join(", ")));
+    out.push_str(&resilience);
     let notable: Vec<_> = report
         .cells
         .iter()
@@ -350,6 +405,7 @@ pub(crate) mod tests {
                 title: "<script>".into(),
                 file: "scenarios/a.toml".into(),
                 description: String::new(),
+                rules: vec![],
             }],
             cells: vec![
                 cell("a|b", "crane@1", Verdict::Fail, "exit 1\nunauthorized"),
@@ -390,6 +446,7 @@ pub(crate) mod tests {
         let mut report = sample();
         report.cells[0].reason = "\u{1b}[31mred\u{1b}[0m".into();
         report.cells[0].steps.push(StepRecord {
+            step: 0,
             action: "pull".into(),
             argv: vec![],
             repro: "\u{1b}[1mcrane\u{1b}[0m pull".into(),

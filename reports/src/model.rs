@@ -55,6 +55,10 @@ pub struct ScenarioInfo {
     pub file: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub description: String,
+    /// The rules of docs/verdicts.md the scenario tests (`fault-tolerance` puts it in the
+    /// resilience table).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
 }
 
 /// The verdict of one cell.
@@ -174,6 +178,10 @@ pub struct KnownIssue {
 /// One client process the cell ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRecord {
+    /// The index of the scenario's `[[step]]` this command belongs to (a step may run
+    /// several commands).
+    #[serde(default)]
+    pub step: usize,
     /// The scenario's abstract action (`login`, `pull`, `push`, `build-from`, `copy`).
     pub action: String,
     /// The argv actually executed.

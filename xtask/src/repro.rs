@@ -171,6 +171,7 @@ mod tests {
 
     fn step_record(action: &str, expected: &str, exit: i32) -> StepRecord {
         StepRecord {
+            step: 0,
             action: action.into(),
             expected: expected.into(),
             argv: vec!["client".into()],

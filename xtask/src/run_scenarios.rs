@@ -147,6 +147,7 @@ pub fn run(args: Args) -> Result<()> {
                 title: s.title.clone(),
                 file: relative(&root, path),
                 description: s.description.clone(),
+                rules: s.rules.iter().map(|r| r.get_ref().clone()).collect(),
             }),
             Err(e) => return Err(UsageError(e.to_string()).into()),
         }

@@ -28,6 +28,7 @@ pub fn scenario(id: &str) -> ScenarioInfo {
         title: format!("Title of {id}"),
         file: format!("scenarios/{id}.toml"),
         description: String::new(),
+        rules: vec![],
     }
 }
 
@@ -43,6 +44,7 @@ pub fn cell(scenario: &str, client: &str, verdict: Verdict) -> Cell {
         duration_ms: 1234,
         steps: if ran {
             vec![StepRecord {
+                step: 0,
                 action: "pull".into(),
                 argv: vec![
                     "crane".into(),

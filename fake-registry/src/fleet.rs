@@ -74,6 +74,9 @@ pub struct FleetOptions {
     pub admin: Option<SocketAddr>,
     /// How much the fleet's journal keeps (entries, bytes); [`JournalLimits::DEFAULT`].
     pub journal_limits: JournalLimits,
+    /// Time limits of every listener of the fleet, the admin API's included
+    /// ([`listener::ConnectionLimits::default`]).
+    pub connection_limits: listener::ConnectionLimits,
 }
 
 impl FleetOptions {
@@ -84,6 +87,7 @@ impl FleetOptions {
             first_address: Ipv4Addr::new(127, 0, 0, 2),
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             journal_limits: JournalLimits::DEFAULT,
+            connection_limits: listener::ConnectionLimits::default(),
         }
     }
 }
@@ -158,6 +162,7 @@ impl Fleet {
         let faults = Arc::new(Faults::default());
         let mut addresses = AddressPool::new(options.first_address, &hosts);
         let stop = CancellationToken::new();
+        let limits = options.connection_limits;
         let mut tasks = JoinSet::new();
         let mut infos = Vec::new();
 
@@ -179,7 +184,9 @@ impl Fleet {
                 let stopped = stop.clone();
                 tasks.spawn(async move {
                     let shutdown = async move { stopped.cancelled().await };
-                    if let Err(e) = listener::serve(listener, None, app, shutdown).await {
+                    if let Err(e) =
+                        listener::serve_with_limits(listener, None, app, shutdown, limits).await
+                    {
                         tracing::error!(error = %e, "admin listener stopped");
                     }
                 });
@@ -267,7 +274,7 @@ impl Fleet {
             } else {
                 None
             };
-            serve(&mut tasks, listener, tls, vhost.clone(), &stop);
+            serve(&mut tasks, listener, tls, vhost.clone(), &stop, limits);
             infos.push(HostInfo {
                 name: spec.name.clone(),
                 hostname: spec.hostname.clone(),
@@ -315,7 +322,7 @@ impl Fleet {
                     ),
                     None => (vhost.clone(), "realm"),
                 };
-                serve(&mut tasks, listener, Some(tls), served, &stop);
+                serve(&mut tasks, listener, Some(tls), served, &stop, limits);
                 infos.push(HostInfo {
                     name: spec.name.clone(),
                     hostname: extra.clone(),
@@ -411,11 +418,14 @@ fn serve(
     tls: Option<Arc<rustls::ServerConfig>>,
     vhost: Arc<VirtualHost>,
     stop: &CancellationToken,
+    limits: listener::ConnectionLimits,
 ) {
     let stopped = stop.clone();
     tasks.spawn(async move {
         let shutdown = async move { stopped.cancelled().await };
-        if let Err(e) = listener::serve(listener, tls, vhost.router(), shutdown).await {
+        if let Err(e) =
+            listener::serve_with_limits(listener, tls, vhost.router(), shutdown, limits).await
+        {
             tracing::error!(error = %e, "listener stopped");
         }
     });

@@ -171,8 +171,8 @@ impl FakeRegistryBuilder {
         self
     }
 
-    /// Connection time limits (header read, idle keep-alive); default
-    /// [`ConnectionLimits::default`], as a fleet's listeners.
+    /// Connection time limits (handshake, header read, idle connections, request-body rate);
+    /// default [`ConnectionLimits::default`], as a fleet's listeners.
     pub fn connection_limits(mut self, limits: ConnectionLimits) -> Self {
         self.connection_limits = limits;
         self

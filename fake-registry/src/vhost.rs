@@ -9,7 +9,7 @@ use crate::auth::scope::required_scope;
 use crate::error::{ErrorCode, RegistryError};
 use crate::fault::{DEFAULT_HANG_MS, FaultAction, Faults, Fired, MAX_WAIT_MS, RequestFacts};
 use crate::journal::{self, Entry, Journal};
-use crate::listener::AbortConnection;
+use crate::listener::{AbortConnection, SlowBody};
 use crate::profile::{Ctx, Profile};
 use crate::redirect::BlobRedirect;
 use axum::body::Body;
@@ -89,6 +89,10 @@ impl VirtualHost {
         let started = Instant::now();
         let time = now_rfc3339();
         let (parts, body) = req.into_parts();
+        // Set by the listener's body limit when the client sends the body too slowly; the
+        // client then gets the listener's answer, which the journal records.
+        let slow = parts.extensions.get::<SlowBody>().cloned();
+        let version = parts.version;
         // Handlers that answer early (a 401, a 404 token POST, a fault) drop the body unread;
         // what they leave is drained below so HTTP/2 clients get the answer, not a reset.
         let (body, unread) = crate::drain::track(body);
@@ -176,10 +180,14 @@ impl VirtualHost {
         {
             response = corrupt(response, *at);
         }
-        let aborted = response.extensions().get::<AbortConnection>().is_some();
-        if !aborted {
+        if response.extensions().get::<AbortConnection>().is_none() {
             unread.drain().await;
         }
+        if let Some(slow) = slow.filter(SlowBody::tripped) {
+            ctx.notes.push(slow.note());
+            response = slow.response(version);
+        }
+        let aborted = response.extensions().get::<AbortConnection>().is_some();
 
         let leak = crate::leak::detect(&self.journal.redactor, &presented, &ctx.form, &self.name);
         self.journal.record(Entry {

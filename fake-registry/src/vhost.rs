@@ -261,6 +261,7 @@ impl VirtualHost {
             },
             Err(denied) => denied,
         };
+        r = self.profile.finish(ctx, r).await;
         r.headers_mut().insert(
             "Docker-Distribution-Api-Version",
             HeaderValue::from_static("registry/2.0"),

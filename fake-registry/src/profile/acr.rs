@@ -9,7 +9,7 @@
 //! the password grant); Azure/acr#651 (`Basic realm="Azure Container Registry"`);
 //! fabric8io/docker-maven-plugin#1348 (identity token used as a password).
 
-use super::bearer::{describe, json_body};
+use super::bearer::describe;
 use super::{Ctx, Profile, parse_urlencoded, read_form};
 use crate::auth::{Claims, Directory, Presented, Principal, PrincipalKind, Scope, TokenIssuer};
 use crate::journal::Redactor;
@@ -375,7 +375,7 @@ impl Acr {
                 Err(e) => return acr_error(StatusCode::INTERNAL_SERVER_ERROR, "UNSUPPORTED", &e),
             }
         }
-        json_body(StatusCode::OK, &body)
+        token_json(&body)
     }
 
     /// `az acr login`'s step: an AAD access token for this registry's refresh token.
@@ -411,7 +411,7 @@ impl Acr {
         ctx.auth.principal = Some(p.name.clone());
         ctx.auth.verdict = Some("ok".into());
         match self.mint_refresh_token(p) {
-            Ok(rt) => json_body(StatusCode::OK, &json!({ "refresh_token": rt })),
+            Ok(rt) => token_json(&json!({ "refresh_token": rt })),
             Err(e) => acr_error(StatusCode::INTERNAL_SERVER_ERROR, "UNSUPPORTED", &e),
         }
     }
@@ -451,6 +451,35 @@ impl Profile for Acr {
             "/oauth2/exchange" => Some(self.exchange(ctx, parts, body).await),
             _ => None,
         }
+    }
+
+    /// ACR's headers on every `/v2/` answer and its shape of the core's error bodies
+    /// (`tests/captures/acr/*`: the Azure SDK for JS recordings show the four
+    /// `Access-Control-Expose-Headers` and `X-Ms-Correlation-Request-Id` on 202 and 404
+    /// answers too, and a 404 `BLOB_UNKNOWN` of 74 bytes: no `detail`, `charset=utf-8`,
+    /// Go's trailing newline).
+    async fn finish(&self, _ctx: &mut Ctx, response: Response) -> Response {
+        let (mut parts, body) = response.into_parts();
+        let core_error = parts.status.as_u16() >= 400
+            && parts.headers.get(header::CONTENT_TYPE)
+                == Some(&HeaderValue::from_static("application/json"));
+        let body = if core_error {
+            match http_body_util::BodyExt::collect(body).await {
+                Ok(collected) => {
+                    parts.headers.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json; charset=utf-8"),
+                    );
+                    parts.headers.remove(header::CONTENT_LENGTH);
+                    Body::from(acr_error_body(&collected.to_bytes()))
+                }
+                Err(_) => Body::empty(),
+            }
+        } else {
+            body
+        };
+        add_acr_headers(&mut parts.headers);
+        Response::from_parts(parts, body)
     }
 
     async fn authorize(
@@ -604,25 +633,96 @@ fn acr_response(status: StatusCode, body: String) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
-    h.insert(header::SERVER, HeaderValue::from_static("openresty"));
-    for exposed in [
-        "Docker-Content-Digest",
-        "WWW-Authenticate",
-        "Link",
-        "X-Ms-Correlation-Request-Id",
-    ] {
-        h.append(
-            "Access-Control-Expose-Headers",
-            HeaderValue::from_static(exposed),
+    add_acr_headers(h);
+    r
+}
+
+/// What ACR (openresty in front of the registry) sends on every `/v2/` answer: `Server`, the
+/// four `Access-Control-Expose-Headers`, HSTS, `nosniff` and a fresh
+/// `X-Ms-Correlation-Request-Id`. Headers already set are kept.
+fn add_acr_headers(h: &mut http::HeaderMap) {
+    if !h.contains_key(header::SERVER) {
+        h.insert(header::SERVER, HeaderValue::from_static("openresty"));
+    }
+    if !h.contains_key("Access-Control-Expose-Headers") {
+        for exposed in [
+            "Docker-Content-Digest",
+            "WWW-Authenticate",
+            "Link",
+            "X-Ms-Correlation-Request-Id",
+        ] {
+            h.append(
+                "Access-Control-Expose-Headers",
+                HeaderValue::from_static(exposed),
+            );
+        }
+    }
+    if !h.contains_key(header::STRICT_TRANSPORT_SECURITY) {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         );
     }
+    if !h.contains_key(header::X_CONTENT_TYPE_OPTIONS) {
+        h.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    if !h.contains_key("X-Ms-Correlation-Request-Id")
+        && let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+    {
+        h.insert("X-Ms-Correlation-Request-Id", v);
+    }
+}
+
+/// A core error body as ACR writes it: `BLOB_UNKNOWN` without `detail` (the recorded 404 is
+/// `{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}` + `\n`, 74
+/// bytes); every other body kept, ended by the newline Go's encoder writes.
+fn acr_error_body(core: &[u8]) -> String {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(core).ok();
+    let first = parsed
+        .as_ref()
+        .and_then(|v| v.get("errors"))
+        .and_then(|e| e.as_array())
+        .filter(|e| e.len() == 1)
+        .and_then(|e| e.first());
+    if let Some(e) = first
+        && e.get("code").and_then(|c| c.as_str()) == Some("BLOB_UNKNOWN")
+    {
+        let message = e
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or_default();
+        return to_body(&ErrorsBody {
+            errors: [ErrorItem {
+                code: "BLOB_UNKNOWN",
+                message,
+                detail: None,
+            }],
+        });
+    }
+    let mut text = String::from_utf8_lossy(core).into_owned();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+/// The token endpoints' 200 answers: JSON with `charset=utf-8`, `Server: openresty`, HSTS and
+/// a correlation id, no `Access-Control-Expose-Headers` (the Azure SDK for JS recordings of
+/// `/oauth2/exchange` and `/oauth2/token`, `tests/captures/acr/`).
+fn token_json(value: &serde_json::Value) -> Response {
+    let mut r = Response::new(Body::from(value.to_string()));
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    h.insert(header::SERVER, HeaderValue::from_static("openresty"));
     h.insert(
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
     );
     if let Ok(v) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
         h.insert("X-Ms-Correlation-Request-Id", v);

@@ -480,7 +480,11 @@ impl Profile for Gitlab {
     }
 
     async fn endpoint(&self, ctx: &mut Ctx, parts: &Parts, _body: Body) -> Option<Response> {
-        (parts.uri.path() == "/jwt/auth" && self.serves_realm(parts)).then_some(())?;
+        // Rails routes `jwt/auth` with or without a trailing slash (a python-requests client
+        // asking `/jwt/auth/?…` got 200: n0madic/gitlab-registry-images-cleaner#13, capture
+        // `tests/captures/gitlab/gitlab-registry-images-cleaner-13-star-scope.toml`).
+        let path = parts.uri.path();
+        ((path == "/jwt/auth" || path == "/jwt/auth/") && self.serves_realm(parts)).then_some(())?;
         Some(self.auth(ctx, parts))
     }
 

@@ -85,6 +85,14 @@ pub trait Profile: Send + Sync + 'static {
         scope: Option<&Scope>,
     ) -> Result<(), Response>;
 
+    /// Every `/v2/` answer passes through here last (a challenge, a denial, the core API's
+    /// answer), before `Docker-Distribution-Api-Version` is set: a profile adds the headers
+    /// its vendor sends on every response or reshapes the core's error bodies into the
+    /// vendor's (ACR, from its recorded exchanges). Default: unchanged.
+    async fn finish(&self, _ctx: &mut Ctx, response: Response) -> Response {
+        response
+    }
+
     /// Runs after [`Profile::authorize`] let a `/v2/` request through and before the core API
     /// serves it. A profile may rewrite the request (Docker Hub's `library/` defaulting, a
     /// mirror's namespace), fill the registry's storage (a pull-through cache fetching on a

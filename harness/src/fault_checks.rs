@@ -2,7 +2,8 @@
 //! read from the journal, where an injected fault marks its exchange.
 //!
 //! - **Success rests on intact content.** When the cell's last step reports success, every
-//!   resource a fault answered was afterwards served whole (2xx, no fault) to the client: a
+//!   resource a fault answered was afterwards served whole (2xx, or a 3xx to the storage
+//!   host that serves it; no fault) to the client: a
 //!   client that exits 0 after a corrupted, truncated, reset or refused answer without
 //!   fetching the resource again accepted content it never received intact.
 //! - **Retry-After is honoured.** A request retried after a faulted `429`/`503` carrying
@@ -47,7 +48,8 @@ fn intact_after_fault(entries: &[Entry], steps: &[StepRecord]) -> CheckRecord {
             later.seq > e.seq
                 && later.path == e.path
                 && later.fault.is_none()
-                && (200..300).contains(&later.status)
+                // 2xx, or a redirect to where the content is (ACR's and ECR's blob GETs)
+                && (200..400).contains(&later.status)
         });
         if !intact {
             missing.push(format!(

@@ -573,9 +573,9 @@ pub const RULES: &[(&str, &str)] = &[
     (
         "fault-tolerance",
         "under a transient or persistent registry fault the client either succeeds with the \
-         right content or fails on its own: it never accepts content that does not match its \
-         digest, never retries without bound, and gives up on a hung endpoint before the \
-         cell's timeout",
+         right content or fails on its own: no success without the faulted content received \
+         intact, no unbounded retry, no retry sooner than Retry-After asks, and a hung \
+         endpoint given up on before the cell's timeout",
     ),
 ];
 

@@ -396,6 +396,45 @@ impl Entry {
     }
 }
 
+impl Entry {
+    fn shrink_to_fit(&mut self) {
+        let maps = [
+            &mut self.request_headers,
+            &mut self.response_headers,
+            &mut self.form,
+        ];
+        for map in maps {
+            // Keys are short literals copied once; values may have been rebuilt or cut.
+            for v in map.values_mut() {
+                v.shrink_to_fit();
+            }
+        }
+        for s in [
+            &mut self.time,
+            &mut self.path,
+            &mut self.host,
+            &mut self.method,
+        ]
+        .into_iter()
+        .chain(self.notes.iter_mut())
+        {
+            s.shrink_to_fit();
+        }
+        self.notes.shrink_to_fit();
+        for s in [
+            &mut self.query,
+            &mut self.auth.username,
+            &mut self.auth.token,
+            &mut self.leak,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            s.shrink_to_fit();
+        }
+    }
+}
+
 /// The bytes a heap block of `requested` bytes takes (0 for no allocation): glibc rounds
 /// `requested + 8` up to 16 with a 32-byte minimum chunk.
 fn heap_block(requested: usize) -> usize {
@@ -535,6 +574,9 @@ impl Journal {
         for n in e.notes.iter_mut() {
             cap(n, MAX_TEXT);
         }
+        // A truncated or rebuilt string keeps its old allocation: give back what the entry
+        // does not use, so it holds what `approx_size` counts (and a copy of it the same).
+        e.shrink_to_fit();
         let size = e.approx_size();
         let mut state = self.state();
         state.last += 1;

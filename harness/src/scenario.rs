@@ -71,6 +71,12 @@ pub struct Scenario {
     /// Where the expected behaviour is documented: seeds, upstream issues, behaviours.md §.
     #[serde(default)]
     pub sources: Vec<String>,
+    /// For a `fault-tolerance` scenario: the fault it injects, when several scenarios
+    /// inject the same one through different actions (`fault-503-blob` pulls; pack, which
+    /// cannot pull, meets it through `builder-create`). The resilience table gives each
+    /// fault kind one column. Default: the scenario's id.
+    #[serde(default)]
+    pub fault_kind: Option<String>,
     #[serde(rename = "host")]
     pub hosts: Vec<HostConfig>,
     #[serde(default)]

@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use crate::matrix::Matrix;
 use crate::present::{JournalLine, one_line, plain_text};
 use crate::summary::{self, Attention, REASON_CHARS};
-use crate::{Cell, RunReport, Verdict};
+use crate::{Cell, RunReport};
 
 /// Shown where the grid has no cell for a scenario × client.
 const MISSING_LABEL: &str = "missing";
@@ -212,10 +212,10 @@ fn known_list(html: &mut String, report: &RunReport, matrix: &Matrix<'_>) {
     html.push_str("</ul>\n");
 }
 
-/// The resilience table (`crate::resilience`): clients × fault scenarios.
+/// The resilience table (`crate::resilience`): clients × fault kinds.
 fn resilience_table(html: &mut String, report: &RunReport) {
-    let rows = crate::resilience::table(report);
-    if rows.is_empty() {
+    let table = crate::resilience::table(report);
+    if table.rows.is_empty() {
         return;
     }
     html.push_str(
@@ -224,30 +224,18 @@ fn resilience_table(html: &mut String, report: &RunReport) {
          \"next after\" = the wait before the first retry.</p>\n<table class=\"grid\">\
          <thead><tr><th>Client</th>",
     );
-    for row in &rows {
+    for column in &table.columns {
         let _ = write!(
             html,
             "<th class=\"id\" title=\"{}\">{}</th>",
-            escape(&row.title),
-            escape(row.scenario.trim_start_matches("fault-"))
+            escape(&column.title),
+            escape(&column.kind)
         );
     }
     html.push_str("</tr></thead>\n<tbody>\n");
-    for client in &report.clients {
-        let cells: Vec<_> = rows
-            .iter()
-            .map(|r| r.cells.iter().find(|b| b.client == client.id))
-            .collect();
-        if !cells.iter().flatten().any(|b| {
-            !matches!(
-                b.verdict,
-                Verdict::NotApplicable | Verdict::NotRun | Verdict::Error
-            )
-        }) {
-            continue;
-        }
-        let _ = write!(html, "<tr><th class=\"id\">{}</th>", escape(&client.id));
-        for b in cells {
+    for row in &table.rows {
+        let _ = write!(html, "<tr><th class=\"id\">{}</th>", escape(&row.client));
+        for b in &row.cells {
             match b {
                 None => html.push_str("<td class=\"missing\">—</td>"),
                 Some(b) => {

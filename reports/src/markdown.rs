@@ -94,10 +94,10 @@ pub fn render(report: &RunReport) -> String {
 }
 
 /// The resilience table (`crate::resilience`): a row per client that ran a fault scenario,
-/// a column per fault scenario; empty when the run has none.
+/// a column per fault kind; empty when the run has none.
 pub fn resilience_table(report: &RunReport) -> String {
-    let rows = crate::resilience::table(report);
-    if rows.is_empty() {
+    let table = crate::resilience::table(report);
+    if table.rows.is_empty() {
         return String::new();
     }
     let mut out = String::from(
@@ -105,31 +105,15 @@ pub fn resilience_table(report: &RunReport) -> String {
          Tries = requests for the faulted resource from the first faulted one on; \
          \"next after\" = the wait before the first retry.\n\n| client |",
     );
-    for row in &rows {
-        out.push_str(&format!(
-            " {} |",
-            escape(row.scenario.trim_start_matches("fault-"))
-        ));
+    for column in &table.columns {
+        out.push_str(&format!(" {} |", escape(&column.kind)));
     }
     out.push_str("\n|---|");
-    out.push_str(&"---|".repeat(rows.len()));
+    out.push_str(&"---|".repeat(table.columns.len()));
     out.push('\n');
-    for client in &report.clients {
-        let cells: Vec<Option<&crate::resilience::Behaviour>> = rows
-            .iter()
-            .map(|r| r.cells.iter().find(|b| b.client == client.id))
-            .collect();
-        let ran = cells.iter().flatten().any(|b| {
-            !matches!(
-                b.verdict,
-                Verdict::NotApplicable | Verdict::NotRun | Verdict::Error
-            )
-        });
-        if !ran {
-            continue;
-        }
-        out.push_str(&format!("| {} |", escape(&client.id)));
-        for b in cells {
+    for row in &table.rows {
+        out.push_str(&format!("| {} |", escape(&row.client)));
+        for b in &row.cells {
             let text = match b {
                 None => "—".to_owned(),
                 Some(b) if b.verdict == Verdict::Pass => escape(&b.summary()),
@@ -406,6 +390,7 @@ pub(crate) mod tests {
                 file: "scenarios/a.toml".into(),
                 description: String::new(),
                 rules: vec![],
+                fault_kind: None,
             }],
             cells: vec![
                 cell("a|b", "crane@1", Verdict::Fail, "exit 1\nunauthorized"),

@@ -59,6 +59,10 @@ pub struct ScenarioInfo {
     /// resilience table).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<String>,
+    /// The resilience table's column for a `fault-tolerance` scenario: scenarios that
+    /// inject the same fault through different actions share it (default: the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_kind: Option<String>,
 }
 
 /// The verdict of one cell.

@@ -12,13 +12,30 @@ use serde_json::Value;
 /// The rule (docs/verdicts.md) whose scenarios make up the table.
 pub const RULE: &str = "fault-tolerance";
 
-/// One row: a fault scenario and what each client column did.
+/// The table: a column per fault kind, a row per client that ran at least one of them.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Table {
+    pub columns: Vec<Column>,
+    pub rows: Vec<ClientRow>,
+}
+
+/// One fault kind: the scenarios that inject it (one per way a client can be driven into
+/// it, e.g. `fault-503-blob` for clients that pull and `fault-503-blob-builder-create` for
+/// pack), sharing the scenario field `fault_kind`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    pub scenario: String,
+pub struct Column {
+    /// `fault_kind`, else the scenario id, without a leading `fault-`.
+    pub kind: String,
+    /// The first scenario's title.
     pub title: String,
-    /// In the report's client order.
-    pub cells: Vec<Behaviour>,
+    pub scenarios: Vec<String>,
+}
+
+/// What one client did under each fault kind (`None`: no cell of that kind in the run).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientRow {
+    pub client: String,
+    pub cells: Vec<Option<Behaviour>>,
 }
 
 /// What one client did under one fault.
@@ -47,6 +64,11 @@ pub enum StepOutcome {
 }
 
 impl Behaviour {
+    /// The client really ran this cell (not `not-applicable`, `not-run` or `error`).
+    pub fn ran(&self) -> bool {
+        !did_not_run(self.verdict)
+    }
+
     /// A fault that breaks content (a corrupted or truncated body) answered every attempt,
     /// and the client still reported success.
     pub fn accepted_corrupt_data(&self) -> bool {
@@ -65,10 +87,7 @@ impl Behaviour {
 
     /// One line for a table cell: `3 tries, next after 2.0 s; ok in 3.1 s`.
     pub fn summary(&self) -> String {
-        if matches!(
-            self.verdict,
-            Verdict::NotApplicable | Verdict::NotRun | Verdict::Error
-        ) {
+        if !self.ran() {
             return self.verdict.to_string();
         }
         if self.fault.is_none() {
@@ -109,28 +128,70 @@ impl Behaviour {
     }
 }
 
-/// The table's rows, in the report's scenario order; empty when no scenario tests faults.
-pub fn table(report: &RunReport) -> Vec<Row> {
-    report
+/// The table, columns in the report's scenario order, rows in its client order; empty when
+/// no scenario tests faults or no client ran one.
+pub fn table(report: &RunReport) -> Table {
+    let mut columns: Vec<Column> = Vec::new();
+    for s in report
         .scenarios
         .iter()
         .filter(|s| s.rules.iter().any(|r| r == RULE))
-        .map(|s| Row {
-            scenario: s.id.clone(),
-            title: s.title.clone(),
-            cells: report
-                .clients
+    {
+        let kind = s
+            .fault_kind
+            .as_deref()
+            .unwrap_or(&s.id)
+            .trim_start_matches("fault-")
+            .to_owned();
+        match columns.iter_mut().find(|c| c.kind == kind) {
+            Some(column) => column.scenarios.push(s.id.clone()),
+            None => columns.push(Column {
+                kind,
+                title: s.title.clone(),
+                scenarios: vec![s.id.clone()],
+            }),
+        }
+    }
+    let rows = report
+        .clients
+        .iter()
+        .map(|client| ClientRow {
+            client: client.id.clone(),
+            cells: columns
                 .iter()
-                .filter_map(|c| {
-                    report
-                        .cells
-                        .iter()
-                        .find(|cell| cell.scenario == s.id && cell.client == c.id)
-                })
-                .map(behaviour)
+                .map(|column| column_cell(report, column, &client.id))
                 .collect(),
         })
-        .collect()
+        .filter(|row| row.cells.iter().flatten().any(Behaviour::ran))
+        .collect();
+    Table { columns, rows }
+}
+
+/// The client's cell of a fault kind: the scenario it ran, else the first it has a cell in
+/// (which says why it did not run).
+fn column_cell(report: &RunReport, column: &Column, client: &str) -> Option<Behaviour> {
+    let cells: Vec<&Cell> = column
+        .scenarios
+        .iter()
+        .filter_map(|id| {
+            report
+                .cells
+                .iter()
+                .find(|c| &c.scenario == id && c.client == client)
+        })
+        .collect();
+    let chosen = cells
+        .iter()
+        .find(|c| !did_not_run(c.verdict))
+        .or(cells.first())?;
+    Some(behaviour(chosen))
+}
+
+fn did_not_run(verdict: Verdict) -> bool {
+    matches!(
+        verdict,
+        Verdict::NotApplicable | Verdict::NotRun | Verdict::Error
+    )
 }
 
 /// What the cell's evidence says the client did.

@@ -148,6 +148,7 @@ pub fn run(args: Args) -> Result<()> {
                 file: relative(&root, path),
                 description: s.description.clone(),
                 rules: s.rules.iter().map(|r| r.get_ref().clone()).collect(),
+                fault_kind: s.fault_kind.clone(),
             }),
             Err(e) => return Err(UsageError(e.to_string()).into()),
         }

@@ -1,6 +1,9 @@
 //! Jib (`jib-maven-plugin`), driven by `mvn` on a generated one-class Maven project:
 //! `build-from` = `compile jib:build` with `-Djib.from.image`/`-Djib.to.image` (or
-//! `jib:buildTar` without `to`). Jib reads `$DOCKER_CONFIG/config.json` and credential
+//! `jib:buildTar` without `to`). Jib has no pull command; it fetches an image whole when it
+//! builds a tarball on it, so `pull` = `jib:buildTar` FROM the image (as buildctl pulls by
+//! building): manifest, config and every layer come from the registry, verified, into the
+//! tarball. Jib reads `$DOCKER_CONFIG/config.json` and credential
 //! helpers on `PATH` (`docker-credential-ecr-login` for `*.amazonaws.com`), and trusts only
 //! the JVM truststore: a copy of the JDK's `cacerts` plus the fleet CA, via `MAVEN_OPTS`.
 //!
@@ -11,6 +14,7 @@
 
 use super::{CellEnv, Driver, ResolvedAction};
 use crate::scenario::Action;
+use crate::scenario::ClientSetup;
 use std::path::{Path, PathBuf};
 
 pub struct Jib;
@@ -27,11 +31,21 @@ impl Driver for Jib {
     }
 
     fn supports(&self, action: Action) -> bool {
-        action == Action::BuildFrom
+        matches!(action, Action::BuildFrom | Action::Pull)
+    }
+
+    fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
+        // Jib does have mirrors for base images (`registryMirrors` in its global
+        // configuration, GoogleContainerTools/jib#3011); this driver does not write them yet.
+        super::no_mirrors(
+            setup,
+            "the harness does not configure Jib's registryMirrors yet \
+             (https://github.com/GoogleContainerTools/jib/pull/3011)",
+        )
     }
 
     fn prepare(&self, cell: &CellEnv, action: &ResolvedAction) -> Result<(), String> {
-        let ResolvedAction::BuildFrom { context, .. } = action else {
+        let Some(JibBuild { context, .. }) = JibBuild::of(action) else {
             return Ok(());
         };
         let version = plugin_version(cell.bin).ok_or("cannot tell the Jib version")?;
@@ -61,12 +75,12 @@ impl Driver for Jib {
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
-        let ResolvedAction::BuildFrom {
+        let Some(JibBuild {
             context,
             base,
             to,
             platforms,
-        } = action
+        }) = JibBuild::of(action)
         else {
             return Vec::new();
         };
@@ -124,6 +138,40 @@ impl Driver for Jib {
                 truststore(cell).display()
             ),
         )]
+    }
+}
+
+/// What Jib builds: on `base`, pushed to `to` (`jib:build`) or into a tarball
+/// (`jib:buildTar`).
+struct JibBuild<'a> {
+    context: &'a Path,
+    base: &'a str,
+    to: Option<&'a str>,
+    platforms: &'a [String],
+}
+
+impl<'a> JibBuild<'a> {
+    fn of(action: &'a ResolvedAction) -> Option<Self> {
+        match action {
+            ResolvedAction::BuildFrom {
+                context,
+                base,
+                to,
+                platforms,
+            } => Some(Self {
+                context,
+                base,
+                to: to.as_deref(),
+                platforms,
+            }),
+            ResolvedAction::Pull { image, context } => Some(Self {
+                context,
+                base: image,
+                to: None,
+                platforms: &[],
+            }),
+            _ => None,
+        }
     }
 }
 

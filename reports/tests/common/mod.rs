@@ -29,6 +29,7 @@ pub fn scenario(id: &str) -> ScenarioInfo {
         file: format!("scenarios/{id}.toml"),
         description: String::new(),
         rules: vec![],
+        fault_kind: None,
     }
 }
 

@@ -103,9 +103,14 @@ impl VirtualHost {
             .map(str::to_owned)
             .or_else(|| parts.uri.authority().map(|a| a.to_string()))
             .unwrap_or_default();
-        let (method, path) = (parts.method.to_string(), parts.uri.path().to_owned());
-        let query = parts.uri.query().map(str::to_owned);
-        let request_headers = journal::request_headers(&parts.headers);
+        let request = RequestRecord {
+            time,
+            host,
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: journal::request_headers(&parts.headers),
+        };
         // Kept for the leak check after the request is consumed (only this header matters).
         let mut presented = http::HeaderMap::new();
         if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
@@ -116,13 +121,13 @@ impl VirtualHost {
             ..Ctx::default()
         };
 
-        let hostname = hostname_of(&host);
+        let hostname = hostname_of(&request.host);
         let fired = self.faults.as_ref().and_then(|f| {
             f.pick(&RequestFacts {
                 registry: &self.name,
                 hostname,
-                method: &method,
-                path: &path,
+                method: &request.method,
+                path: &request.path,
             })
         });
         if let Some(
@@ -134,24 +139,19 @@ impl VirtualHost {
         {
             // Journaled before the wait: a client that gives up before the hang ends (the
             // point of the fault) must find its request in the journal when its cell is judged.
-            self.journal.record(Entry {
-                seq: 0,
-                time,
-                duration_ms: 0.0,
-                registry: self.name.clone(),
-                host,
-                method,
-                path,
-                query,
-                request_headers,
-                auth: ctx.auth,
-                form: ctx.form,
-                status: 0,
-                response_headers: BTreeMap::new(),
-                notes: vec![hang.note.clone(), "no answer: held, then closed".into()],
-                leak: None,
-                fault: Some(hang.action.describe()),
-            });
+            ctx.notes.push(hang.note.clone());
+            ctx.notes.push("no answer: held, then closed".into());
+            self.journal.record(request.entry(
+                &self.name,
+                ctx,
+                Answer {
+                    duration_ms: 0.0,
+                    status: 0,
+                    response_headers: BTreeMap::new(),
+                    leak: None,
+                    fault: Some(hang.action.describe()),
+                },
+            ));
             return fault_response(hang).await.unwrap_or_else(abort);
         }
         let mut fault = None;
@@ -190,18 +190,8 @@ impl VirtualHost {
         let aborted = response.extensions().get::<AbortConnection>().is_some();
 
         let leak = crate::leak::detect(&self.journal.redactor, &presented, &ctx.form, &self.name);
-        self.journal.record(Entry {
-            seq: 0,
-            time,
+        let answer = Answer {
             duration_ms: started.elapsed().as_secs_f64() * 1000.0,
-            registry: self.name.clone(),
-            host,
-            method,
-            path,
-            query,
-            request_headers,
-            auth: ctx.auth,
-            form: ctx.form,
             // 0: the connection was closed without a response
             status: if aborted {
                 0
@@ -209,10 +199,10 @@ impl VirtualHost {
                 response.status().as_u16()
             },
             response_headers: journal::response_headers(response.headers()),
-            notes: ctx.notes,
             leak,
             fault,
-        });
+        };
+        self.journal.record(request.entry(&self.name, ctx, answer));
         response
     }
 
@@ -492,6 +482,50 @@ async fn fault_response(fired: &Fired) -> Option<Response> {
 /// How long a truncated body waits, after its last bytes, before the connection is failed.
 const TRUNCATE_FLUSH_PAUSE: Duration = Duration::from_millis(50);
 
+/// What the journal keeps of a request, taken before the request is consumed.
+struct RequestRecord {
+    time: String,
+    host: String,
+    method: String,
+    path: String,
+    query: Option<String>,
+    headers: BTreeMap<String, String>,
+}
+
+/// What the journal keeps of the answer.
+struct Answer {
+    duration_ms: f64,
+    /// 0: no response (the connection was closed, or held by a hang).
+    status: u16,
+    response_headers: BTreeMap<String, String>,
+    leak: Option<String>,
+    fault: Option<String>,
+}
+
+impl RequestRecord {
+    /// The journal entry of this request answered so (`seq` is the journal's to set).
+    fn entry(self, registry: &str, ctx: Ctx, answer: Answer) -> Entry {
+        Entry {
+            seq: 0,
+            time: self.time,
+            duration_ms: answer.duration_ms,
+            registry: registry.to_owned(),
+            host: self.host,
+            method: self.method,
+            path: self.path,
+            query: self.query,
+            request_headers: self.headers,
+            auth: ctx.auth,
+            form: ctx.form,
+            status: answer.status,
+            response_headers: answer.response_headers,
+            notes: ctx.notes,
+            leak: answer.leak,
+            fault: answer.fault,
+        }
+    }
+}
+
 /// A response the listener turns into a closed connection (HTTP/2: a reset stream).
 fn abort() -> Response {
     let mut r = Response::new(Body::empty());
@@ -499,19 +533,23 @@ fn abort() -> Response {
     r
 }
 
-/// Keeps the announced length but sends only `bytes` bytes of the body (at most all but one),
-/// then fails the body so the connection closes.
-fn truncate(response: Response, bytes: u64) -> Response {
-    use futures_util::StreamExt;
+/// The body length a response announces (`Content-Length`), else the body's exact size.
+fn announced_length(parts: &http::response::Parts, body: &Body) -> Option<u64> {
     use http_body::Body as _;
-    let (mut parts, body) = response.into_parts();
-    let announced = parts
+    parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .or_else(|| body.size_hint().exact());
-    let Some(len) = announced else {
+        .or_else(|| body.size_hint().exact())
+}
+
+/// Keeps the announced length but sends only `bytes` bytes of the body (at most all but one),
+/// then fails the body so the connection closes.
+fn truncate(response: Response, bytes: u64) -> Response {
+    use futures_util::StreamExt;
+    let (mut parts, body) = response.into_parts();
+    let Some(len) = announced_length(&parts, &body) else {
         return Response::from_parts(parts, body);
     };
     parts
@@ -550,15 +588,8 @@ fn truncate(response: Response, bytes: u64) -> Response {
 /// length is right and the digest is not.
 fn corrupt(response: Response, at: Option<u64>) -> Response {
     use futures_util::StreamExt;
-    use http_body::Body as _;
     let (parts, body) = response.into_parts();
-    let announced = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .or_else(|| body.size_hint().exact());
-    let Some(len) = announced.filter(|l| *l > 0) else {
+    let Some(len) = announced_length(&parts, &body).filter(|l| *l > 0) else {
         return Response::from_parts(parts, body);
     };
     let target = at.unwrap_or(len - 1).min(len - 1);

@@ -38,19 +38,20 @@ fn intact_after_fault(entries: &[Entry], steps: &[StepRecord]) -> CheckRecord {
         };
     }
     let mut missing = Vec::new();
-    let faulted: Vec<&Entry> = entries.iter().filter(|e| e.fault.is_some()).collect();
+    // A delay leaves the registry's own answer, whatever its status: not a fault to recover
+    // from.
+    let faulted: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.fault.is_some() && !delayed_only(e))
+        .collect();
     for (n, e) in faulted.iter().enumerate() {
         // Only the last fault on each path matters.
         if faulted[n + 1..].iter().any(|later| later.path == e.path) {
             continue;
         }
-        let intact = entries.iter().any(|later| {
-            later.seq > e.seq
-                && later.path == e.path
-                && later.fault.is_none()
-                // 2xx, or a redirect to where the content is (ACR's and ECR's blob GETs)
-                && (200..400).contains(&later.status)
-        });
+        let intact = entries
+            .iter()
+            .any(|later| later.seq > e.seq && later.path == e.path && intact_answer(later));
         if !intact {
             missing.push(format!(
                 "{} {} ({})",
@@ -75,6 +76,17 @@ fn intact_after_fault(entries: &[Entry], steps: &[StepRecord]) -> CheckRecord {
             )
         },
     }
+}
+
+/// A 2xx (or a redirect to where the content is: ACR's and ECR's blob GETs) with nothing
+/// done to its content: no fault, or only a delay (a slow registry serves the right bytes).
+fn intact_answer(e: &Entry) -> bool {
+    (e.fault.is_none() || delayed_only(e)) && (200..400).contains(&e.status)
+}
+
+/// The fault only held the answer back (`delay …ms`).
+fn delayed_only(e: &Entry) -> bool {
+    e.fault.as_deref().is_some_and(|f| f.starts_with("delay "))
 }
 
 fn retry_after_honoured(entries: &[Entry]) -> CheckRecord {
@@ -188,6 +200,38 @@ mod tests {
             entry(2, "2026-11-30T10:00:01.000Z", BLOB, 200, None),
         ];
         assert!(intact_after_fault(&retried, &[step(0)]).passed);
+    }
+
+    #[test]
+    fn a_delay_is_no_fault_to_recover_from_whatever_the_status() {
+        let slow = [
+            entry(
+                1,
+                "2026-11-30T10:00:00.000Z",
+                "/v2/",
+                401,
+                Some("delay 3000ms"),
+            ),
+            entry(
+                2,
+                "2026-11-30T10:00:03.000Z",
+                BLOB,
+                200,
+                Some("delay 3000ms"),
+            ),
+        ];
+        let c = intact_after_fault(&slow, &[step(0)]);
+        assert!(c.passed, "{c:?}");
+        // a corrupted answer after a delayed one still needs an intact one after it
+        let mut broken = slow.to_vec();
+        broken.push(entry(
+            3,
+            "2026-11-30T10:00:06.000Z",
+            BLOB,
+            200,
+            Some("corrupt last byte"),
+        ));
+        assert!(!intact_after_fault(&broken, &[step(0)]).passed);
     }
 
     #[test]

@@ -57,6 +57,7 @@ mutants! {
     ManifestBeforeBlobs = "manifest-before-blobs": "PUTs the manifest before uploading its blobs",
     AnyCredential = "any-credential": "when no config.json key names the registry, presents a credential stored for another host",
     IgnoreRetryAfter = "ignore-retry-after": "retries a 429 or 503 at once, whatever its Retry-After says",
+    Impatient = "impatient": "abandons a request not answered within 1 s (a slow registry is not a hung one)",
 }
 
 impl fmt::Display for Mutant {

@@ -22,6 +22,8 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// A request not answered (headers and body) in this time is abandoned: a hung registry or
 /// token endpoint is a clean failure, not a hang (docs/verdicts.md `fault-tolerance`).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// The `impatient` mutant's request timeout: shorter than a slow but working registry takes.
+const IMPATIENT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where a repository is served: a registry, or a mirror standing in for one.
 #[derive(Debug, Clone)]
@@ -89,11 +91,16 @@ pub enum AuthMode {
     None,
 }
 
-pub fn build_http() -> Result<Client> {
+pub fn build_http(mutant: Mutant) -> Result<Client> {
+    let timeout = if mutant == Mutant::Impatient {
+        IMPATIENT_TIMEOUT
+    } else {
+        REQUEST_TIMEOUT
+    };
     let mut b = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .timeout(REQUEST_TIMEOUT)
+        .timeout(timeout)
         .connect_timeout(Duration::from_secs(10))
         .user_agent(concat!("regcompat-refclient/", env!("CARGO_PKG_VERSION")));
     if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
@@ -167,7 +174,7 @@ fn host_of(url: &str) -> String {
 impl Session {
     pub fn new(mutant: Mutant) -> Result<Self> {
         Ok(Self {
-            http: build_http()?,
+            http: build_http(mutant)?,
             mutant,
             keychain: Keychain::load(mutant)?,
             auth: BTreeMap::new(),

@@ -269,29 +269,11 @@ fn time_ms(entry: &Value) -> Option<f64> {
     journal_time_ms(entry.get("time")?.as_str()?)
 }
 
-/// Milliseconds since 1970 of a journal entry's `time` (`2026-11-30T15:00:00.123Z`).
+/// Milliseconds since 1970 of a journal entry's `time` (RFC 3339,
+/// `2026-11-30T15:00:00.123Z`).
 pub fn journal_time_ms(t: &str) -> Option<f64> {
-    let (date, clock) = t.trim_end_matches('Z').split_once('T')?;
-    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut c = clock.split(':');
-    let (h, min) = (
-        c.next()?.parse::<f64>().ok()?,
-        c.next()?.parse::<f64>().ok()?,
-    );
-    let s = c.next()?.parse::<f64>().ok()?;
-    Some((days_from_civil(y, m, day) as f64 * 86_400.0 + h * 3600.0 + min * 60.0 + s) * 1000.0)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let at = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(at.unix_timestamp_nanos() as f64 / 1e6)
 }
 
 #[cfg(test)]

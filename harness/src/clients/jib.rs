@@ -12,7 +12,7 @@
 //! an unroutable loopback address. `mvn -o` is not used: it puts Jib itself offline ("Cannot
 //! build to a container registry in offline mode").
 
-use super::{CellEnv, Driver, ResolvedAction};
+use super::{CellEnv, Driver, Mirror, ResolvedAction};
 use crate::scenario::Action;
 use crate::scenario::ClientSetup;
 use std::path::{Path, PathBuf};
@@ -35,13 +35,19 @@ impl Driver for Jib {
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
-        // Jib does have mirrors for base images (`registryMirrors` in its global
-        // configuration, GoogleContainerTools/jib#3011); this driver does not write them yet.
-        super::no_mirrors(
-            setup,
-            "the harness does not configure Jib's registryMirrors yet \
-             (https://github.com/GoogleContainerTools/jib/pull/3011)",
-        )
+        // Jib's mirrors are registry authorities: `https://<mirror>/v2/<repository>/…`, no
+        // path prefix (GlobalConfig `registryMirrors`, PullBaseImageStep#tryMirrors).
+        let with_path = setup
+            .mirrors
+            .values()
+            .flatten()
+            .any(|m| m.get_ref().contains('/'));
+        with_path.then(|| {
+            "the scenario puts a mirror under a path prefix; Jib's registryMirrors name \
+             registries (host[:port]) only, tried as https://<mirror>/v2/<repository>/… \
+             (https://github.com/GoogleContainerTools/jib/pull/3011)"
+                .to_owned()
+        })
     }
 
     fn prepare(&self, cell: &CellEnv, action: &ResolvedAction) -> Result<(), String> {
@@ -65,6 +71,10 @@ impl Driver for Jib {
              System.out.println(\"built by regcompat\");\n    }\n}\n",
         )?;
         write(settings(cell), &settings_xml(&repo))?;
+        write(
+            global_config_dir(cell).join("config.json"),
+            &global_config(cell.mirrors),
+        )?;
         // The truststore: a fresh copy of the JDK's cacerts; the fleet CA is added by the
         // action's first command (keytool).
         let truststore = truststore(cell);
@@ -120,6 +130,10 @@ impl Driver for Jib {
             format!("-Djib.from.image={base}"),
             "-Djib.console=plain".into(),
             "-Djib.disableUpdateChecks=true".into(),
+            format!(
+                "-Djib.configDirectory={}",
+                global_config_dir(cell).display()
+            ),
         ];
         if let Some(to) = to {
             args.push(format!("-Djib.to.image={to}"));
@@ -177,6 +191,29 @@ impl<'a> JibBuild<'a> {
 
 fn truststore(cell: &CellEnv) -> PathBuf {
     cell.sandbox.root.join("truststore")
+}
+
+/// Jib's global configuration directory for the cell (`jib.configDirectory`; else Jib
+/// would read and write `$XDG_CONFIG_HOME/google-cloud-tools-java/jib`).
+fn global_config_dir(cell: &CellEnv) -> PathBuf {
+    cell.sandbox.root.join("jib-config")
+}
+
+/// Jib's global `config.json`: the cell's mirrors as `registryMirrors` (upstream registry →
+/// mirror registries, tried in order before the upstream, without credentials).
+fn global_config(mirrors: &[Mirror]) -> String {
+    let mut by_upstream: Vec<(String, Vec<String>)> = Vec::new();
+    for m in mirrors {
+        match by_upstream.iter_mut().find(|(u, _)| *u == m.upstream) {
+            Some((_, list)) => list.push(m.mirror.clone()),
+            None => by_upstream.push((m.upstream.clone(), vec![m.mirror.clone()])),
+        }
+    }
+    let registry_mirrors: Vec<serde_json::Value> = by_upstream
+        .into_iter()
+        .map(|(registry, mirrors)| serde_json::json!({"registry": registry, "mirrors": mirrors}))
+        .collect();
+    serde_json::json!({"disableUpdateCheck": true, "registryMirrors": registry_mirrors}).to_string()
 }
 
 fn settings(cell: &CellEnv) -> PathBuf {
@@ -285,6 +322,29 @@ fn settings_xml(repo: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirrors_become_registry_mirrors_grouped_by_upstream() {
+        let m = |upstream: &str, mirror: &str| Mirror {
+            upstream: upstream.into(),
+            mirror: mirror.into(),
+            path: String::new(),
+        };
+        let json: serde_json::Value = serde_json::from_str(&global_config(&[
+            m("registry.gitlab.example.com", "mirror.example.com:5443"),
+            m("registry.gitlab.example.com", "backup.example.com"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            json["registryMirrors"],
+            serde_json::json!([{"registry": "registry.gitlab.example.com",
+                "mirrors": ["mirror.example.com:5443", "backup.example.com"]}])
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&global_config(&[])).unwrap()["registryMirrors"],
+            serde_json::json!([])
+        );
+    }
 
     #[test]
     fn version_comes_from_the_install_directory() {

@@ -1,8 +1,14 @@
 //! skopeo (containers/image): credentials from an auth file in docker's format (we point it
-//! at the cell's `config.json`), roots from `SSL_CERT_FILE`.
+//! at the cell's `config.json`), roots from `SSL_CERT_FILE`, registry mirrors from the
+//! cell's own `registries.conf` (`--registries-conf`, never the machine's
+//! `/etc/containers/registries.conf`): `[[registry]] location = "<upstream>"` with one
+//! `[[registry.mirror]] location = "<mirror>[/<path>]"` per mirror — containers/image
+//! substitutes the location for the upstream, so a path becomes a repository prefix
+//! (`/v2/<path>/<repository>/…`), and asks the auth file for the mirror's own credential.
 
-use super::{CellEnv, Driver, ResolvedAction};
-use crate::scenario::{Action, ClientSetup};
+use super::{CellEnv, Driver, Mirror, ResolvedAction};
+use crate::scenario::Action;
+use std::path::PathBuf;
 
 pub struct Skopeo;
 
@@ -19,11 +25,10 @@ impl Driver for Skopeo {
         !matches!(action, Action::BuildFrom | Action::BuilderCreate)
     }
 
-    fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
-        super::no_mirrors(
-            setup,
-            "skopeo reads mirrors from registries.conf, which the harness does not drive yet",
-        )
+    fn prepare(&self, cell: &CellEnv, _action: &ResolvedAction) -> Result<(), String> {
+        let path = registries_conf(cell);
+        std::fs::write(&path, registries_conf_toml(cell.mirrors))
+            .map_err(|e| format!("{}: {e}", path.display()))
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
@@ -33,6 +38,8 @@ impl Driver for Skopeo {
             "--authfile={}",
             sandbox.docker_config.join("config.json").display()
         );
+        // A global option: before the subcommand.
+        let registries = format!("--registries-conf={}", registries_conf(cell).display());
         let argv = match action {
             ResolvedAction::Login {
                 registry,
@@ -40,6 +47,7 @@ impl Driver for Skopeo {
                 password,
             } => vec![
                 bin,
+                registries,
                 s("login"),
                 authfile,
                 s("--username"),
@@ -50,6 +58,7 @@ impl Driver for Skopeo {
             ],
             ResolvedAction::Pull { image, .. } => vec![
                 bin,
+                registries.clone(),
                 s("copy"),
                 authfile,
                 format!("docker://{image}"),
@@ -57,6 +66,7 @@ impl Driver for Skopeo {
             ],
             ResolvedAction::Push { layout, to, .. } => vec![
                 bin,
+                registries.clone(),
                 s("copy"),
                 authfile,
                 format!("oci:{}", layout.display()),
@@ -64,6 +74,7 @@ impl Driver for Skopeo {
             ],
             ResolvedAction::Copy { from, to } => vec![
                 bin,
+                registries.clone(),
                 s("copy"),
                 authfile,
                 format!("docker://{from}"),
@@ -74,5 +85,73 @@ impl Driver for Skopeo {
             }
         };
         vec![argv]
+    }
+}
+
+fn registries_conf(cell: &CellEnv) -> PathBuf {
+    cell.sandbox.root.join("registries.conf")
+}
+
+/// The cell's `registries.conf` (v2): one `[[registry]]` per upstream with its mirrors, in
+/// the scenario's order; empty without mirrors.
+fn registries_conf_toml(mirrors: &[Mirror]) -> String {
+    let mut out = String::from("# written by regcompat for this cell\n");
+    let mut upstreams: Vec<&str> = Vec::new();
+    for m in mirrors {
+        if !upstreams.contains(&m.upstream.as_str()) {
+            upstreams.push(&m.upstream);
+        }
+    }
+    for upstream in upstreams {
+        out.push_str(&format!("\n[[registry]]\nlocation = {upstream:?}\n"));
+        for m in mirrors.iter().filter(|m| m.upstream == upstream) {
+            let location = if m.path.is_empty() {
+                m.mirror.clone()
+            } else {
+                format!("{}/{}", m.mirror, m.path.trim_matches('/'))
+            };
+            out.push_str(&format!("[[registry.mirror]]\nlocation = {location:?}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirrors_are_listed_under_their_upstream_with_the_path_as_a_prefix() {
+        let m = |upstream: &str, mirror: &str, path: &str| Mirror {
+            upstream: upstream.into(),
+            mirror: mirror.into(),
+            path: path.into(),
+        };
+        let text = registries_conf_toml(&[
+            m(
+                "registry.gitlab.example.com",
+                "mirror.example.com:5443",
+                "gitlab",
+            ),
+            m("registry.gitlab.example.com", "backup.example.com", ""),
+        ]);
+        let parsed: toml::Value = toml::from_str(&text).unwrap();
+        let registry = &parsed["registry"][0];
+        assert_eq!(
+            registry["location"].as_str(),
+            Some("registry.gitlab.example.com")
+        );
+        let locations: Vec<&str> = registry["mirror"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["location"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            locations,
+            ["mirror.example.com:5443/gitlab", "backup.example.com"]
+        );
+        let empty: toml::Value = toml::from_str(&registries_conf_toml(&[])).unwrap();
+        assert!(empty.as_table().unwrap().is_empty());
     }
 }

@@ -1,5 +1,8 @@
 //! crane (go-containerregistry): reads `$DOCKER_CONFIG/config.json` (auths, identitytoken,
-//! credential helpers) and the system roots (`SSL_CERT_FILE`).
+//! credential helpers) and the system roots (`SSL_CERT_FILE`). `build-from` is
+//! `crane append`: the build context's file as a new layer on the base pulled from its
+//! registry, pushed to `to` (`--new_tag`), or without `to` written to a local tarball
+//! (`--output`, which fetches every base layer).
 
 use super::{CellEnv, Driver, ResolvedAction};
 use crate::scenario::{Action, ClientSetup};
@@ -16,11 +19,17 @@ impl Driver for Crane {
     }
 
     fn supports(&self, action: Action) -> bool {
-        !matches!(action, Action::BuildFrom | Action::BuilderCreate)
+        action != Action::BuilderCreate
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
         super::no_mirrors(setup, "crane has no registry-mirror configuration")
+            .or_else(|| super::no_inferred_helper(setup, "crane"))
+    }
+
+    fn preparation(&self, action: &ResolvedAction) -> usize {
+        // The layer tarball of the build context: local, no registry.
+        usize::from(matches!(action, ResolvedAction::BuildFrom { .. }))
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
@@ -53,9 +62,41 @@ impl Driver for Crane {
                 vec![bin, s("push"), layout.display().to_string(), to.clone()]
             }
             ResolvedAction::Copy { from, to } => vec![bin, s("copy"), from.clone(), to.clone()],
-            ResolvedAction::BuildFrom { .. } | ResolvedAction::BuilderCreate { .. } => {
-                return Vec::new();
+            ResolvedAction::BuildFrom {
+                context, base, to, ..
+            } => {
+                let layer = context.join("layer.tar.gz").display().to_string();
+                let tar = super::cmd(
+                    "tar",
+                    &[
+                        "-czf",
+                        &layer,
+                        "-C",
+                        &context.display().to_string(),
+                        "regcompat.txt",
+                    ],
+                );
+                let mut append = vec![
+                    bin,
+                    s("append"),
+                    s("--base"),
+                    base.clone(),
+                    s("--new_layer"),
+                    layer,
+                ];
+                match to {
+                    Some(to) => append.extend([s("--new_tag"), to.clone()]),
+                    // The tag only names the image inside the tarball.
+                    None => append.extend([
+                        s("--new_tag"),
+                        s("regcompat.invalid/built:latest"),
+                        s("--output"),
+                        sandbox.work.join("built.tar").display().to_string(),
+                    ]),
+                }
+                return vec![tar, append];
             }
+            ResolvedAction::BuilderCreate { .. } => return Vec::new(),
         };
         vec![argv]
     }

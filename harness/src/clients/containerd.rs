@@ -7,12 +7,52 @@
 //! none. ctr never chooses a credential by host — the harness does not choose for it either:
 //! a scenario whose client holds several credentials, or that tests config.json key lookups
 //! (`auths_by_key`), identity tokens or credential helpers, is not-applicable to ctr.
+//!
+//! Actions: pull (`ctr images pull`), push (the layout tarred and `ctr images import`ed under
+//! a local name, then `ctr images push <to> <local>`), copy (`pull --all-platforms`, then
+//! `push <to> <from>`). ctr has no login.
 
 use super::daemons::{self, NAMESPACE};
 use super::{CellEnv, DaemonSpec, Driver, ResolvedAction, cmd};
 use crate::scenario::{Action, ClientSetup};
 
 pub struct Ctr;
+
+/// The name a pushed layout is imported under (`.invalid`: never a registry).
+const LOCAL_NAME: &str = "regcompat.invalid/push";
+
+/// `ctr --address … --namespace … <args>`.
+fn ctr(cell: &CellEnv, args: &[&str]) -> Vec<String> {
+    let mut all = vec![
+        format!("--address={}", daemons::containerd_socket(cell).display()),
+        format!("--namespace={NAMESPACE}"),
+    ];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    cmd(&cell.bin(), &all)
+}
+
+/// `ctr images pull|push` with the cell's hosts directory and the user's one credential
+/// (unsupported_setup refuses several), for every host; `args` are the subcommand's own.
+fn remote(cell: &CellEnv, subcommand: &str, args: &[&str]) -> Vec<String> {
+    let hosts_dir = format!(
+        "--hosts-dir={}",
+        cell.sandbox.root.join("certs.d").display()
+    );
+    let mut all = vec!["images", subcommand, hosts_dir.as_str()];
+    if subcommand == "pull" {
+        all.push("--snapshotter=native");
+    }
+    let user = cell
+        .credentials
+        .values()
+        .next()
+        .map(|(user, secret)| format!("--user={user}:{secret}"));
+    if let Some(user) = &user {
+        all.push(user);
+    }
+    all.extend_from_slice(args);
+    ctr(cell, &all)
+}
 
 impl Driver for Ctr {
     fn name(&self) -> &'static str {
@@ -24,7 +64,16 @@ impl Driver for Ctr {
     }
 
     fn supports(&self, action: Action) -> bool {
-        action == Action::Pull
+        matches!(action, Action::Pull | Action::Push | Action::Copy)
+    }
+
+    fn preparation(&self, action: &ResolvedAction) -> usize {
+        // The layout's tar and its import into the cell's containerd: local, no registry.
+        if matches!(action, ResolvedAction::Push { .. }) {
+            2
+        } else {
+            0
+        }
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
@@ -58,26 +107,38 @@ impl Driver for Ctr {
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
-        let ResolvedAction::Pull { image, .. } = action else {
-            return Vec::new();
-        };
-        let mut args = vec![
-            format!("--address={}", daemons::containerd_socket(cell).display()),
-            format!("--namespace={NAMESPACE}"),
-            "images".into(),
-            "pull".into(),
-            format!(
-                "--hosts-dir={}",
-                cell.sandbox.root.join("certs.d").display()
-            ),
-            "--snapshotter=native".into(),
-        ];
-        // The user's one credential (unsupported_setup refuses several), for every host.
-        if let Some((user, secret)) = cell.credentials.values().next() {
-            args.push(format!("--user={user}:{secret}"));
+        match action {
+            ResolvedAction::Pull { image, .. } => vec![remote(cell, "pull", &[image])],
+            // `ctr images push` pushes what the content store holds: the layout is imported
+            // under a local name first.
+            ResolvedAction::Push { layout, to, .. } => {
+                let tar = layout.with_extension("tar").display().to_string();
+                vec![
+                    cmd(
+                        "tar",
+                        &["-cf", &tar, "-C", &layout.display().to_string(), "."],
+                    ),
+                    ctr(
+                        cell,
+                        &[
+                            "images",
+                            "import",
+                            "--no-unpack",
+                            "--base-name",
+                            LOCAL_NAME,
+                            &tar,
+                        ],
+                    ),
+                    remote(cell, "push", &[to, &format!("{LOCAL_NAME}:latest")]),
+                ]
+            }
+            // Copy is a pull (every platform, so an index can be pushed whole) and a push.
+            ResolvedAction::Copy { from, to } => vec![
+                remote(cell, "pull", &["--all-platforms", from]),
+                remote(cell, "push", &[to, from]),
+            ],
+            _ => Vec::new(),
         }
-        args.push(image.clone());
-        vec![cmd(&cell.bin(), &args)]
     }
 
     fn daemons(&self, cell: &CellEnv) -> Result<Vec<DaemonSpec>, String> {

@@ -94,7 +94,7 @@ pub fn run(args: Args) -> Result<()> {
     let suite = ensure_suite(&cache, args.rebuild_suite)?;
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let root = workspace_root();
+    let root = crate::run_scenarios::workspace_root();
     let need_target = args.registry_bin.is_none() || args.out.is_none();
     let target = if need_target {
         Some(target_dir(&cargo, &root)?)
@@ -255,13 +255,6 @@ fn parse_overrides(set: &[String]) -> Result<Vec<(String, String)>> {
             Ok((k.to_string(), v.to_string()))
         })
         .collect()
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
 }
 
 /// The workspace's target directory, as cargo sees it (honours CARGO_TARGET_DIR and config).

@@ -667,11 +667,11 @@ fn scenario_files(dir: &Path, glob: Option<&str>) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The workspace this xtask was built from: scenarios, known failures and reports live
+/// there, wherever `$REGCOMPAT_CLIENTS_MANIFEST` points the client manifest.
 pub(crate) fn workspace_root() -> PathBuf {
-    provision::default_manifest_path()
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+    let xtask_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask_dir.parent().unwrap_or(xtask_dir).to_path_buf()
 }
 
 fn relative(root: &Path, p: &Path) -> String {

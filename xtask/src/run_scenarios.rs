@@ -38,13 +38,14 @@ const DEFAULT_CLIENTS: &[&str] = &[
     "pack",
     "jib@3.2.0",
     "jib@3.5.2",
+    "regctl",
 ];
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Clients to run: `name`, `name@version`, or `name=PATH` for your own build.
     /// Repeatable and comma-separated [default: crane, skopeo, docker, buildctl,
-    /// nerdctl@2.0.0, nerdctl@2.0.3, ctr, pack, jib@3.2.0, jib@3.5.2].
+    /// nerdctl@2.0.0, nerdctl@2.0.3, ctr, pack, jib@3.2.0, jib@3.5.2, regctl].
     #[arg(long = "client", value_name = "NAME[@VERSION|=PATH]")]
     clients: Vec<String>,
     /// Only scenarios whose file stem matches this glob (`*` wildcards), e.g. `acr-*`.

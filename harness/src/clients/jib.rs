@@ -202,16 +202,12 @@ fn global_config_dir(cell: &CellEnv) -> PathBuf {
 /// Jib's global `config.json`: the cell's mirrors as `registryMirrors` (upstream registry →
 /// mirror registries, tried in order before the upstream, without credentials).
 fn global_config(mirrors: &[Mirror]) -> String {
-    let mut by_upstream: Vec<(String, Vec<String>)> = Vec::new();
-    for m in mirrors {
-        match by_upstream.iter_mut().find(|(u, _)| *u == m.upstream) {
-            Some((_, list)) => list.push(m.mirror.clone()),
-            None => by_upstream.push((m.upstream.clone(), vec![m.mirror.clone()])),
-        }
-    }
-    let registry_mirrors: Vec<serde_json::Value> = by_upstream
+    let registry_mirrors: Vec<serde_json::Value> = super::mirrors_by_upstream(mirrors)
         .into_iter()
-        .map(|(registry, mirrors)| serde_json::json!({"registry": registry, "mirrors": mirrors}))
+        .map(|(registry, mirrors)| {
+            let mirrors: Vec<&str> = mirrors.iter().map(|m| m.mirror.as_str()).collect();
+            serde_json::json!({"registry": registry, "mirrors": mirrors})
+        })
         .collect();
     serde_json::json!({"disableUpdateCheck": true, "registryMirrors": registry_mirrors}).to_string()
 }

@@ -12,6 +12,7 @@ pub mod jib;
 pub mod nerdctl;
 pub mod pack;
 pub mod refclient;
+pub mod regctl;
 pub mod skopeo;
 
 use crate::sandbox::Sandbox;
@@ -176,6 +177,7 @@ pub fn all() -> Vec<Box<dyn Driver>> {
         Box::new(containerd::Ctr),
         Box::new(pack::Pack),
         Box::new(jib::Jib),
+        Box::new(regctl::Regctl),
         Box::new(refclient::RefClient::default()),
     ]
 }
@@ -183,6 +185,20 @@ pub fn all() -> Vec<Box<dyn Driver>> {
 /// The driver of a client, by its name in `clients.toml`.
 pub fn by_name(name: &str) -> Option<Box<dyn Driver>> {
     all().into_iter().find(|d| d.name() == name)
+}
+
+/// The scenario's mirrors grouped by upstream, upstreams and mirrors in the scenario's
+/// order: the shape of every client's mirror configuration (one entry per upstream, its
+/// mirrors tried in order).
+pub(crate) fn mirrors_by_upstream(mirrors: &[Mirror]) -> Vec<(&str, Vec<&Mirror>)> {
+    let mut groups: Vec<(&str, Vec<&Mirror>)> = Vec::new();
+    for m in mirrors {
+        match groups.iter_mut().find(|(u, _)| *u == m.upstream) {
+            Some((_, list)) => list.push(m),
+            None => groups.push((&m.upstream, vec![m])),
+        }
+    }
+    groups
 }
 
 /// The reason a client without registry-mirror configuration cannot run a mirror scenario.

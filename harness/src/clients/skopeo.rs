@@ -96,15 +96,9 @@ fn registries_conf(cell: &CellEnv) -> PathBuf {
 /// the scenario's order; empty without mirrors.
 fn registries_conf_toml(mirrors: &[Mirror]) -> String {
     let mut out = String::from("# written by regcompat for this cell\n");
-    let mut upstreams: Vec<&str> = Vec::new();
-    for m in mirrors {
-        if !upstreams.contains(&m.upstream.as_str()) {
-            upstreams.push(&m.upstream);
-        }
-    }
-    for upstream in upstreams {
+    for (upstream, mirrors) in super::mirrors_by_upstream(mirrors) {
         out.push_str(&format!("\n[[registry]]\nlocation = {upstream:?}\n"));
-        for m in mirrors.iter().filter(|m| m.upstream == upstream) {
+        for m in mirrors {
             let location = if m.path.is_empty() {
                 m.mirror.clone()
             } else {

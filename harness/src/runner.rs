@@ -115,6 +115,11 @@ pub async fn run_cell_with(
         Ok(b) => b.clone(),
         Err(why) => return cell_of(scenario_path, client, Verdict::NotRun, why.clone(), started),
     };
+    let scenario = if client.driver.supports(Action::Login) {
+        scenario
+    } else {
+        scenario.with_setup_logins_as_config()
+    };
     if let Some(step) = scenario
         .steps
         .iter()

@@ -35,6 +35,8 @@
 //! image = "{acr}/base/run:1"             # {name} = that host's hostname[:port]
 //! # run_image = "{acr}/cnb/run:1"        # builder-create: the run image (`image` = build image)
 //! # publish = false                       # builder-create: the daemon path (default: --publish)
+//! # setup = true                          # login: only sets the credential up; clients
+//! #                                       # without login get it as `docker login` stores it
 //! expect = "success"                     # or "failure", or "any"
 //!
 //! [[expect]]                             # journal assertions
@@ -216,6 +218,12 @@ pub struct Step {
     /// `login`: use this password instead of the principal's secret (wrong-password cases).
     #[serde(default)]
     pub password: Option<String>,
+    /// `login`: this login only sets the credential up — the scenario tests what follows.
+    /// A client without a login command then gets the credential in `config.json` as
+    /// `docker login <registry>` stores it (`auths["<host[:port]>"].auth`) and runs the
+    /// other steps ([`Scenario::with_setup_logins_as_config`]); a client with one runs it.
+    #[serde(default)]
+    pub setup: bool,
     /// `push`: the local image to push, generated from this spec (`"docker"`/`"oci"`).
     #[serde(default)]
     pub format: Option<String>,
@@ -271,6 +279,23 @@ fn default_count() -> Spanned<String> {
 }
 
 impl Scenario {
+    /// The scenario as a client without a login command meets it: each `setup` login
+    /// becomes the credential `docker login <registry>` would have stored in `config.json`
+    /// (`[client] auths`), and leaves the steps. Logins under test stay (the cell is then
+    /// not applicable).
+    pub fn with_setup_logins_as_config(mut self) -> Self {
+        let (setup, steps): (Vec<Step>, Vec<Step>) = std::mem::take(&mut self.steps)
+            .into_iter()
+            .partition(|s| s.action == Action::Login && s.setup);
+        for login in setup {
+            if let (Some(registry), Some(principal)) = (login.registry, login.principal) {
+                self.client.auths.insert(registry.into_inner(), principal);
+            }
+        }
+        self.steps = steps;
+        self
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -427,6 +452,16 @@ impl Scenario {
                     need(&step.registry, "registry")?;
                     need(&step.principal, "principal")?;
                 }
+                _ if step.setup => {
+                    return Err(ConfigError::at(
+                        text,
+                        origin,
+                        step_offset(text, i),
+                        format!("step[{i}].setup"),
+                        format!("`setup` is for logins, not `{}`", step.action.as_str()),
+                        "`setup = true` marks a login that only sets credentials up",
+                    ));
+                }
                 Action::Pull => need(&step.image, "image")?,
                 Action::Push => need(&step.to, "to")?,
                 Action::Copy => {
@@ -442,6 +477,19 @@ impl Scenario {
             }
             if let Some(r) = &step.registry {
                 known_host(r, format!("step[{i}].registry"))?;
+            }
+            // What `docker login` stores is a credential it has checked: a setup login
+            // succeeds with the principal's own secret.
+            if step.setup && (step.password.is_some() || step.expect != Outcome::Success) {
+                return Err(ConfigError::at(
+                    text,
+                    origin,
+                    step_offset(text, i),
+                    format!("step[{i}].setup"),
+                    "a setup login expects success with the principal's secret".to_owned(),
+                    "drop `password` and set `expect = \"success\"`, or drop `setup` (the \
+                     login itself is then under test)",
+                ));
             }
             for (n, rule) in step.faults.iter().enumerate() {
                 let field = format!("step[{i}].fault[{n}]");
@@ -652,6 +700,15 @@ impl Count {
     }
 }
 
+/// A query string with its percent-escapes decoded: `scope=repository%3Aa%3Apull` and
+/// `scope=repository:a:pull` are the same query (RFC 3986 §2.1; clients differ in what they
+/// escape), so an expectation compares them decoded.
+fn query_decoded(query: &str) -> String {
+    percent_encoding::percent_decode_str(query)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 impl Expectation {
     /// Whether `e` is one of the requests this expectation counts.
     pub fn matches(&self, e: &Entry) -> bool {
@@ -663,10 +720,12 @@ impl Expectation {
                 .as_ref()
                 .is_none_or(|m| m.eq_ignore_ascii_case(&e.method))
             && self.path.as_ref().is_none_or(|p| glob(p, &e.path))
-            && self
-                .query
-                .as_ref()
-                .is_none_or(|q| glob(q, e.query.as_deref().unwrap_or_default()))
+            && self.query.as_ref().is_none_or(|q| {
+                glob(
+                    &query_decoded(q),
+                    &query_decoded(e.query.as_deref().unwrap_or_default()),
+                )
+            })
             && self.status.is_none_or(|s| s == e.status)
             && eq(&self.scheme, &e.auth.scheme)
             && self

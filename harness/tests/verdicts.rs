@@ -243,3 +243,106 @@ fn a_scenario_names_only_rules_that_exist() {
         "{e}"
     );
 }
+
+const SETUP_LOGIN: &str = r#"
+title = "t"
+rules = ["credential-for-its-registry"]
+[[host]]
+name = "reg"
+hostname = "registry.example.com"
+[host.profile]
+kind = "bearer"
+[[host.principal]]
+name = "alice"
+kind = "user"
+username = "alice"
+secret = "s3cret"
+[[step]]
+action = "login"
+registry = "reg"
+principal = "alice"
+setup = true
+expect = "success"
+[[step]]
+action = "pull"
+image = "{reg}/a:1"
+expect = "success"
+"#;
+
+#[test]
+fn a_setup_login_becomes_the_credential_docker_login_stores_for_a_client_without_login() {
+    let s = Scenario::parse(SETUP_LOGIN, "s.toml").unwrap();
+    assert!(s.client.auths.is_empty());
+    let without_login = s.with_setup_logins_as_config();
+    let actions: Vec<&str> = without_login
+        .steps
+        .iter()
+        .map(|s| s.action.as_str())
+        .collect();
+    assert_eq!(actions, ["pull"]);
+    assert_eq!(
+        without_login
+            .client
+            .auths
+            .get("reg")
+            .map(|p| p.get_ref().as_str()),
+        Some("alice")
+    );
+
+    // A login under test (no `setup`) stays: a client without login cannot run it.
+    let text = SETUP_LOGIN.replace("setup = true\n", "");
+    let under_test = Scenario::parse(&text, "s.toml")
+        .unwrap()
+        .with_setup_logins_as_config();
+    assert_eq!(under_test.steps.len(), 2);
+    assert!(under_test.client.auths.is_empty());
+}
+
+#[test]
+fn setup_is_only_for_logins_that_succeed_with_the_principals_secret() {
+    for (from, to) in [
+        (
+            "setup = true\nexpect = \"success\"",
+            "setup = true\nexpect = \"any\"",
+        ),
+        ("setup = true\n", "setup = true\npassword = \"wrong\"\n"),
+    ] {
+        let text = SETUP_LOGIN.replacen(from, to, 1);
+        let e = Scenario::parse(&text, "s.toml").unwrap_err();
+        assert_eq!(e.field, "step[0].setup", "{text}");
+        assert!(e.line > 0);
+    }
+    let text = SETUP_LOGIN.replace(
+        "image = \"{reg}/a:1\"\nexpect",
+        "image = \"{reg}/a:1\"\nsetup = true\nexpect",
+    );
+    let e = Scenario::parse(&text, "s.toml").unwrap_err();
+    assert_eq!(e.field, "step[1].setup");
+    assert!(e.to_string().contains("`setup` is for logins"), "{e}");
+}
+
+#[test]
+fn a_query_matches_whether_the_client_escapes_it_or_not() {
+    let text = SCENARIO.replace(
+        "path = \"/oauth2/token\"\n",
+        "path = \"/oauth2/token\"\nquery = \"*scope=repository%3Apath%2Fimage%3Apull*\"\n",
+    );
+    let s = Scenario::parse(&text, "s.toml").unwrap();
+    let with_query = |q: &str| {
+        let mut e = entry(
+            1,
+            "GET",
+            "/oauth2/token",
+            401,
+            auth("basic", None, "bad-credentials"),
+        );
+        e.query = Some(q.into());
+        e
+    };
+    // Escaped (docker, buildkit) and unescaped (Jib) scopes are the same query.
+    assert!(s.expectations[0].matches(&with_query(
+        "service=x&scope=repository%3Apath%2Fimage%3Apull"
+    )));
+    assert!(s.expectations[0].matches(&with_query("service=x&scope=repository:path/image:pull")));
+    assert!(!s.expectations[0].matches(&with_query("service=x&scope=repository:path/other:pull")));
+}

@@ -7,14 +7,17 @@
 //!   and fetches its layers, nothing is exported;
 //! - `push`: a build `FROM scratch` + `COPY`, exported with `type=image,push=true`;
 //! - `build-from`: the scenario's base, pushed when the step has `to`;
-//! - `login` and `copy` are not buildctl actions (not-applicable).
+//! - `copy`: a build of `FROM <image>` alone, exported with `type=image,push=true` to the
+//!   destination — how a buildkit user copies an image between registries (the base's
+//!   layers and config, re-exported; buildkitd resolves both references);
+//! - `login` is not a buildctl action: setup logins reach it as `docker login` stores them.
 //!
 //! `--debug` output (buildctl's and, in the cell's log, buildkitd's) is the evidence.
 
 use super::daemons;
 use super::{CellEnv, DaemonSpec, Driver, ResolvedAction, cmd};
 use crate::scenario::{Action, ClientSetup};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub struct Buildctl;
 
@@ -50,7 +53,20 @@ impl Driver for Buildctl {
     }
 
     fn supports(&self, action: Action) -> bool {
-        matches!(action, Action::Pull | Action::Push | Action::BuildFrom)
+        matches!(
+            action,
+            Action::Pull | Action::Push | Action::BuildFrom | Action::Copy
+        )
+    }
+
+    fn prepare(&self, cell: &CellEnv, action: &ResolvedAction) -> Result<(), String> {
+        if let ResolvedAction::Copy { from, .. } = action {
+            let dir = copy_context(cell);
+            std::fs::create_dir_all(&dir)
+                .and_then(|()| std::fs::write(dir.join("Dockerfile"), format!("FROM {from}\n")))
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        Ok(())
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
@@ -67,13 +83,19 @@ impl Driver for Buildctl {
             ResolvedAction::BuildFrom { context, to, .. } => {
                 vec![build(&bin, &addr, context, to.as_deref())]
             }
-            ResolvedAction::Login { .. }
-            | ResolvedAction::Copy { .. }
-            | ResolvedAction::BuilderCreate { .. } => Vec::new(),
+            ResolvedAction::Copy { to, .. } => {
+                vec![build(&bin, &addr, &copy_context(cell), Some(to))]
+            }
+            ResolvedAction::Login { .. } | ResolvedAction::BuilderCreate { .. } => Vec::new(),
         }
     }
 
     fn daemons(&self, cell: &CellEnv) -> Result<Vec<DaemonSpec>, String> {
         Ok(vec![daemons::buildkitd(cell, &cell.bin())?])
     }
+}
+
+/// The build context of a copy: a Dockerfile `FROM <image>` and nothing else.
+fn copy_context(cell: &CellEnv) -> PathBuf {
+    cell.sandbox.work.join("copy-context")
 }

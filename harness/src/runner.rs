@@ -471,6 +471,7 @@ async fn drive(
         mirrors: &files.mirrors,
         ca_file: fleet.ca_pem_path(),
         credentials: &files.credentials,
+        identity_tokens: &files.identity_tokens,
     };
     let env = cell_environment(sandbox, client, bin, &files, &cell);
 
@@ -568,6 +569,8 @@ fn write_hosts_and_ca(
 struct ClientFiles {
     /// The Basic credentials config.json holds, by key (also handed to ctr as `--user`).
     credentials: BTreeMap<String, (String, String)>,
+    /// The identity tokens config.json holds, by key (handed to ctr as `--refresh`).
+    identity_tokens: BTreeMap<String, String>,
     mirrors: Vec<Mirror>,
     /// The harness credential helper's stores.
     store_file: PathBuf,
@@ -602,13 +605,15 @@ fn write_client_config(
     for (key, credential) in &credentials {
         auths.insert(key.clone(), basic_entry(credential));
     }
+    let mut identity_tokens = BTreeMap::new();
     for (host, principal) in &setup.identity_tokens {
         let (_, secret) = basic(principal)?;
         let key = authority(host).ok_or("unknown host")?;
         auths.insert(
-            key,
+            key.clone(),
             serde_json::json!({ "auth": b64(format!("{NULL_GUID}:")), "identitytoken": secret }),
         );
+        identity_tokens.insert(key, secret);
     }
     for host in &setup.empty_auths {
         let key = authority(host.get_ref()).ok_or("unknown host")?;
@@ -697,6 +702,7 @@ fn write_client_config(
         .map_err(|e| e.to_string())?;
     Ok(ClientFiles {
         credentials,
+        identity_tokens,
         mirrors,
         store_file,
         ecr_login_store_file,

@@ -3,10 +3,12 @@
 //! contacts — mirrors included — as CRI does with a pod's pull secret (behaviours.md §2.4,
 //! §2.5 cell iv). ctr reads no config.json and takes exactly one credential, so the harness
 //! models a user with one credential: when the scenario's client holds one Basic credential
-//! (whatever host it is stored for) ctr gets it as `--user`, when it holds none ctr gets
-//! none. ctr never chooses a credential by host — the harness does not choose for it either:
-//! a scenario whose client holds several credentials, or that tests config.json key lookups
-//! (`auths_by_key`), identity tokens or credential helpers, is not-applicable to ctr.
+//! (whatever host it is stored for) ctr gets it as `--user`; when it holds one identity token
+//! (`az acr login`'s refresh token) ctr gets it as `--refresh` — containerd then asks the
+//! token endpoint with `grant_type=refresh_token`; when it holds none ctr gets none. ctr never
+//! chooses a credential by host — the harness does not choose for it either: a scenario whose
+//! client holds several credentials, or that tests config.json key lookups (`auths_by_key`)
+//! or credential helpers, is not-applicable to ctr.
 //!
 //! Actions: pull (`ctr images pull`), push (the layout tarred and `ctr images import`ed under
 //! a local name, then `ctr images push <to> <local>`), copy (`pull --all-platforms`, then
@@ -47,9 +49,12 @@ fn remote(cell: &CellEnv, subcommand: &str, args: &[&str]) -> Vec<String> {
         .values()
         .next()
         .map(|(user, secret)| format!("--user={user}:{secret}"));
-    if let Some(user) = &user {
-        all.push(user);
-    }
+    let refresh = cell
+        .identity_tokens
+        .values()
+        .next()
+        .map(|token| format!("--refresh={token}"));
+    all.extend(user.iter().chain(refresh.iter()).map(String::as_str));
     all.extend_from_slice(args);
     ctr(cell, &all)
 }
@@ -77,14 +82,13 @@ impl Driver for Ctr {
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
-        let needs_config_json = !setup.identity_tokens.is_empty()
-            || setup.creds_store.is_some()
+        let needs_config_json = setup.creds_store.is_some()
             || !setup.cred_helpers.is_empty()
             || !setup.helper_credentials.is_empty();
         if needs_config_json {
             return Some(
-                "ctr reads no config.json: identity tokens and credential helpers cannot reach \
-                 it (only one Basic credential, as --user)"
+                "ctr reads no config.json: credential helpers cannot reach it (one Basic \
+                 credential as --user, or one identity token as --refresh)"
                     .to_owned(),
             );
         }
@@ -95,8 +99,12 @@ impl Driver for Ctr {
                     .to_owned(),
             );
         }
-        let principals: std::collections::BTreeSet<&String> =
-            setup.auths.values().map(|p| p.get_ref()).collect();
+        let principals: std::collections::BTreeSet<&String> = setup
+            .auths
+            .values()
+            .chain(setup.identity_tokens.values())
+            .map(|p| p.get_ref())
+            .collect();
         (principals.len() > 1).then(|| {
             format!(
                 "the scenario's client holds {} credentials for different hosts; ctr takes \

@@ -239,6 +239,7 @@ mod tests {
             mirrors: &mirrors,
             ca_file: Path::new("/fleet/ca.pem"),
             credentials: &credentials,
+            identity_tokens: &BTreeMap::new(),
         };
         f(&cell)
     }

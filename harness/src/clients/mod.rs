@@ -94,6 +94,9 @@ pub struct CellEnv<'a> {
     /// The Basic credentials the cell's `config.json` holds, by key, for clients that take
     /// credentials on their command line instead (ctr `--user`).
     pub credentials: &'a BTreeMap<String, (String, String)>,
+    /// The identity tokens (`az acr login`'s refresh tokens) config.json holds, by key, for
+    /// clients that take one on their command line instead (ctr `--refresh`).
+    pub identity_tokens: &'a BTreeMap<String, String>,
 }
 
 impl CellEnv<'_> {

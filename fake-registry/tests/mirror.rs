@@ -605,3 +605,21 @@ async fn every_accept_line_reaches_the_upstream() {
         }
     }
 }
+
+/// `ns` may name the upstream by its URL's host as well as by its key: regclient sends
+/// `ns=registry-1.docker.io` where containerd sends `ns=docker.io`.
+#[tokio::test]
+async fn ns_names_the_upstream_by_key_or_by_its_url_host() {
+    let p = pair(Layout::Ns, MirrorAuth::Own, OwnScheme::Basic, UPSTREAM_PASS).await;
+    let upstream_host = p
+        .upstream
+        .url()
+        .split_once("://")
+        .map(|(_, rest)| rest.trim_end_matches('/').to_owned())
+        .unwrap();
+    for ns in ["private.test", upstream_host.as_str()] {
+        let url = format!("{}/v2/team/app/manifests/1.0?ns={ns}", p.mirror.url());
+        let r = get(&url, Some(&basic("m", MIRROR_PASS))).await;
+        assert_eq!(r.status(), StatusCode::OK, "ns={ns}");
+    }
+}

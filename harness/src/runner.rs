@@ -537,6 +537,9 @@ type Principals = BTreeMap<String, (Option<String>, String, PrincipalKind)>;
 
 /// The cell's hosts file (every fleet host on its address; a host the scenario calls
 /// unreachable on an address nothing listens on) and its CA bundle.
+/// Names of Docker Hub that no fleet host answers unless a scenario gives them one.
+const DOCKER_HUB_ALIASES: &[&str] = &["docker.io", "index.docker.io"];
+
 fn write_hosts_and_ca(
     fleet: &RunningFleet,
     sandbox: &Sandbox,
@@ -547,7 +550,7 @@ fn write_hosts_and_ca(
         .iter()
         .filter_map(|n| fleet.host(n.get_ref()).map(|h| h.hostname.as_str()))
         .collect();
-    let hosts: Vec<(String, std::net::IpAddr)> = fleet
+    let mut hosts: Vec<(String, std::net::IpAddr)> = fleet
         .hosts()
         .iter()
         .map(|h| {
@@ -559,6 +562,14 @@ fn write_hosts_and_ca(
             (h.hostname.clone(), ip)
         })
         .collect();
+    // Docker Hub's other names (`docker.io/…` references; go-containerregistry talks to
+    // index.docker.io): on the unreachable address unless the fleet serves them, so a client
+    // that contacts one is refused here and never asks the machine's resolver.
+    for name in DOCKER_HUB_ALIASES {
+        if !hosts.iter().any(|(h, _)| h.eq_ignore_ascii_case(name)) {
+            hosts.push(((*name).to_owned(), std::net::IpAddr::V4(UNREACHABLE)));
+        }
+    }
     sandbox.write_hosts(&hosts).map_err(|e| e.to_string())?;
     sandbox
         .write_ca_bundle(fleet.ca_pem_path())

@@ -132,6 +132,10 @@ pub struct ClientSetup {
     /// path (`"mirror/proxy-private"`).
     #[serde(default)]
     pub mirrors: BTreeMap<String, Vec<Spanned<String>>>,
+    /// The hostnames of the mirrored upstreams (filled from `mirrors` and the hosts when the
+    /// scenario is parsed): what a driver needs to tell a Docker Hub mirror from others.
+    #[serde(skip)]
+    pub mirrored_hostnames: Vec<String>,
     /// Hosts the client cannot reach (its hosts file sends them to a loopback address where
     /// nothing listens); the fleet itself (a mirror's upstream requests) still reaches them.
     #[serde(default)]
@@ -577,6 +581,14 @@ impl Scenario {
                 "add a [[step]] table",
             ));
         }
+        let mut s = s;
+        s.client.mirrored_hostnames = s
+            .client
+            .mirrors
+            .keys()
+            .filter_map(|name| s.hosts.iter().find(|h| h.name.get_ref() == name))
+            .map(|h| h.hostname.get_ref().clone())
+            .collect();
         Ok(s)
     }
 }

@@ -141,6 +141,11 @@ impl Directory {
         allowed_by(&self.anonymous, scope)
     }
 
+    /// Whether the host grants anything without a credential.
+    pub fn has_anonymous(&self) -> bool {
+        !self.anonymous.is_empty()
+    }
+
     /// Whether any principal uses this username (to tell "unknown user" from "bad password").
     pub fn knows_username(&self, username: &str) -> bool {
         self.principals

@@ -3,7 +3,8 @@
 //!
 //! Layouts (behaviours.md §2.2–2.3):
 //! - `ns`: containerd and buildkit send `/v2/<repo>/…?ns=<upstream host>`; the `ns` value
-//!   picks the upstream (no `ns`: the first upstream). Cached under `<ns>/<repo>`.
+//!   picks the upstream by its key or its URL's host (no `ns`: the first upstream). Cached
+//!   under `<key>/<repo>`.
 //! - `path-prefix`: `/v2/<prefix>/<repo>/…` (a Harbor proxy project, buildkit's
 //!   `mirror.host/prefix` form); the prefix picks the upstream, `<repo>` is the upstream name.
 //!
@@ -259,9 +260,14 @@ impl Mirror {
         match self.options.layout {
             Layout::Ns => {
                 let ns = query_value(parts, "ns");
+                let upstreams = &self.options.upstreams;
+                // `ns` names an upstream by its key or its URL's host: containerd sends
+                // ns=docker.io for Docker Hub, regclient ns=registry-1.docker.io.
                 let up = match &ns {
-                    Some(ns) => self.options.upstreams.iter().find(|u| &u.key == ns),
-                    None => self.options.upstreams.first(),
+                    Some(ns) => upstreams
+                        .iter()
+                        .find(|u| u.key.eq_ignore_ascii_case(ns) || url_host_is(&u.url, ns)),
+                    None => upstreams.first(),
                 }
                 .ok_or_else(|| {
                     RegistryError::new(ErrorCode::NameUnknown).detail(format!(
@@ -719,6 +725,17 @@ impl Mirror {
                 .filter(|p| !p.expired(&self.clock)),
             _ => None,
         };
+        // A mirror run without authentication for some repositories (distribution's proxy
+        // with no `auth` section, the usual Docker Hub mirror): the host's `anonymous`
+        // grants serve a request that presents nothing.
+        if principal.is_none()
+            && matches!(presented, Presented::None)
+            && self.directory.has_anonymous()
+            && scope.is_none_or(|s| self.directory.anonymous_allowed(s).len() == s.actions.len())
+        {
+            ctx.auth.verdict = Some("anonymous".into());
+            return Ok(());
+        }
         let Some(p) = principal else {
             ctx.auth.verdict = Some(
                 if matches!(presented, Presented::Basic { .. }) {
@@ -1069,6 +1086,14 @@ impl Profile for Mirror {
             _ => Ok(()),
         }
     }
+}
+
+/// Whether `url`'s authority is `host` (`https://registry-1.docker.io` and
+/// `registry-1.docker.io`), compared case-insensitively.
+fn url_host_is(url: &str, host: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or_default();
+    authority.eq_ignore_ascii_case(host)
 }
 
 #[cfg(test)]

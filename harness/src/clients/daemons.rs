@@ -45,8 +45,20 @@ pub fn docker_host(cell: &CellEnv) -> String {
 pub fn dockerd(cell: &CellEnv, docker_cli: &str) -> Result<DaemonSpec, String> {
     let d = cell.sandbox.root.join("dockerd");
     let p = |name: &str| d.join(name).display().to_string();
-    // An empty config file, so the machine's /etc/docker/daemon.json cannot interfere.
-    write(&d.join("daemon.json"), "{}")?;
+    // The cell's own config file, so the machine's /etc/docker/daemon.json cannot
+    // interfere: empty but for Docker Hub's mirrors (dockerd has no others).
+    let hub_mirrors: Vec<String> = cell
+        .mirrors
+        .iter()
+        .filter(|m| m.is_plain_docker_hub_mirror())
+        .map(|m| format!("https://{}", m.mirror))
+        .collect();
+    let config = if hub_mirrors.is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::json!({ "registry-mirrors": hub_mirrors })
+    };
+    write(&d.join("daemon.json"), &config.to_string())?;
     let dockerd = Path::new(docker_cli).with_file_name("dockerd");
     Ok(DaemonSpec {
         name: "dockerd",
@@ -87,12 +99,18 @@ pub fn buildkitd_socket(cell: &CellEnv) -> String {
 pub fn buildkitd_toml(cell: &CellEnv) -> String {
     let mut out = String::from("debug = true\n");
     let ca = cell.ca_file.display().to_string();
-    for host in cell.registries {
+    // Docker Hub's configuration is keyed `docker.io` (the references' domain); its CA too.
+    let hub_key = cell
+        .registries
+        .iter()
+        .any(|h| h == super::DOCKER_HUB_HOST)
+        .then(|| "docker.io".to_owned());
+    for host in cell.registries.iter().chain(hub_key.iter()) {
         let _ = writeln!(out, "\n[registry.{}]\n  ca = [{}]", q(host), q(&ca));
         let mirrors: Vec<String> = cell
             .mirrors
             .iter()
-            .filter(|m| &m.upstream == host)
+            .filter(|m| m.upstream_key() == host)
             .map(|m| {
                 if m.path.is_empty() {
                     q(&m.mirror)
@@ -190,8 +208,13 @@ pub fn hosts_dir(cell: &CellEnv) -> Result<PathBuf, String> {
         if !host.contains(':') {
             keys.push(format!("{host}:443"));
         }
+        // containerd looks Docker Hub up as `docker.io` (server registry-1.docker.io).
+        if host == super::DOCKER_HUB_HOST {
+            keys.push("docker.io".to_owned());
+        }
         for key in keys {
-            let mut text = format!("server = {}\nca = {ca}\n", q(&format!("https://{key}")));
+            let server = if key == "docker.io" { host } else { &key };
+            let mut text = format!("server = {}\nca = {ca}\n", q(&format!("https://{server}")));
             for m in cell.mirrors.iter().filter(|m| &m.upstream == host) {
                 // containerd appends `/v2` to a host's path unless told not to.
                 let (url, override_path) = if m.path.is_empty() {
@@ -222,11 +245,16 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn with_cell<T>(f: impl FnOnce(&CellEnv) -> T) -> T {
+        with_upstream("private.test", f)
+    }
+
+    /// A cell whose fleet is `upstream` and `mirror.test:5443`, a mirror of it.
+    fn with_upstream<T>(upstream: &str, f: impl FnOnce(&CellEnv) -> T) -> T {
         let tmp = tempfile::tempdir().expect("tempdir");
         let sandbox = Sandbox::at(tmp.path());
-        let registries = vec!["private.test".to_owned(), "mirror.test:5443".to_owned()];
+        let registries = vec![upstream.to_owned(), "mirror.test:5443".to_owned()];
         let mirrors = vec![Mirror {
-            upstream: "private.test".into(),
+            upstream: upstream.into(),
             mirror: "mirror.test:5443".into(),
             path: String::new(),
         }];
@@ -294,6 +322,41 @@ mod tests {
             assert!(with_port.contains("[host.\"https://mirror.test:5443\"]"));
             assert!(dir.join("mirror.test:5443/hosts.toml").is_file());
             assert!(!dir.join("mirror.test:5443:443").exists());
+        });
+    }
+
+    #[test]
+    fn docker_hub_mirrors_are_keyed_docker_io_as_clients_look_them_up() {
+        let hub = crate::clients::DOCKER_HUB_HOST;
+        // buildkitd: [registry."docker.io"] mirrors (and the CA), as for any reference docker.io/…
+        let text = with_upstream(hub, buildkitd_toml);
+        let parsed: toml::Value = toml::from_str(&text).expect("valid TOML");
+        let io = &parsed["registry"]["docker.io"];
+        assert_eq!(
+            io["mirrors"].as_array().map(|m| m[0].as_str()),
+            Some(Some("mirror.test:5443"))
+        );
+        assert!(io["ca"].is_array());
+        // containerd/nerdctl: certs.d/docker.io/hosts.toml, served by registry-1.docker.io.
+        with_upstream(hub, |cell| {
+            let dir = hosts_dir(cell).expect("hosts dir");
+            let text = std::fs::read_to_string(dir.join("docker.io/hosts.toml")).unwrap();
+            assert!(text.contains("server = \"https://registry-1.docker.io\""), "{text}");
+            assert!(text.contains("[host.\"https://mirror.test:5443\"]"), "{text}");
+        });
+        // dockerd: registry-mirrors for Docker Hub only.
+        with_upstream(hub, |cell| {
+            dockerd(cell, "/usr/bin/docker").expect("dockerd");
+            let config = std::fs::read_to_string(cell.sandbox.root.join("dockerd/daemon.json"));
+            assert_eq!(
+                config.unwrap(),
+                r#"{"registry-mirrors":["https://mirror.test:5443"]}"#
+            );
+        });
+        with_cell(|cell| {
+            dockerd(cell, "/usr/bin/docker").expect("dockerd");
+            let config = std::fs::read_to_string(cell.sandbox.root.join("dockerd/daemon.json"));
+            assert_eq!(config.unwrap(), "{}");
         });
     }
 }

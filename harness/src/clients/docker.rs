@@ -25,7 +25,24 @@ impl Driver for Docker {
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
-        super::no_mirrors(setup, "dockerd's registry-mirrors apply to Docker Hub only")
+        // `registry-mirrors` (daemon.json) mirror Docker Hub, registries only: no other
+        // upstream, no path (https://docs.docker.com/docker-hub/image-library/mirror/).
+        let other = setup
+            .mirrored_hostnames
+            .iter()
+            .any(|h| !h.eq_ignore_ascii_case(super::DOCKER_HUB_HOST))
+            || setup
+                .mirrors
+                .values()
+                .flatten()
+                .any(|m| m.get_ref().contains('/'));
+        other
+            .then(|| {
+                "the scenario mirrors a registry other than Docker Hub, or under a path; \
+                 dockerd's registry-mirrors mirror Docker Hub only, by registry \
+                 (https://docs.docker.com/docker-hub/image-library/mirror/)"
+                    .to_owned()
+            })
             .or_else(|| super::no_inferred_helper(setup, "docker"))
     }
 

@@ -204,7 +204,9 @@ fn global_config_dir(cell: &CellEnv) -> PathBuf {
 fn global_config(mirrors: &[Mirror]) -> String {
     let registry_mirrors: Vec<serde_json::Value> = super::mirrors_by_upstream(mirrors)
         .into_iter()
-        .map(|(registry, mirrors)| {
+        .map(|(_, mirrors)| {
+            // Jib names Docker Hub `registry-1.docker.io` here (its own normalisation).
+            let registry = mirrors.first().map_or("", |m| m.upstream.as_str());
             let mirrors: Vec<&str> = mirrors.iter().map(|m| m.mirror.as_str()).collect();
             serde_json::json!({"registry": registry, "mirrors": mirrors})
         })

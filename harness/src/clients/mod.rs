@@ -78,6 +78,28 @@ pub struct Mirror {
     pub path: String,
 }
 
+/// Docker Hub's registry host. Clients name its images `docker.io/…`, key Docker Hub's
+/// configuration (mirrors, hosts directories, registries.conf) by `docker.io`, and talk to
+/// this host.
+pub const DOCKER_HUB_HOST: &str = "registry-1.docker.io";
+
+impl Mirror {
+    /// The name clients key this mirror's upstream by: `docker.io` for Docker Hub (the
+    /// domain of its references), else the upstream's authority.
+    pub fn upstream_key(&self) -> &str {
+        if self.upstream == DOCKER_HUB_HOST {
+            "docker.io"
+        } else {
+            &self.upstream
+        }
+    }
+
+    /// A mirror of Docker Hub without a path: what dockerd's `registry-mirrors` express.
+    pub fn is_plain_docker_hub_mirror(&self) -> bool {
+        self.upstream == DOCKER_HUB_HOST && self.path.is_empty()
+    }
+}
+
 /// What a driver knows of its cell.
 pub struct CellEnv<'a> {
     /// The client's binary.
@@ -190,15 +212,15 @@ pub fn by_name(name: &str) -> Option<Box<dyn Driver>> {
     all().into_iter().find(|d| d.name() == name)
 }
 
-/// The scenario's mirrors grouped by upstream, upstreams and mirrors in the scenario's
-/// order: the shape of every client's mirror configuration (one entry per upstream, its
-/// mirrors tried in order).
+/// The scenario's mirrors grouped by upstream ([`Mirror::upstream_key`]: `docker.io` for
+/// Docker Hub), upstreams and mirrors in the scenario's order: the shape of every client's
+/// mirror configuration (one entry per upstream, its mirrors tried in order).
 pub(crate) fn mirrors_by_upstream(mirrors: &[Mirror]) -> Vec<(&str, Vec<&Mirror>)> {
     let mut groups: Vec<(&str, Vec<&Mirror>)> = Vec::new();
     for m in mirrors {
-        match groups.iter_mut().find(|(u, _)| *u == m.upstream) {
+        match groups.iter_mut().find(|(u, _)| *u == m.upstream_key()) {
             Some((_, list)) => list.push(m),
-            None => groups.push((&m.upstream, vec![m])),
+            None => groups.push((m.upstream_key(), vec![m])),
         }
     }
     groups

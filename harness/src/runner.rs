@@ -761,6 +761,7 @@ async fn run_steps(
         // must succeed; the action's own commands run until one fails, and the last one run
         // carries the step's expectation.
         let preparation = client.driver.preparation(&action);
+        let binds = client.driver.binds(cell);
         let first = records.len();
         for (n, argv) in commands.into_iter().enumerate() {
             let invocation = Invocation {
@@ -768,7 +769,7 @@ async fn run_steps(
                 env: env.clone(),
                 cwd: sandbox.work.clone(),
                 hosts_file: Some(sandbox.hosts_file.clone()),
-                binds: vec![],
+                binds: binds.clone(),
                 timeout,
             };
             let finished = invocation.run().await;

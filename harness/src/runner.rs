@@ -783,6 +783,7 @@ async fn run_steps(
         // must succeed; the action's own commands run until one fails, and the last one run
         // carries the step's expectation.
         let preparation = client.driver.preparation(&action);
+        let binds = client.driver.binds(cell);
         let first = records.len();
         for (n, argv) in commands.into_iter().enumerate() {
             let invocation = Invocation {
@@ -790,7 +791,7 @@ async fn run_steps(
                 env: env.clone(),
                 cwd: sandbox.work.clone(),
                 hosts_file: Some(sandbox.hosts_file.clone()),
-                binds: vec![],
+                binds: binds.clone(),
                 timeout,
             };
             let finished = invocation.run().await;

@@ -30,6 +30,8 @@ use std::sync::Arc;
 const DEFAULT_CLIENTS: &[&str] = &[
     "crane",
     "skopeo",
+    "podman",
+    "buildah",
     "docker",
     "buildctl",
     "nerdctl@2.0.0",
@@ -44,8 +46,8 @@ const DEFAULT_CLIENTS: &[&str] = &[
 #[derive(clap::Args)]
 pub struct Args {
     /// Clients to run: `name`, `name@version`, or `name=PATH` for your own build.
-    /// Repeatable and comma-separated [default: crane, skopeo, docker, buildctl,
-    /// nerdctl@2.0.0, nerdctl@2.0.3, ctr, pack, jib@3.2.0, jib@3.5.2, regctl].
+    /// Repeatable and comma-separated [default: crane, skopeo, podman, buildah, docker,
+    /// buildctl, nerdctl@2.0.0, nerdctl@2.0.3, ctr, pack, jib@3.2.0, jib@3.5.2, regctl].
     #[arg(long = "client", value_name = "NAME[@VERSION|=PATH]")]
     clients: Vec<String>,
     /// Only scenarios whose file stem matches this glob (`*` wildcards), e.g. `acr-*`.

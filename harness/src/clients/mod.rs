@@ -3,6 +3,7 @@
 //! configuration files they read); it never decides an outcome — the real process does. An
 //! action a client lacks makes the cell `not-applicable`.
 
+pub mod buildah;
 pub mod buildkit;
 pub mod containerd;
 pub mod crane;
@@ -11,6 +12,7 @@ pub mod docker;
 pub mod jib;
 pub mod nerdctl;
 pub mod pack;
+pub mod podman;
 pub mod refclient;
 pub mod regctl;
 pub mod skopeo;
@@ -185,6 +187,12 @@ pub trait Driver: Send + Sync {
     fn prepare(&self, _cell: &CellEnv, _action: &ResolvedAction) -> Result<(), String> {
         Ok(())
     }
+    /// `(sandbox dir, fixed path)` bind mounts in the mount namespace of every command of
+    /// the cell, for state a client writes to a fixed path whatever its flags say
+    /// (podman's and buildah's blob-info cache under `/var/lib/containers/cache`).
+    fn binds(&self, _cell: &CellEnv) -> Vec<(PathBuf, PathBuf)> {
+        Vec::new()
+    }
     /// The daemons the client needs; may write their configuration files into the sandbox.
     fn daemons(&self, _cell: &CellEnv) -> Result<Vec<DaemonSpec>, String> {
         Ok(Vec::new())
@@ -196,6 +204,8 @@ pub fn all() -> Vec<Box<dyn Driver>> {
     vec![
         Box::new(crane::Crane),
         Box::new(skopeo::Skopeo),
+        Box::new(podman::Podman),
+        Box::new(buildah::Buildah),
         Box::new(docker::Docker),
         Box::new(buildkit::Buildctl),
         Box::new(nerdctl::Nerdctl),

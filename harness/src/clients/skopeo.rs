@@ -94,7 +94,7 @@ fn registries_conf(cell: &CellEnv) -> PathBuf {
 
 /// The cell's `registries.conf` (v2): one `[[registry]]` per upstream with its mirrors, in
 /// the scenario's order; empty without mirrors.
-fn registries_conf_toml(mirrors: &[Mirror]) -> String {
+pub(crate) fn registries_conf_toml(mirrors: &[Mirror]) -> String {
     let mut out = String::from("# written by regcompat for this cell\n");
     for (upstream, mirrors) in super::mirrors_by_upstream(mirrors) {
         out.push_str(&format!("\n[[registry]]\nlocation = {upstream:?}\n"));

@@ -1,6 +1,6 @@
-//! Debian clients (skopeo, docker.io, containerd, runc): apt-get install with services
-//! blocked, then `bin/<binary>` symlinks to the packaged binaries so every client looks
-//! the same to the harness. The harness starts daemons itself.
+//! Debian clients (skopeo, podman, buildah, docker.io, containerd, runc): apt-get install
+//! with services blocked, then `bin/<binary>` symlinks to the packaged binaries so every
+//! client looks the same to the harness. The harness starts daemons itself.
 
 use std::collections::BTreeSet;
 use std::fs;

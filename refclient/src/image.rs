@@ -18,6 +18,9 @@ pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list
 const OCI_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
+/// The host that serves Docker Hub's registry API.
+pub const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
+
 /// `host[:port]/name[:tag][@sha256:…]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reference {
@@ -50,9 +53,25 @@ impl Reference {
         if name.is_empty() {
             return Err(bad("no repository"));
         }
+        // Docker Hub's references name `docker.io` (or the legacy `index.docker.io`); its API
+        // is served by registry-1.docker.io, official images under `library/`
+        // (distribution/reference's normalisation, as docker, containerd and buildkit do).
+        let hub = ["docker.io", "index.docker.io"]
+            .iter()
+            .any(|h| registry.eq_ignore_ascii_case(h));
+        let (registry, name) = if hub {
+            let name = if name.contains('/') {
+                name.to_owned()
+            } else {
+                format!("library/{name}")
+            };
+            (DOCKER_HUB_API_HOST.to_owned(), name)
+        } else {
+            (registry.to_owned(), name.to_owned())
+        };
         Ok(Self {
-            registry: registry.to_owned(),
-            name: name.to_owned(),
+            registry,
+            name,
             tag,
             digest,
         })
@@ -527,6 +546,23 @@ mod tests {
         assert_eq!(r.manifest_ref(), "latest");
         assert!(Reference::parse("library/alpine:3").is_err());
         assert!(Reference::parse("noreg").is_err());
+    }
+
+    #[test]
+    fn docker_hub_references_go_to_its_api_host() {
+        for text in ["docker.io/library/alpine:3", "index.docker.io/alpine:3"] {
+            let r = Reference::parse(text).unwrap();
+            assert_eq!(
+                (r.registry.as_str(), r.name.as_str()),
+                ("registry-1.docker.io", "library/alpine"),
+                "{text}"
+            );
+        }
+        let r = Reference::parse("docker.io/octo/app:1").unwrap();
+        assert_eq!(r.name, "octo/app");
+        // The API host itself is any registry: no `library/` added.
+        let r = Reference::parse("registry-1.docker.io/alpine:3").unwrap();
+        assert_eq!(r.name, "alpine");
     }
 
     #[test]

@@ -341,8 +341,14 @@ mod tests {
         with_upstream(hub, |cell| {
             let dir = hosts_dir(cell).expect("hosts dir");
             let text = std::fs::read_to_string(dir.join("docker.io/hosts.toml")).unwrap();
-            assert!(text.contains("server = \"https://registry-1.docker.io\""), "{text}");
-            assert!(text.contains("[host.\"https://mirror.test:5443\"]"), "{text}");
+            assert!(
+                text.contains("server = \"https://registry-1.docker.io\""),
+                "{text}"
+            );
+            assert!(
+                text.contains("[host.\"https://mirror.test:5443\"]"),
+                "{text}"
+            );
         });
         // dockerd: registry-mirrors for Docker Hub only.
         with_upstream(hub, |cell| {

@@ -13,6 +13,7 @@
 //! name = "acr"
 //! hostname = "myregistry.azurecr.io"
 //! # address = "127.0.0.2"  port = 443  tls = true  storage = "/var/tmp/acr"
+//! # tls_versions = ["1.2"]             # a TLS 1.2-only endpoint (default: 1.3 and 1.2)
 //! anonymous = []                       # grants without credentials: ["public/**:pull"]
 //! [host.profile]
 //! kind = "acr"                          # open | bearer | acr | ecr | gitlab | dockerhub | mirror
@@ -142,6 +143,9 @@ pub struct HostConfig {
     pub port: u16,
     #[serde(default = "default_true")]
     pub tls: bool,
+    /// The TLS versions the host speaks (`["1.2"]`: a TLS 1.2-only endpoint); default both.
+    #[serde(default)]
+    pub tls_versions: Vec<crate::tls::TlsVersion>,
     #[serde(default)]
     pub storage: Option<PathBuf>,
     pub profile: Spanned<ProfileConfig>,
@@ -843,6 +847,7 @@ impl HostConfig {
         spec.address = self.address.and_then(|a| a.get_ref().parse().ok());
         spec.port = self.port;
         spec.tls = self.tls;
+        spec.tls_versions = self.tls_versions;
         spec.storage = self.storage;
         spec.options = options;
         spec.seeds = seeds;

@@ -31,7 +31,8 @@ pub struct HostSpec {
     pub name: String,
     /// What clients dial: `myregistry.azurecr.io`.
     pub hostname: String,
-    /// Loopback only; `None` = the next free address from [`FleetOptions::first_address`].
+    /// Loopback (or, with [`FleetOptions::private_network`], RFC 5737); `None` = the next
+    /// free address from [`FleetOptions::first_address`].
     pub address: Option<IpAddr>,
     /// 443 unless said otherwise; 0 = ephemeral.
     pub port: u16,
@@ -42,6 +43,8 @@ pub struct HostSpec {
     pub seeds: Vec<(String, String, Image)>,
     /// Fault rules of this host (their `match.host` is set to the host's name).
     pub faults: Vec<FaultConfig>,
+    /// The TLS versions the host speaks; empty: 1.3 and 1.2.
+    pub tls_versions: Vec<crate::tls::TlsVersion>,
 }
 
 impl HostSpec {
@@ -58,6 +61,7 @@ impl HostSpec {
             storage: None,
             seeds: Vec::new(),
             faults: Vec::new(),
+            tls_versions: Vec::new(),
         }
     }
 }
@@ -77,6 +81,11 @@ pub struct FleetOptions {
     /// Time limits of every listener of the fleet, the admin API's included
     /// ([`listener::ConnectionLimits::default`]).
     pub connection_limits: listener::ConnectionLimits,
+    /// The fleet runs on threads inside a private network namespace (no interface out, no
+    /// default route — checked at start by [`crate::addresses::check_private_network`]):
+    /// its hosts and its mirrors' upstreams may then use RFC 5737 addresses as well as
+    /// loopback. The harness's per-cell network sets it; `serve` never does.
+    pub private_network: bool,
 }
 
 impl FleetOptions {
@@ -88,6 +97,7 @@ impl FleetOptions {
             admin: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             journal_limits: JournalLimits::DEFAULT,
             connection_limits: listener::ConnectionLimits::default(),
+            private_network: false,
         }
     }
 }
@@ -149,6 +159,13 @@ impl Fleet {
         options: FleetOptions,
     ) -> Result<RunningFleet, FleetError> {
         check_unique(&hosts)?;
+        let private = options.private_network;
+        if private {
+            crate::addresses::check_private_network().map_err(|reason| FleetError::Host {
+                name: "fleet".into(),
+                reason,
+            })?;
+        }
         std::fs::create_dir_all(&options.state_dir).map_err(|source| FleetError::State {
             path: options.state_dir.clone(),
             source,
@@ -160,7 +177,7 @@ impl Fleet {
 
         let journal = Arc::new(Journal::with_limits(options.journal_limits));
         let faults = Arc::new(Faults::default());
-        let mut addresses = AddressPool::new(options.first_address, &hosts);
+        let mut addresses = AddressPool::new(options.first_address, &hosts, private);
         let stop = CancellationToken::new();
         let limits = options.connection_limits;
         let mut tasks = JoinSet::new();
@@ -200,10 +217,13 @@ impl Fleet {
         let mut bound = Vec::new();
         for spec in hosts {
             let listener = match spec.address {
-                Some(ip) if !ip.is_loopback() => {
+                Some(ip) if !crate::addresses::permitted(ip, private) => {
                     return Err(FleetError::Host {
                         name: spec.name,
-                        reason: format!("address {ip} is not loopback (127.0.0.0/8 or ::1)"),
+                        reason: format!(
+                            "address {ip} is not {}",
+                            crate::addresses::permitted_text(private)
+                        ),
                     });
                 }
                 Some(ip) => bind(&spec.name, SocketAddr::new(ip, spec.port)).await?,
@@ -227,6 +247,7 @@ impl Fleet {
                     m.resolve.entry(h.clone()).or_insert(*a);
                 }
                 m.ca_pem.get_or_insert_with(|| ca_path.clone());
+                m.private_network = private;
             }
             let storage: Arc<dyn Storage> = match &spec.storage {
                 Some(dir) => Arc::new(
@@ -270,7 +291,11 @@ impl Fleet {
             vhost.faults = Some(faults.clone());
             let vhost = Arc::new(vhost);
             let tls = if spec.tls {
-                Some(ca.issue(std::slice::from_ref(&spec.hostname), &[])?)
+                Some(ca.issue_with_versions(
+                    std::slice::from_ref(&spec.hostname),
+                    &[],
+                    &spec.tls_versions,
+                )?)
             } else {
                 None
             };
@@ -501,25 +526,31 @@ fn check_unique(hosts: &[HostSpec]) -> Result<(), FleetError> {
 struct AddressPool {
     next: u32,
     taken: BTreeSet<IpAddr>,
+    private_network: bool,
 }
 
 impl AddressPool {
-    fn new(first: Ipv4Addr, hosts: &[HostSpec]) -> Self {
+    fn new(first: Ipv4Addr, hosts: &[HostSpec], private_network: bool) -> Self {
         Self {
             next: u32::from(first),
             taken: hosts.iter().filter_map(|h| h.address).collect(),
+            private_network,
         }
     }
 
-    /// The next free loopback address; an error once 127.0.0.0/8 is exhausted (never an
-    /// address outside loopback).
+    /// The next free address; an error once the permitted range (loopback, or in a private
+    /// network the documentation range the pool started in) is exhausted — never an address
+    /// outside it.
     fn next(&mut self) -> Result<IpAddr, FleetError> {
         loop {
             let ip = IpAddr::V4(Ipv4Addr::from(self.next));
-            if !ip.is_loopback() || self.next == u32::MAX {
+            if !crate::addresses::permitted(ip, self.private_network) || self.next == u32::MAX {
                 return Err(FleetError::Host {
                     name: "fleet".into(),
-                    reason: "no free loopback address left in 127.0.0.0/8".into(),
+                    reason: format!(
+                        "no free address left in {}",
+                        crate::addresses::permitted_text(self.private_network)
+                    ),
                 });
             }
             self.next += 1;

@@ -14,6 +14,7 @@
 //! trait, memory and disk backends); [`digest`], [`names`] and [`media`] hold the spec's
 //! grammars; [`fixtures`] generates images; [`server`] starts it all.
 
+pub mod addresses;
 pub mod admin;
 pub mod api;
 pub mod auth;

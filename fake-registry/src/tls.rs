@@ -235,9 +235,20 @@ impl CertificateAuthority {
         hostnames: &[String],
         ips: &[IpAddr],
     ) -> Result<Arc<ServerConfig>, TlsError> {
+        self.issue_with_versions(hostnames, ips, &[])
+    }
+
+    /// [`Self::issue`] speaking only `versions` (empty: TLS 1.3 and 1.2) — an endpoint that
+    /// speaks TLS 1.2 alone, as Azure Stack Hub's registry does.
+    pub fn issue_with_versions(
+        &self,
+        hostnames: &[String],
+        ips: &[IpAddr],
+        versions: &[TlsVersion],
+    ) -> Result<Arc<ServerConfig>, TlsError> {
         let (cert, key) = self.issue_leaf(hostnames, ips)?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        server_config(vec![cert.der().clone()], key)
+        server_config_with_versions(vec![cert.der().clone()], key, versions)
     }
 
     fn issue_leaf(
@@ -288,9 +299,34 @@ pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<Arc<ServerConfig>, TlsError> {
+    server_config_with_versions(chain, key, &[])
+}
+
+/// A TLS protocol version a host speaks (`tls_versions = ["1.2"]` in a fleet file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    Tls12,
+    #[serde(rename = "1.3")]
+    Tls13,
+}
+
+/// [`server_config`] speaking only `versions` (empty: both).
+pub fn server_config_with_versions(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    versions: &[TlsVersion],
+) -> Result<Arc<ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut supported: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
+    if versions.is_empty() || versions.contains(&TlsVersion::Tls13) {
+        supported.push(&rustls::version::TLS13);
+    }
+    if versions.is_empty() || versions.contains(&TlsVersion::Tls12) {
+        supported.push(&rustls::version::TLS12);
+    }
     let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_protocol_versions(&supported)?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -330,6 +330,58 @@ async fn a_non_loopback_address_is_refused() {
 }
 
 #[tokio::test]
+async fn a_private_network_claimed_in_the_machines_namespace_is_refused() {
+    // Documentation addresses are only allowed where nothing leads out; the test runs in the
+    // machine's namespace, so the claim is checked and refused before anything binds.
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = HostSpec::new("x", "x.example.com", ProfileChoice::Open);
+    h.address = Some("198.51.100.2".parse().unwrap());
+    let mut options = FleetOptions::new(dir.path());
+    options.private_network = true;
+    let err = Fleet::start(vec![h], options).await.err().expect("refused");
+    assert!(err.to_string().contains("not a private network"), "{err}");
+}
+
+#[tokio::test]
+async fn a_tls_1_2_only_host_refuses_tls_1_3_alone_and_serves_tls_1_2() {
+    install_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = HostSpec::new("acr", ACR, ProfileChoice::Open);
+    h.tls_versions = vec![fake_registry::tls::TlsVersion::Tls12];
+    let mut options = FleetOptions::new(dir.path());
+    options.first_address = Ipv4Addr::new(127, 0, 206, 2);
+    let fleet = Fleet::start(vec![h], options).await.expect("fleet");
+    let ca = std::fs::read(fleet.ca_pem_path()).expect("ca.pem");
+    let addr = fleet.host("acr").expect("host").addr;
+    let client = |min: reqwest::tls::Version, max: reqwest::tls::Version| {
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .resolve(ACR, addr)
+            .min_tls_version(min)
+            .max_tls_version(max)
+            .build()
+            .unwrap()
+    };
+    use reqwest::tls::Version;
+    let url = format!("https://{ACR}/v2/");
+    let tls12 = client(Version::TLS_1_2, Version::TLS_1_2)
+        .get(&url)
+        .send()
+        .await;
+    assert_eq!(tls12.expect("TLS 1.2 is served").status(), 200);
+    let tls13 = client(Version::TLS_1_3, Version::TLS_1_3)
+        .get(&url)
+        .send()
+        .await;
+    assert!(
+        tls13.is_err(),
+        "a TLS 1.3-only client must fail the handshake"
+    );
+    fleet.shutdown().await;
+}
+
+#[tokio::test]
 async fn serve_config_prints_a_ready_line_and_serves_the_fleet() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();

@@ -10,12 +10,14 @@
 //! client = "nerdctl"                   # the client's name in clients.toml
 //! versions = ">=2.0.0, <2.0.3"         # a semver requirement; "*" = every version, dev too
 //! scenario = "gitlab-subpath-login-build"   # a scenario id, or a glob (`gitlab-port-443-*`)
+//!                                      # a family's base: every member's cells; a variant:
+//!                                      # only the cells that ran it
 //! reason = "login stores the credential only under host:443; buildctl looks up host"
 //! link = "https://github.com/containerd/nerdctl/issues/3748"
 //! ```
 
 use fake_registry::config::{ConfigError, toml_error};
-use reports::{KnownIssue, RunReport, Verdict};
+use reports::{Cell, KnownIssue, RunReport, Verdict};
 use serde::Deserialize;
 use std::path::Path;
 use toml::Spanned;
@@ -48,6 +50,17 @@ impl Record {
         self.client.get_ref() == client
             && crate::scenario::glob(self.scenario.get_ref(), scenario)
             && self.covers_version(version)
+    }
+
+    /// Whether this record covers `cell` of `client` at `version`. A record naming the
+    /// cell's row — the base of a scenario family — covers it whichever member ran; one
+    /// naming a variant covers only the cells that ran that variant ([`Cell::variant`]).
+    pub fn covers_cell(&self, client: &str, version: &str, cell: &Cell) -> bool {
+        self.covers(client, version, &cell.scenario)
+            || cell
+                .variant
+                .as_deref()
+                .is_some_and(|variant| self.covers(client, version, variant))
     }
 
     /// Whether the record's `versions` covers `version` (`dev` only by `*`).
@@ -157,11 +170,11 @@ impl KnownFailures {
         })
     }
 
-    /// The record covering a cell, if any.
-    pub fn find(&self, client: &str, version: &str, scenario: &str) -> Option<&Record> {
+    /// The record covering a cell, if any ([`Record::covers_cell`]).
+    pub fn find(&self, client: &str, version: &str, cell: &Cell) -> Option<&Record> {
         self.records
             .iter()
-            .find(|r| r.covers(client, version, scenario))
+            .find(|r| r.covers_cell(client, version, cell))
     }
 
     /// Applies the records to a run's cells: `fail` → `known-failure`, `pass` → `fixed`,
@@ -177,7 +190,7 @@ impl KnownFailures {
             let Some(i) = self
                 .records
                 .iter()
-                .position(|r| r.covers(&info.name, &info.version, &cell.scenario))
+                .position(|r| r.covers_cell(&info.name, &info.version, cell))
             else {
                 continue;
             };
@@ -215,7 +228,7 @@ impl KnownFailures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reports::{Cell, ClientInfo, SCHEMA_VERSION};
+    use reports::{ClientInfo, SCHEMA_VERSION};
 
     const FILE: &str = r#"
 [[known]]
@@ -290,6 +303,67 @@ link = "https://github.com/containers/image/issues/111"
         assert!(r.cells[2].reason.contains("update known-failures.toml"));
         assert!(unused.is_empty());
         assert!(r.has_failures(), "fail and fixed cells fail the job");
+    }
+
+    /// A record naming a family's variant covers the cells that ran it (on the base's row);
+    /// one naming the base covers the cells of every member.
+    #[test]
+    fn records_of_a_variant_cover_its_cells_records_of_the_base_every_members() {
+        let known = KnownFailures::parse(
+            r#"
+[[known]]
+client = "nerdctl"
+versions = "*"
+scenario = "fault-x-builder-create"
+reason = "fails the variant"
+link = "https://example.com/variant"
+
+[[known]]
+client = "skopeo"
+versions = "*"
+scenario = "fault-x"
+reason = "fails the family"
+link = "https://example.com/base"
+"#,
+            "k.toml",
+        )
+        .unwrap();
+        let mut r = report(&[
+            ("fault-x", "nerdctl@2.0.0", Verdict::Fail),
+            ("fault-x", "nerdctl@2.0.3", Verdict::Fail),
+            ("fault-x", "skopeo@dev", Verdict::Fail),
+        ]);
+        let variant = Some("fault-x-builder-create".to_owned());
+        r.cells[0].variant = variant.clone(); // ran the variant: its record applies
+        r.cells[2].variant = variant; // ran the variant: the base's record applies too
+        let cell_of_base = Cell::without_evidence("fault-x", "nerdctl@2.0.0", Verdict::Fail, "");
+        assert!(
+            known.find("nerdctl", "2.0.0", &cell_of_base).is_none(),
+            "a variant's record does not cover a cell that ran the base"
+        );
+        assert!(known.apply(&mut r).is_empty());
+        let verdicts: Vec<Verdict> = r.cells.iter().map(|c| c.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [Verdict::KnownFailure, Verdict::Fail, Verdict::KnownFailure]
+        );
+        let links: Vec<Option<&str>> = r
+            .cells
+            .iter()
+            .map(|c| c.known.as_ref().map(|k| k.link.as_str()))
+            .collect();
+        assert_eq!(
+            links,
+            [
+                Some("https://example.com/variant"),
+                None,
+                Some("https://example.com/base")
+            ]
+        );
+        // A cell that ran the base is covered by the base's record.
+        let mut base = report(&[("fault-x", "skopeo@dev", Verdict::Pass)]);
+        known.apply(&mut base);
+        assert_eq!(base.cells[0].verdict, Verdict::Fixed);
     }
 
     #[test]

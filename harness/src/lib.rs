@@ -8,6 +8,7 @@ pub mod clients;
 pub mod credhelper;
 pub mod fault_checks;
 pub mod known;
+pub mod network;
 pub mod process;
 pub mod provision;
 pub mod runner;

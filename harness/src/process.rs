@@ -1,13 +1,16 @@
-//! Running one client process: its own process group, its own private mount namespace with
-//! the cell's hosts file bound over `/etc/hosts`, a cleared environment, a timeout after
+//! Running one client process: its own process group, the cell's network namespace (when it
+//! has one), its own private mount namespace with the cell's hosts file bound over
+//! `/etc/hosts`, a cleared environment, a timeout after
 //! which the whole group is killed (SIGTERM, then SIGKILL), and the group killed again when
 //! the process exits so nothing it started outlives it. Output is captured with a bounded
 //! tail.
 
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
@@ -28,6 +31,9 @@ pub struct Invocation {
     /// with fixed paths (buildkitd's `/run/buildkit/otel-grpc.sock`) that would collide
     /// between cells.
     pub binds: Vec<(PathBuf, PathBuf)>,
+    /// The cell's private network namespace ([`crate::network`]), entered before `exec`;
+    /// `None`: the machine's (loopback cells).
+    pub netns: Option<Arc<OwnedFd>>,
     pub timeout: Duration,
 }
 
@@ -45,9 +51,18 @@ pub struct Finished {
 
 impl Invocation {
     /// A shell line that reproduces this run by hand (environment included, hosts file
-    /// bound with `unshare`).
+    /// bound with `unshare`, the cell's network entered with `nsenter` through the
+    /// harness's handle — valid while the harness holds the cell, as `cargo xtask repro`
+    /// does).
     pub fn repro(&self) -> String {
         let mut line = String::new();
+        if let Some(ns) = &self.netns {
+            line.push_str(&format!(
+                "nsenter --net=/proc/{}/fd/{} ",
+                std::process::id(),
+                ns.as_raw_fd()
+            ));
+        }
         if let Some(h) = &self.hosts_file {
             let mut mounts = format!("mount --bind {} /etc/hosts", h.display());
             for (source, target) in &self.binds {
@@ -138,6 +153,8 @@ impl Invocation {
     fn command(&self, stdout: Stdio, stderr: Stdio) -> Result<tokio::process::Command, String> {
         let program = self.argv.first().ok_or("empty command")?;
         let hosts = self.hosts_file.as_deref().map(path_cstring).transpose()?;
+        // The handle stays open until after the spawn (`self` outlives it).
+        let netns = self.netns.as_ref().map(|ns| ns.as_raw_fd());
         let mut binds = Vec::new();
         for (source, target) in &self.binds {
             for dir in [source, target] {
@@ -155,9 +172,9 @@ impl Invocation {
             .stderr(stderr)
             .kill_on_drop(true);
         // SAFETY: the closure only makes async-signal-safe system calls (setpgid, prctl,
-        // unshare, mount) on data allocated before the fork.
+        // setns, unshare, mount) on data allocated before the fork.
         unsafe {
-            cmd.pre_exec(move || isolate(hosts.as_ref(), &binds));
+            cmd.pre_exec(move || isolate(netns, hosts.as_ref(), &binds));
         }
         Ok(cmd)
     }
@@ -222,7 +239,11 @@ fn path_cstring(p: &Path) -> Result<CString, String> {
 }
 
 /// Runs in the child between fork and exec.
-fn isolate(hosts: Option<&CString>, binds: &[(CString, CString)]) -> std::io::Result<()> {
+fn isolate(
+    netns: Option<i32>,
+    hosts: Option<&CString>,
+    binds: &[(CString, CString)],
+) -> std::io::Result<()> {
     let check = |rc: libc::c_int| {
         if rc == 0 {
             Ok(())
@@ -235,6 +256,9 @@ fn isolate(hosts: Option<&CString>, binds: &[(CString, CString)]) -> std::io::Re
     unsafe {
         check(libc::setpgid(0, 0))?;
         check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+        if let Some(ns) = netns {
+            check(libc::setns(ns, libc::CLONE_NEWNET))?;
+        }
         if let Some(hosts) = hosts {
             check(libc::unshare(libc::CLONE_NEWNS))?;
             check(libc::mount(

@@ -3,6 +3,7 @@
 //! client processes → fake registry → journal → verdict → [`reports::Cell`].
 
 use crate::clients::{CellEnv, DaemonSpec, Driver, Mirror, ResolvedAction};
+use crate::network::CellNetwork;
 use crate::process::Invocation;
 use crate::sandbox::Sandbox;
 use crate::scenario::{Action, Count, Outcome, Scenario};
@@ -115,34 +116,23 @@ pub async fn run_cell_with(
         Ok(b) => b.clone(),
         Err(why) => return cell_of(scenario_path, client, Verdict::NotRun, why.clone(), started),
     };
-    let scenario = if client.driver.supports(Action::Login) {
-        scenario
-    } else {
-        scenario.with_setup_logins_as_config()
+    // The row's scenario, else the first of its variants the client can express.
+    let is_variant = scenario.variant_of.is_some();
+    let (scenario, variant) = match as_expressed(scenario, client) {
+        Ok(scenario) => (scenario, None),
+        // A variant run as its own file (the mutation test, `repro`) has no family to try.
+        Err(why) if is_variant => {
+            return cell_of(scenario_path, client, Verdict::NotApplicable, why, started);
+        }
+        Err(why) => match family_member(scenario_path, client, why) {
+            Ok((scenario, id)) => (scenario, Some(id)),
+            Err((verdict, reason)) => {
+                return cell_of(scenario_path, client, verdict, reason, started);
+            }
+        },
     };
-    if let Some(step) = scenario
-        .steps
-        .iter()
-        .find(|s| !client.driver.supports(s.action))
-    {
-        return cell_of(
-            scenario_path,
-            client,
-            Verdict::NotApplicable,
-            format!("{} has no `{}` action", client.id, step.action.as_str()),
-            started,
-        );
-    }
-    if let Some(why) = client.driver.unsupported_setup(&scenario.client) {
-        return cell_of(
-            scenario_path,
-            client,
-            Verdict::NotApplicable,
-            format!("{}: {why}", client.id),
-            started,
-        );
-    }
-    let root = sandbox_dir(scratch, &scenario.id, &client.id);
+    // Named after the row: one cell per row and client, whichever member ran.
+    let root = sandbox_dir(scratch, &stem(scenario_path), &client.id);
     let hold = options.hold.as_ref();
     let mut cell = match run_in_sandbox(scenario, client, &bin, index, &root, hold).await {
         Ok(cell) => cell,
@@ -160,8 +150,69 @@ pub async fn run_cell_with(
     if !keep {
         Sandbox::at(&root).remove();
     }
+    cell.scenario = stem(scenario_path);
+    cell.variant = variant;
     cell.duration_ms = started.elapsed().as_millis() as u64;
     cell
+}
+
+/// The scenario as `client` runs it — setup logins as `config.json` for a client without a
+/// login command — or why the client cannot express it (an action it does not have, a
+/// setup it cannot take).
+fn as_expressed(scenario: Scenario, client: &ClientUnderTest) -> Result<Scenario, String> {
+    let scenario = if client.driver.supports(Action::Login) {
+        scenario
+    } else {
+        scenario.with_setup_logins_as_config()
+    };
+    if let Some(step) = scenario
+        .steps
+        .iter()
+        .find(|s| !client.driver.supports(s.action))
+    {
+        return Err(format!(
+            "{} has no `{}` action",
+            client.id,
+            step.action.as_str()
+        ));
+    }
+    if let Some(why) = client.driver.unsupported_setup(&scenario.client) {
+        return Err(format!("{}: {why}", client.id));
+    }
+    Ok(scenario)
+}
+
+/// For a client that cannot express the base scenario at `base` (`why`): the first of its
+/// variants ([`crate::scenario::variants_of`], in file-name order) the client can express,
+/// with its id. Else `not-applicable`, naming what the base needs and every variant tried —
+/// or `error` when a variant does not load.
+fn family_member(
+    base: &Path,
+    client: &ClientUnderTest,
+    why: String,
+) -> Result<(Scenario, String), (Verdict, String)> {
+    let variants = crate::scenario::variants_of(base)
+        .map_err(|e| (Verdict::Error, format!("scenario: {e}")))?;
+    let mut tried = Vec::new();
+    for path in variants {
+        let variant =
+            Scenario::load(&path).map_err(|e| (Verdict::Error, format!("scenario: {e}")))?;
+        let id = variant.id.clone();
+        match as_expressed(variant, client) {
+            Ok(variant) => return Ok((variant, id)),
+            Err(no) => tried.push(format!("`{id}`: {no}")),
+        }
+    }
+    if tried.is_empty() {
+        return Err((Verdict::NotApplicable, why));
+    }
+    Err((
+        Verdict::NotApplicable,
+        format!(
+            "{why}; nor can it run a variant of this scenario ({})",
+            tried.join("; ")
+        ),
+    ))
 }
 
 fn cell_of(
@@ -198,7 +249,9 @@ async fn run_in_sandbox(
     hold: Option<&Hold>,
 ) -> Result<Cell, String> {
     let _ = std::fs::remove_dir_all(root);
-    let sandbox = Sandbox::create(root).map_err(|e| e.to_string())?;
+    let mut sandbox = Sandbox::create(root).map_err(|e| e.to_string())?;
+    let network = CellNetwork::for_cell()?;
+    sandbox.netns = network.namespace();
 
     // Principals by name, for config.json and logins.
     let mut principals: Principals = BTreeMap::new();
@@ -221,11 +274,7 @@ async fn run_in_sandbox(
         .unwrap_or(0);
     // The fleet takes the hosts; the rest of the scenario drives the client.
     let specs = FleetConfig::from_hosts(std::mem::take(&mut scenario.hosts)).into_hosts(now)?;
-    let mut options = FleetOptions::new(root.join("fleet"));
-    options.first_address = cell_address(index);
-    let fleet = Fleet::start(specs, options)
-        .await
-        .map_err(|e| format!("fake registry: {e}"))?;
+    let fleet = start_fleet(&network, specs, root, index).await?;
 
     let result = drive(
         &fleet,
@@ -239,10 +288,13 @@ async fn run_in_sandbox(
     )
     .await;
     fleet.shutdown().await;
+    let network_line = network.describe();
+    drop(network);
     let (steps, checks, journal, artifacts) = result?;
     let (verdict, reason) = judge(&steps, &checks);
     Ok(Cell {
         scenario: scenario.id.clone(),
+        variant: None,
         client: client.id.clone(),
         verdict,
         reason,
@@ -252,7 +304,34 @@ async fn run_in_sandbox(
         journal,
         artifacts,
         known: None,
+        network: Some(network_line),
     })
+}
+
+/// Starts the cell's fleet: in a private network on the namespace's runtime (whose threads
+/// live in it) from TEST-NET-2's first address, else on the cell's own loopback addresses.
+async fn start_fleet(
+    network: &CellNetwork,
+    specs: Vec<fake_registry::fleet::HostSpec>,
+    root: &Path,
+    index: usize,
+) -> Result<RunningFleet, String> {
+    let mut options = FleetOptions::new(root.join("fleet"));
+    let started = match network.runtime() {
+        Some(runtime) => {
+            options.first_address = fake_registry::addresses::PRIVATE_FIRST_ADDRESS;
+            options.private_network = true;
+            runtime
+                .spawn(Fleet::start(specs, options))
+                .await
+                .map_err(|e| format!("fake registry: {e}"))?
+        }
+        None => {
+            options.first_address = cell_address(index);
+            Fleet::start(specs, options).await
+        }
+    };
+    started.map_err(|e| format!("fake registry: {e}"))
 }
 
 /// The verdict of a cell whose client ran: `fail` at the first step that did not go as
@@ -449,7 +528,7 @@ async fn drive(
     let journal = fleet.journal();
     let redactor = journal.redactor.clone();
     let setup = &scenario.client;
-    write_hosts_and_ca(fleet, sandbox, setup)?;
+    let trusted_ca = write_hosts_and_ca(fleet, sandbox, setup)?;
     let authority = |name: &str| fleet.host(name).map(|h| h.authority());
     let resolve = |text: &str| {
         let mut out = text.to_owned();
@@ -469,7 +548,7 @@ async fn drive(
         tools: &client.tools,
         registries: &registries,
         mirrors: &files.mirrors,
-        ca_file: fleet.ca_pem_path(),
+        ca_file: &trusted_ca,
         credentials: &files.credentials,
         identity_tokens: &files.identity_tokens,
     };
@@ -512,11 +591,7 @@ async fn drive(
     let artifacts = keep_daemon_logs(sandbox, &daemon_names, &redactor);
     let records: Vec<StepRecord> = result?.into_iter().map(|s| s.record).collect();
     let entries = journal.all();
-    let mut checks = vec![CheckRecord {
-        description: "the client talked to the fake registry".into(),
-        passed: !entries.is_empty(),
-        detail: format!("{} request(s) in the journal", entries.len()),
-    }];
+    let mut checks = vec![talked_check(setup, &entries)];
     checks.extend(scenario.expectations.iter().map(|e| check(e, &entries)));
     if scenario
         .rules
@@ -532,11 +607,34 @@ async fn drive(
     Ok((records, checks, journal_json, artifacts))
 }
 
+/// The check every cell has: the client talked to the fake registry — or, when the scenario
+/// withholds the fleet's CA, that nothing reached it (a verifying client stops at the
+/// handshake; the journal records only requests, which come after it).
+fn talked_check(setup: &crate::scenario::ClientSetup, entries: &[Entry]) -> CheckRecord {
+    let detail = format!("{} request(s) in the journal", entries.len());
+    if setup.untrusted_ca {
+        CheckRecord {
+            description: "no request reached the registry whose certificate the client does \
+                          not trust"
+                .into(),
+            passed: entries.is_empty(),
+            detail,
+        }
+    } else {
+        CheckRecord {
+            description: "the client talked to the fake registry".into(),
+            passed: !entries.is_empty(),
+            detail,
+        }
+    }
+}
+
 /// Principals by name: username (ECR's token user may have none), secret, kind.
 type Principals = BTreeMap<String, (Option<String>, String, PrincipalKind)>;
 
 /// The cell's hosts file (every fleet host on its address; a host the scenario calls
-/// unreachable on an address nothing listens on) and its CA bundle.
+/// unreachable on an address nothing listens on) and its CA bundle: the fleet's CA, or a
+/// decoy when the scenario withholds it. Returns the CA file the client is told to trust.
 /// Names of Docker Hub that no fleet host answers unless a scenario gives them one.
 const DOCKER_HUB_ALIASES: &[&str] = &["docker.io", "index.docker.io"];
 
@@ -544,7 +642,7 @@ fn write_hosts_and_ca(
     fleet: &RunningFleet,
     sandbox: &Sandbox,
     setup: &crate::scenario::ClientSetup,
-) -> Result<(), String> {
+) -> Result<PathBuf, String> {
     let blocked: Vec<&str> = setup
         .unreachable
         .iter()
@@ -571,9 +669,21 @@ fn write_hosts_and_ca(
         }
     }
     sandbox.write_hosts(&hosts).map_err(|e| e.to_string())?;
+    let trusted = if setup.untrusted_ca {
+        let decoy = sandbox.root.join("decoy-ca.pem");
+        fake_registry::tls::CertificateAuthority::generate(
+            "regcompat decoy CA (did not sign the fleet)",
+        )
+        .and_then(|ca| ca.write_pem(&decoy))
+        .map_err(|e| format!("decoy CA: {e}"))?;
+        decoy
+    } else {
+        fleet.ca_pem_path().to_owned()
+    };
     sandbox
-        .write_ca_bundle(fleet.ca_pem_path())
-        .map_err(|e| e.to_string())
+        .write_ca_bundle(&trusted)
+        .map_err(|e| e.to_string())?;
+    Ok(trusted)
 }
 
 /// What [`write_client_config`] set up for the client.
@@ -792,6 +902,7 @@ async fn run_steps(
                 cwd: sandbox.work.clone(),
                 hosts_file: Some(sandbox.hosts_file.clone()),
                 binds: binds.clone(),
+                netns: sandbox.netns.clone(),
                 timeout,
             };
             let finished = invocation.run().await;
@@ -963,6 +1074,7 @@ async fn start_daemon(
             cwd: sandbox.work.clone(),
             hosts_file: Some(sandbox.hosts_file.clone()),
             binds,
+            netns: sandbox.netns.clone(),
             timeout,
         };
     let mut daemon = invocation(spec.argv, spec.binds, Duration::from_secs(0))

@@ -5,15 +5,21 @@
 //! ([`crate::process`]); the machine's `/etc/hosts` is never touched.
 
 use std::net::IpAddr;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The system roots Go clients would use, to which the fleet's CA is appended.
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    #[error("refusing to run: {hostname} would resolve to {addr}, outside 127.0.0.0/8 and ::1")]
-    NotLoopback { hostname: String, addr: IpAddr },
+    #[error("refusing to run: {hostname} would resolve to {addr}, outside {allowed}")]
+    NotLoopback {
+        hostname: String,
+        addr: IpAddr,
+        allowed: &'static str,
+    },
     #[error("refusing to run: {0:?} is not a hostname")]
     BadHostname(String),
     #[error("sandbox {path}: {source}")]
@@ -34,6 +40,9 @@ pub struct Sandbox {
     /// A short directory for unix sockets (their paths are limited to 107 bytes, too short
     /// for paths under `root`): `/tmp/rc-<hash of root>`.
     pub sockets: PathBuf,
+    /// The cell's private network namespace ([`crate::network`]); `None` on loopback. With
+    /// it, the hosts file may map names to RFC 5737 addresses, which exist only inside it.
+    pub netns: Option<Arc<OwnedFd>>,
 }
 
 impl Sandbox {
@@ -54,6 +63,7 @@ impl Sandbox {
             hosts_file: root.join("hosts"),
             ca_bundle: root.join("ca-bundle.pem"),
             sockets: std::env::temp_dir().join(format!("rc-{:08x}", short_hash(root))),
+            netns: None,
         }
     }
 
@@ -77,9 +87,10 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Writes the hosts file; refuses any hostname that would resolve outside loopback.
+    /// Writes the hosts file; refuses any hostname that would resolve outside loopback (or,
+    /// in a private network, outside loopback and RFC 5737).
     pub fn write_hosts(&self, entries: &[(String, IpAddr)]) -> Result<(), SandboxError> {
-        let text = hosts_file(entries)?;
+        let text = hosts_file_in(entries, self.netns.is_some())?;
         self.write(&self.hosts_file, text.as_bytes())
     }
 
@@ -146,12 +157,23 @@ fn short_hash(path: &Path) -> u32 {
 
 /// The hosts file text for `entries`, with localhost first; refuses non-loopback addresses.
 pub fn hosts_file(entries: &[(String, IpAddr)]) -> Result<String, SandboxError> {
+    hosts_file_in(entries, false)
+}
+
+/// [`hosts_file`] for a cell in a private network (`private_network`): RFC 5737 addresses
+/// are allowed too — they exist only inside the cell's namespace.
+pub fn hosts_file_in(
+    entries: &[(String, IpAddr)],
+    private_network: bool,
+) -> Result<String, SandboxError> {
+    use fake_registry::addresses::{permitted, permitted_text};
     let mut text = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n");
     for (hostname, addr) in entries {
-        if !addr.is_loopback() {
+        if !permitted(*addr, private_network) {
             return Err(SandboxError::NotLoopback {
                 hostname: hostname.clone(),
                 addr: *addr,
+                allowed: permitted_text(private_network),
             });
         }
         if hostname.is_empty()
@@ -182,6 +204,15 @@ mod tests {
             hosts_file(&[("x.example.com".into(), "::1".parse().unwrap())]).is_ok(),
             "::1 is loopback"
         );
+    }
+
+    #[test]
+    fn documentation_addresses_only_in_a_private_network() {
+        let entry = [("acr.example".to_owned(), "198.51.100.2".parse().unwrap())];
+        assert!(hosts_file(&entry).is_err());
+        assert!(hosts_file_in(&entry, true).is_ok());
+        let out = [("x.example".to_owned(), "93.184.216.34".parse().unwrap())];
+        assert!(hosts_file_in(&out, true).is_err());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //! description = "behaviours.md §1.3: GET /oauth2/token with Basic, access_token only"
 //! rules = ["credential-for-its-registry"]  # the rules of docs/verdicts.md it tests
 //! sources = ["behaviours.md §1.3", "https://…"] # where the expected behaviour is documented
+//! # variant_of = "acr-sp-pull"         # one matrix row with that scenario (its family):
+//! #                                    # clients that cannot express it run this instead
 //!
 //! [[host]]                      # as in a fleet config (fake-registry/src/config.rs)
 //! name = "acr"
@@ -79,6 +81,15 @@ pub struct Scenario {
     /// fault kind one column. Default: the scenario's id.
     #[serde(default)]
     pub fault_kind: Option<String>,
+    /// This scenario is a *variant* of another scenario of the same directory (its id): the
+    /// same test met through an action the base's clients do not all have (pack cannot
+    /// pull, so `fault-503-blob-builder-create` is a variant of `fault-503-blob`). A base
+    /// and its variants are one *family*, one matrix row: each client runs the first member
+    /// it can express — the base, else its variants in file-name order. The base must
+    /// exist, must not be a variant itself and must name the same `rules` (checked by
+    /// [`Scenario::load`]).
+    #[serde(default)]
+    pub variant_of: Option<Spanned<String>>,
     #[serde(rename = "host")]
     pub hosts: Vec<HostConfig>,
     #[serde(default)]
@@ -152,6 +163,12 @@ pub struct ClientSetup {
     /// `credsStore` (seed 003's config.json).
     #[serde(default)]
     pub empty_auths: Vec<Spanned<String>>,
+    /// The client is given a CA that did not sign the fleet's certificates — a decoy in its
+    /// CA bundle and in every driver's CA setting — as when a user's machine does not trust
+    /// the registry: a client that verifies certificates refuses the registry before any
+    /// request, and the cell's automatic check becomes "no request reached the registry".
+    #[serde(default)]
+    pub untrusted_ca: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -313,7 +330,71 @@ impl Scenario {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         s.file = origin;
+        s.check_variant_of(path, &text)?;
         Ok(s)
+    }
+
+    /// A variant's base: a scenario file of the same directory, not a variant itself, with
+    /// the same rules (a family tests one thing, whichever member a client runs).
+    fn check_variant_of(&self, path: &Path, text: &str) -> Result<(), ConfigError> {
+        let Some(base) = &self.variant_of else {
+            return Ok(());
+        };
+        let err = |message: String, hint: &str| {
+            ConfigError::at(
+                text,
+                &self.file,
+                base.span().start,
+                "variant_of",
+                message,
+                hint,
+            )
+        };
+        let name = base.get_ref();
+        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+            return Err(err(
+                format!("{name:?} is not a scenario id"),
+                "name the base scenario by its file stem, e.g. `fault-503-blob`",
+            ));
+        }
+        if *name == self.id {
+            return Err(err(
+                "a scenario is not a variant of itself".into(),
+                "name the base scenario of this family",
+            ));
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let base_path = dir.join(format!("{name}.toml"));
+        let base_text = std::fs::read_to_string(&base_path).map_err(|e| {
+            err(
+                format!("no scenario {name:?} in {} ({e})", dir.display()),
+                "a variant's base is a scenario file of the same directory",
+            )
+        })?;
+        let base_scenario = Self::parse(&base_text, &base_path.display().to_string())
+            .map_err(|e| err(format!("its base does not load: {e}"), ""))?;
+        if let Some(grand) = &base_scenario.variant_of {
+            return Err(err(
+                format!("{name:?} is itself a variant (of {:?})", grand.get_ref()),
+                &format!("name the family's base: variant_of = {:?}", grand.get_ref()),
+            ));
+        }
+        let rules = |s: &Self| {
+            let mut r: Vec<String> = s.rules.iter().map(|r| r.get_ref().clone()).collect();
+            r.sort();
+            r
+        };
+        if rules(self) != rules(&base_scenario) {
+            return Err(err(
+                format!(
+                    "its rules {:?} differ from its base's {:?}",
+                    rules(self),
+                    rules(&base_scenario)
+                ),
+                "a family tests the same rules whichever member a client runs",
+            ));
+        }
+        Ok(())
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
@@ -593,6 +674,47 @@ impl Scenario {
     }
 }
 
+/// The variants of the scenario file `base`: the files of its directory whose
+/// `variant_of` names it, in file-name order. Only `variant_of` is read here; a file that
+/// is not TOML is no variant of anything (its own load reports it).
+pub fn variants_of(base: &Path) -> Result<Vec<std::path::PathBuf>, ConfigError> {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(default)]
+        variant_of: Option<String>,
+    }
+    let id = base
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = base.parent().unwrap_or(Path::new("."));
+    let entries = std::fs::read_dir(dir).map_err(|e| ConfigError {
+        line: 0,
+        column: 0,
+        ..ConfigError::at(
+            "",
+            &dir.display().to_string(),
+            0,
+            "",
+            format!("cannot read the scenario directory {}: {e}", dir.display()),
+            "",
+        )
+    })?;
+    let mut variants: Vec<std::path::PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.as_path() != base)
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .ok()
+                .and_then(|text| toml::from_str::<Head>(&text).ok())
+                .and_then(|head| head.variant_of)
+                .is_some_and(|of| of == id)
+        })
+        .collect();
+    variants.sort();
+    Ok(variants)
+}
+
 /// The verdict rules a scenario may name (`rules = [...]`), as `docs/verdicts.md` states them:
 /// a cell passes when the client does what its user intends, judged by the standards the
 /// client claims to follow and the registry's documented behaviour — never by one client's
@@ -635,6 +757,12 @@ pub const RULES: &[(&str, &str)] = &[
         "mirror-semantics",
         "a configured mirror is tried for the upstream's images, with the mirror's own \
          credentials, and the upstream's name is carried (containerd `?ns=`, path prefix)",
+    ),
+    (
+        "tls-verification",
+        "the client verifies the registry's certificate against the roots it is given \
+         (RFC 5280, RFC 6125): an untrusted registry is a clean failure before any request, \
+         never a silent success",
     ),
     (
         "fault-tolerance",

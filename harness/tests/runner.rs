@@ -80,6 +80,12 @@ fn every_scenario_in_the_repository_parses() {
             // docs/verdicts.md: every scenario names the rule(s) it tests and their source.
             assert!(!s.rules.is_empty(), "{}: names no rule", s.id);
             assert!(!s.sources.is_empty(), "{}: names no source", s.id);
+            // A variant sits in its base's resilience column, as its cells sit on its row.
+            if let Some(base) = &s.variant_of {
+                let base = Scenario::load(&dir.join(format!("{}.toml", base.get_ref()))).unwrap();
+                let column = |s: &Scenario| s.fault_kind.clone().unwrap_or(s.id.clone());
+                assert_eq!(column(&s), column(&base), "{}: fault_kind", s.id);
+            }
             n += 1;
         }
     }
@@ -163,6 +169,7 @@ async fn a_hanging_client_is_killed_with_its_whole_group() {
         )],
         cwd: dir.path().to_owned(),
         hosts_file: None,
+        netns: None,
         binds: vec![],
         timeout: Duration::from_millis(500),
     };
@@ -191,6 +198,7 @@ async fn a_background_process_of_a_finished_client_does_not_outlive_it() {
         )],
         cwd: dir.path().to_owned(),
         hosts_file: None,
+        netns: None,
         binds: vec![],
         timeout: Duration::from_secs(30),
     };
@@ -217,6 +225,7 @@ async fn the_hosts_file_is_bound_over_etc_hosts_for_the_client_only() {
         env: sandbox.env(),
         cwd: sandbox.work.clone(),
         hosts_file: Some(sandbox.hosts_file.clone()),
+        netns: None,
         binds: vec![],
         timeout: Duration::from_secs(10),
     };
@@ -347,6 +356,7 @@ async fn a_daemon_is_stopped_with_everything_it_started() {
         env: vec![(k.into(), v.into())],
         cwd: dir.path().to_owned(),
         hosts_file: None,
+        netns: None,
         binds: vec![],
         timeout: Duration::from_secs(0),
     };
@@ -678,4 +688,216 @@ async fn keep_failed_keeps_the_sandbox_of_a_failing_cell_only() {
         !harness::runner::sandbox_dir(&scratch, &good.scenario, &good.client).exists(),
         "a passing cell's sandbox is deleted"
     );
+}
+
+/// A driver with the actions it is given: each prints its action's name and asks the
+/// registry's `/v2/` (so the cell has a journal).
+struct Actions(&'static [Action]);
+
+impl Driver for Actions {
+    fn name(&self) -> &'static str {
+        "actions"
+    }
+    fn binary(&self) -> &'static str {
+        "sh"
+    }
+    fn supports(&self, action: Action) -> bool {
+        self.0.contains(&action)
+    }
+    fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
+        let (label, image) = match action {
+            ResolvedAction::Pull { image, .. } => ("PULL", image),
+            ResolvedAction::Push { to, .. } => ("PUSH", to),
+            ResolvedAction::BuilderCreate { build_image, .. } => ("BUILDER", build_image),
+            _ => return vec![],
+        };
+        vec![vec![
+            cell.bin(),
+            "-c".into(),
+            format!(
+                "echo {label}; exec curl -sS -o /dev/null --cacert \"$SSL_CERT_FILE\" \
+                 https://{}/v2/",
+                image.split('/').next().unwrap_or("")
+            ),
+        ]]
+    }
+}
+
+const FAMILY_HOST: &str = "[[host]]\nname = \"reg\"\nhostname = \"registry.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.seed]]\nrepository = \"a\"\ntag = \"1\"\n";
+
+/// A family in `dir`: `fam` pulls; its variants `fam-a-builder` (builder-create) and
+/// `fam-b-push` (push), tried in that order.
+fn family(dir: &Path) -> PathBuf {
+    let write = |name: &str, head: &str, step: &str| {
+        std::fs::write(
+            dir.join(format!("{name}.toml")),
+            format!(
+                "title = \"{name}\"\nrules = [\"spec-conformance\"]\n{head}{FAMILY_HOST}[[step]]\n{step}expect = \"success\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    write("fam", "", "action = \"pull\"\nimage = \"{reg}/a:1\"\n");
+    write(
+        "fam-a-builder",
+        "variant_of = \"fam\"\n",
+        "action = \"builder-create\"\nimage = \"{reg}/a:1\"\nrun_image = \"{reg}/a:1\"\nto = \"{reg}/b:1\"\n",
+    );
+    write(
+        "fam-b-push",
+        "variant_of = \"fam\"\n",
+        "action = \"push\"\nto = \"{reg}/c:1\"\n",
+    );
+    dir.join("fam.toml")
+}
+
+/// Distinct ids: a cell's sandbox is named after its row and its client.
+fn with_actions(id: &str, actions: &'static [Action]) -> ClientUnderTest {
+    ClientUnderTest {
+        id: id.into(),
+        driver: Box::new(Actions(actions)),
+        binary: Ok(PathBuf::from("/bin/sh")),
+        tools: vec![],
+    }
+}
+
+#[test]
+fn a_familys_variants_are_the_files_naming_it_in_file_name_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = family(dir.path());
+    std::fs::write(dir.path().join("not-toml.toml"), "variant_of = ").unwrap();
+    let variants = harness::scenario::variants_of(&base).unwrap();
+    let names: Vec<String> = variants.iter().map(|p| harness::runner::stem(p)).collect();
+    assert_eq!(names, ["fam-a-builder", "fam-b-push"]);
+    assert!(
+        harness::scenario::variants_of(&dir.path().join("fam-a-builder.toml"))
+            .unwrap()
+            .is_empty(),
+        "a variant has no variants"
+    );
+    let v = Scenario::load(&variants[0]).unwrap();
+    assert_eq!(
+        v.variant_of.as_ref().map(|b| b.get_ref().as_str()),
+        Some("fam")
+    );
+}
+
+#[rstest]
+#[case::no_base("variant_of = \"nope\"\n", "no scenario \"nope\"")]
+#[case::itself("variant_of = \"v\"\n", "not a variant of itself")]
+#[case::base_is_a_variant("variant_of = \"fam-b-push\"\n", "is itself a variant (of \"fam\")")]
+#[case::path("variant_of = \"../fam\"\n", "is not a scenario id")]
+#[case::other_rules(
+    "variant_of = \"fam\"\nrules = [\"spec-conformance\", \"clean-failure\"]\n",
+    "differ from its base's"
+)]
+fn a_bad_variant_of_names_file_line_and_field(#[case] head: &str, #[case] message: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    family(dir.path());
+    let rules = if head.contains("rules") {
+        ""
+    } else {
+        "rules = [\"spec-conformance\"]\n"
+    };
+    let path = dir.path().join("v.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "title = \"v\"\n{rules}{head}{FAMILY_HOST}[[step]]\naction = \"pull\"\nimage = \"{{reg}}/a:1\"\nexpect = \"success\"\n"
+        ),
+    )
+    .unwrap();
+    let e = Scenario::load(&path).expect_err("refused");
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with(&format!("{}:", path.display())),
+        "{shown}"
+    );
+    let line = if head.contains("rules") { 2 } else { 3 };
+    assert_eq!((e.line, e.field.as_str()), (line, "variant_of"), "{shown}");
+    assert!(e.message.contains(message), "{shown}");
+}
+
+/// A client that cannot express a family's base runs its first variant it can express, on
+/// the base's row; a client that can runs the base; one that can express no member is
+/// not applicable, with what the base needs and every variant tried.
+#[tokio::test]
+async fn each_client_runs_the_first_member_of_a_family_it_can_express() {
+    if !Path::new("/usr/bin/curl").exists() {
+        panic!("this test needs /usr/bin/curl");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let base = family(dir.path());
+    let scratch = dir.path().join("scratch");
+    let (builder, both, push, neither) = (
+        with_actions("builder@1", &[Action::BuilderCreate]),
+        with_actions("both@1", &[Action::Pull, Action::BuilderCreate]),
+        with_actions("push@1", &[Action::Push]),
+        with_actions("neither@1", &[Action::Copy]),
+    );
+    let (builder, both, push, neither) = tokio::join!(
+        run_cell(&base, &builder, 910, &scratch),
+        run_cell(&base, &both, 911, &scratch),
+        run_cell(&base, &push, 912, &scratch),
+        run_cell(&base, &neither, 913, &scratch),
+    );
+    for (cell, variant, printed) in [
+        (&builder, Some("fam-a-builder"), "BUILDER"),
+        (&both, None, "PULL"),
+        (&push, Some("fam-b-push"), "PUSH"),
+    ] {
+        assert_eq!(cell.verdict, Verdict::Pass, "{cell:#?}");
+        assert_eq!(cell.scenario, "fam", "the row is the base's");
+        assert_eq!(cell.variant.as_deref(), variant);
+        assert_eq!(cell.steps.len(), 1, "{cell:#?}");
+        assert!(cell.steps[0].stdout_tail.contains(printed), "{cell:#?}");
+        assert!(!cell.journal.is_empty(), "the client reached its registry");
+    }
+    assert_eq!(neither.verdict, Verdict::NotApplicable, "{neither:#?}");
+    assert_eq!(
+        (neither.scenario.as_str(), neither.variant.as_ref()),
+        ("fam", None)
+    );
+    for needle in [
+        "neither@1 has no `pull` action",
+        "`fam-a-builder`: neither@1 has no `builder-create` action",
+        "`fam-b-push`: neither@1 has no `push` action",
+    ] {
+        assert!(neither.reason.contains(needle), "{}", neither.reason);
+    }
+    assert!(neither.steps.is_empty(), "nothing ran");
+    for client in ["builder-1", "both-1", "push-1"] {
+        assert!(
+            !scratch.join(format!("fam--{client}")).exists(),
+            "sandbox removed"
+        );
+    }
+}
+
+/// A variant run as its own file (the mutation test does) is a scenario like any other:
+/// its own id, no variant recorded, not applicable to a client without its action.
+#[tokio::test]
+async fn a_variant_run_as_its_own_file_is_its_own_scenario() {
+    if !Path::new("/usr/bin/curl").exists() {
+        panic!("this test needs /usr/bin/curl");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    family(dir.path());
+    let variant = dir.path().join("fam-a-builder.toml");
+    let scratch = dir.path().join("scratch");
+    let (builder, pull) = (
+        with_actions("builder@1", &[Action::BuilderCreate]),
+        with_actions("pull@1", &[Action::Pull]),
+    );
+    let (ran, not) = tokio::join!(
+        run_cell(&variant, &builder, 914, &scratch),
+        run_cell(&variant, &pull, 915, &scratch),
+    );
+    assert_eq!(ran.verdict, Verdict::Pass, "{ran:#?}");
+    assert_eq!(
+        (ran.scenario.as_str(), ran.variant.as_ref()),
+        ("fam-a-builder", None)
+    );
+    assert_eq!(not.verdict, Verdict::NotApplicable, "{not:#?}");
+    assert_eq!(not.reason, "pull@1 has no `builder-create` action");
 }

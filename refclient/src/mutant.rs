@@ -58,6 +58,8 @@ mutants! {
     AnyCredential = "any-credential": "when no config.json key names the registry, presents a credential stored for another host",
     IgnoreRetryAfter = "ignore-retry-after": "retries a 429 or 503 at once, whatever its Retry-After says",
     Impatient = "impatient": "abandons a request not answered within 1 s (a slow registry is not a hung one)",
+    Tls13Only = "tls13-only": "speaks TLS 1.3 only (refuses a TLS 1.2-only registry such as Azure Stack Hub's)",
+    InsecureTls = "insecure-tls": "does not verify the registry's certificate (an insecure registry; what dockerd does for every 127.0.0.0/8 registry)",
 }
 
 impl fmt::Display for Mutant {

@@ -113,6 +113,12 @@ pub fn build_http(mutant: Mutant) -> Result<Client> {
             b = b.add_root_certificate(c);
         }
     }
+    if mutant == Mutant::Tls13Only {
+        b = b.min_tls_version(reqwest::tls::Version::TLS_1_3);
+    }
+    if mutant == Mutant::InsecureTls {
+        b = b.danger_accept_invalid_certs(true);
+    }
     b.build().map_err(|e| Error::Http(e.to_string()))
 }
 

@@ -37,10 +37,10 @@ pub fn append(report: &RunReport, history_dir: &Path) -> Result<PathBuf, ReportE
 /// The longest reason a history entry keeps, in characters; a longer one is cut with `…`.
 pub const REASON_CHARS: usize = 400;
 
-/// `report` without its evidence: every cell keeps its scenario, client, verdict, reason (at
-/// most [`REASON_CHARS`] characters) and duration, and its known-failure record; steps,
-/// checks, journal and artifacts are dropped. What diffs and baseline checks compare —
-/// verdicts by scenario and client — is unchanged.
+/// `report` without its evidence: every cell keeps its scenario (and the family member it
+/// ran), client, verdict, reason (at most [`REASON_CHARS`] characters) and duration, and its
+/// known-failure record; steps, checks, journal and artifacts are dropped. What diffs and
+/// baseline checks compare — verdicts by scenario and client — is unchanged.
 pub fn compact(report: &RunReport) -> RunReport {
     RunReport {
         schema: report.schema.clone(),
@@ -55,6 +55,7 @@ pub fn compact(report: &RunReport) -> RunReport {
             .iter()
             .map(|cell| Cell {
                 scenario: cell.scenario.clone(),
+                variant: cell.variant.clone(),
                 client: cell.client.clone(),
                 verdict: cell.verdict,
                 reason: bounded(&cell.reason, REASON_CHARS),
@@ -64,6 +65,7 @@ pub fn compact(report: &RunReport) -> RunReport {
                 journal: Vec::new(),
                 artifacts: Vec::new(),
                 known: cell.known.clone(),
+                network: cell.network.clone(),
             })
             .collect(),
     }

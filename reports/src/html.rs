@@ -265,10 +265,23 @@ fn known_link(link: &str) -> String {
 fn grid_cell(html: &mut String, cell: &Cell, anchor: &str) {
     let _ = write!(
         html,
-        "<td class=\"{0}\" id=\"{anchor}\"><details><summary>{0}</summary>\n<p>{1}</p>\n",
+        "<td class=\"{0}\" id=\"{anchor}\"><details><summary>{0}{1}</summary>\n<p>{2}</p>\n",
         cell.verdict.as_str(),
+        if cell.variant.is_some() {
+            " <span class=\"muted\">(variant)</span>"
+        } else {
+            ""
+        },
         escape(&cell.reason)
     );
+    if let Some(variant) = &cell.variant {
+        let _ = writeln!(
+            html,
+            "<p>ran variant <span class=\"id\">{}</span>: the client cannot express this \
+             row's scenario</p>",
+            escape(variant)
+        );
+    }
     if let Some(known) = &cell.known {
         let _ = writeln!(
             html,

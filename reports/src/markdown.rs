@@ -293,9 +293,19 @@ pub fn render_full(report: &RunReport) -> String {
     for s in &report.scenarios {
         out.push_str(&format!("| {} |", escape(&s.id)));
         for c in &report.clients {
-            let text = report
-                .cell(&s.id, &c.id)
-                .map_or_else(|| "—".to_owned(), |cell| mark(cell.verdict));
+            let text = report.cell(&s.id, &c.id).map_or_else(
+                || "—".to_owned(),
+                |cell| match &cell.variant {
+                    Some(variant) => {
+                        format!(
+                            "{} (ran variant `{}`)",
+                            mark(cell.verdict),
+                            escape(&code_text(variant))
+                        )
+                    }
+                    None => mark(cell.verdict),
+                },
+            );
             out.push_str(&format!(" {text} |"));
         }
         out.push('\n');
@@ -322,6 +332,9 @@ pub fn render_full(report: &RunReport) -> String {
                 c.verdict,
                 escape(&c.reason)
             ));
+            if let Some(variant) = &c.variant {
+                out.push_str(&format!("  - ran variant `{}`\n", code_text(variant)));
+            }
             if let Some(known) = &c.known {
                 out.push_str(&format!(
                     "  - recorded for `{}`: {} — {}\n",
@@ -350,6 +363,7 @@ pub(crate) mod tests {
     pub(crate) fn sample() -> RunReport {
         let cell = |s: &str, c: &str, v: Verdict, reason: &str| Cell {
             scenario: s.into(),
+            variant: None,
             client: c.into(),
             verdict: v,
             reason: reason.into(),
@@ -359,6 +373,7 @@ pub(crate) mod tests {
             journal: vec![],
             artifacts: vec![],
             known: None,
+            network: None,
         };
         RunReport {
             schema: SCHEMA_VERSION.into(),

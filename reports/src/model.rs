@@ -117,8 +117,13 @@ impl std::fmt::Display for Verdict {
 /// One (scenario, client) cell with its evidence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cell {
-    /// [`ScenarioInfo::id`].
+    /// [`ScenarioInfo::id`]: the row, which is the base of a scenario family.
     pub scenario: String,
+    /// The family member this cell ran instead of its row's base scenario, which the client
+    /// cannot express (`fault-503-blob-builder-create` on the `fault-503-blob` row for pack,
+    /// which cannot pull); absent when the client ran the row's own scenario.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// [`ClientInfo::id`].
     pub client: String,
     pub verdict: Verdict,
@@ -142,6 +147,10 @@ pub struct Cell {
     /// The known-failure record that matched this cell (`known-failure` and `fixed` cells).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known: Option<KnownIssue>,
+    /// Where the cell's fleet and client ran: a private network namespace or loopback (and
+    /// why); absent for cells whose client never ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 impl Cell {
@@ -155,6 +164,7 @@ impl Cell {
     ) -> Self {
         Cell {
             scenario: scenario.into(),
+            variant: None,
             client: client.into(),
             verdict,
             reason: reason.into(),
@@ -164,6 +174,7 @@ impl Cell {
             journal: vec![],
             artifacts: vec![],
             known: None,
+            network: None,
         }
     }
 }

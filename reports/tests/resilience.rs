@@ -79,3 +79,36 @@ fn a_run_without_fault_scenarios_has_no_table() {
     assert!(table.columns.is_empty() && table.rows.is_empty());
     assert!(reports::markdown::resilience_table(&report).is_empty());
 }
+
+/// A scenario family is one row: pack's cell on `fault-503-blob` ran the variant
+/// `fault-503-blob-builder-create` (no row of its own), and the table reads it from there —
+/// the fault from its own journal.
+#[test]
+fn a_cell_that_ran_a_variant_sits_in_its_rows_column() {
+    let mut report = common::report(
+        "r",
+        &[
+            ("fault-503-blob", "crane@1", Verdict::Pass),
+            ("fault-503-blob", "pack@1", Verdict::Fail),
+            ("open-pull", "pack@1", Verdict::NotApplicable),
+        ],
+    );
+    report.scenarios[0].rules = vec![RULE.into()];
+    let pack = &mut report.cells[1];
+    pack.verdict = Verdict::KnownFailure;
+    pack.variant = Some("fault-503-blob-builder-create".into());
+    pack.steps[0].action = "builder-create".into();
+    pack.journal[1]["path"] = "/v2/cnb/build/blobs/sha256:aa".into();
+    pack.journal[1]["fault"] = "status 503".into();
+    let table = resilience::table(&report);
+    assert_eq!(table.columns.len(), 1);
+    assert_eq!(table.columns[0].scenarios, ["fault-503-blob"]);
+    let clients: Vec<&str> = table.rows.iter().map(|r| r.client.as_str()).collect();
+    assert_eq!(clients, ["crane@1", "pack@1"]);
+    let pack = table.rows[1].cells[0].as_ref().expect("pack's cell");
+    assert_eq!(pack.verdict, Verdict::KnownFailure);
+    assert_eq!(pack.fault.as_deref(), Some("status 503"));
+    assert_eq!(pack.attempts, 1);
+    let md = reports::markdown::resilience_table(&report);
+    assert!(md.contains("pack@1"), "{md}");
+}

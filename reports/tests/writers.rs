@@ -424,3 +424,38 @@ fn a_v1_report_reads_as_v2() {
     report.schema = SCHEMA_VERSION.into();
     assert_eq!(reports::json::read(&path).unwrap(), report);
 }
+
+/// A cell that ran a variant of its row's scenario says which, in the HTML evidence and in
+/// `matrix-full.md` (grid and the list of cells that did not pass).
+#[test]
+fn a_cell_that_ran_a_variant_says_so() {
+    let mut report = common::report(
+        "r",
+        &[
+            ("fault-503-blob", CRANE, reports::Verdict::Pass),
+            ("fault-503-blob", "pack@0.40.9", reports::Verdict::Fail),
+        ],
+    );
+    report.cells[1].variant = Some("fault-503-blob-builder-create".into());
+    let html = reports::html::render(&report);
+    assert!(
+        html.contains("ran variant <span class=\"id\">fault-503-blob-builder-create</span>"),
+        "{html}"
+    );
+    assert_eq!(html.matches("ran variant").count(), 1, "crane ran the base");
+    let md = reports::markdown::render_full(&report);
+    assert!(
+        md.contains(
+            "| fault-503-blob | ✅ pass | ❌ fail (ran variant `fault-503-blob-builder-create`) |"
+        ),
+        "{md}"
+    );
+    assert!(
+        md.contains("  - ran variant `fault-503-blob-builder-create`\n"),
+        "{md}"
+    );
+    // The field is optional in the JSON: absent for cells that ran their row's scenario.
+    let json = serde_json::to_value(&report).unwrap();
+    assert!(json["cells"][0].get("variant").is_none());
+    assert_eq!(json["cells"][1]["variant"], "fault-503-blob-builder-create");
+}

@@ -72,10 +72,16 @@ pub fn run(args: Args) -> Result<()> {
     ));
     let _ = std::fs::remove_dir_all(&scratch);
     println!("verdict: {} — {}", cell.verdict, cell.reason);
+    if let Some(variant) = &cell.variant {
+        println!(
+            "ran the variant {variant} ({} cannot express {} itself)",
+            column.id, args.scenario
+        );
+    }
     // The matrix would apply the recorded known failures: say so here too.
     let known = harness::known::KnownFailures::load(&root.join(harness::known::FILE_NAME))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Some(record) = known.find(&column.driver_name, &column.version, &cell.scenario) {
+    if let Some(record) = known.find(&column.driver_name, &column.version, &cell) {
         println!(
             "recorded in {}: {} — {} (the matrix reads this cell as known-failure, or fixed \
              when it passes)",

@@ -41,13 +41,15 @@ const DEFAULT_CLIENTS: &[&str] = &[
     "jib@3.2.0",
     "jib@3.5.2",
     "regctl",
+    "oras",
 ];
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Clients to run: `name`, `name@version`, or `name=PATH` for your own build.
     /// Repeatable and comma-separated [default: crane, skopeo, podman, buildah, docker,
-    /// buildctl, nerdctl@2.0.0, nerdctl@2.0.3, ctr, pack, jib@3.2.0, jib@3.5.2, regctl].
+    /// buildctl, nerdctl@2.0.0, nerdctl@2.0.3, ctr, pack, jib@3.2.0, jib@3.5.2, regctl,
+    /// oras].
     #[arg(long = "client", value_name = "NAME[@VERSION|=PATH]")]
     clients: Vec<String>,
     /// Only scenarios whose file stem matches this glob (`*` wildcards), e.g. `acr-*`.
@@ -130,8 +132,8 @@ pub fn run(args: Args) -> Result<()> {
         .scenarios
         .clone()
         .unwrap_or_else(|| root.join("scenarios"));
-    let scenarios = scenario_files(&scenarios_dir, args.scenario.as_deref())?;
-    if scenarios.is_empty() {
+    let rows = scenario_rows(&scenarios_dir, args.scenario.as_deref())?;
+    if rows.is_empty() {
         return Err(UsageError(format!(
             "no scenario matches {:?} in {} (scenario ids are file stems, `*` is a wildcard)",
             args.scenario.as_deref().unwrap_or("*"),
@@ -142,20 +144,18 @@ pub fn run(args: Args) -> Result<()> {
     for request in &requests {
         check_request(&manifest, request)?;
     }
-    let mut scenario_infos = Vec::new();
-    for path in &scenarios {
-        match harness::scenario::Scenario::load(path) {
-            Ok(s) => scenario_infos.push(ScenarioInfo {
-                id: s.id.clone(),
-                title: s.title.clone(),
-                file: relative(&root, path),
-                description: s.description.clone(),
-                rules: s.rules.iter().map(|r| r.get_ref().clone()).collect(),
-                fault_kind: s.fault_kind.clone(),
-            }),
-            Err(e) => return Err(UsageError(e.to_string()).into()),
-        }
-    }
+    let scenario_infos: Vec<ScenarioInfo> = rows
+        .iter()
+        .map(|(path, s)| ScenarioInfo {
+            id: s.id.clone(),
+            title: s.title.clone(),
+            file: relative(&root, path),
+            description: s.description.clone(),
+            rules: s.rules.iter().map(|r| r.get_ref().clone()).collect(),
+            fault_kind: s.fault_kind.clone(),
+        })
+        .collect();
+    let scenarios: Vec<PathBuf> = rows.into_iter().map(|(path, _)| path).collect();
 
     let out = args.out.clone().unwrap_or_else(|| root.join("reports/out"));
     if out.exists() && !out.is_dir() {
@@ -223,7 +223,7 @@ pub fn run(args: Args) -> Result<()> {
                     progress.started(&format!("{} × {}", runner::stem(&path), client.id));
                     let cell = runner::run_cell_with(&path, client, i, &scratch, &options).await;
                     let recorded = known
-                        .find(&client.driver_name, &client.version, &cell.scenario)
+                        .find(&client.driver_name, &client.version, &cell)
                         .is_some();
                     progress.finished(&cell, recorded);
                     (i, cell)
@@ -343,7 +343,7 @@ fn print_stale_records(report: &RunReport, known: &KnownFailures, unused: &[&kno
                 .clients
                 .iter()
                 .find(|c| c.id == cell.client)
-                .is_some_and(|c| r.covers(&c.name, &c.version, &cell.scenario))
+                .is_some_and(|c| r.covers_cell(&c.name, &c.version, cell))
         });
         if covers_a_cell {
             println!(
@@ -659,6 +659,36 @@ impl clients::Driver for NoDriver {
     }
 }
 
+/// The matrix's rows: the scenario files of `dir` whose stem matches `glob`, loaded (one
+/// that does not load is a usage error naming its line). A variant (`variant_of`) is no row
+/// of its own: the runner runs it on its base's row for the clients that cannot express the
+/// base, so a glob that matches a variant selects its base's row.
+fn scenario_rows(
+    dir: &Path,
+    glob: Option<&str>,
+) -> Result<Vec<(PathBuf, harness::scenario::Scenario)>> {
+    let load = |path: &Path| {
+        harness::scenario::Scenario::load(path).map_err(|e| UsageError(e.to_string()))
+    };
+    let mut rows = std::collections::BTreeMap::new();
+    for path in scenario_files(dir, glob)? {
+        let scenario = load(&path)?;
+        match &scenario.variant_of {
+            Some(base) => {
+                let base = dir.join(format!("{}.toml", base.get_ref()));
+                if let std::collections::btree_map::Entry::Vacant(row) = rows.entry(base) {
+                    let scenario = load(row.key())?;
+                    row.insert(scenario);
+                }
+            }
+            None => {
+                rows.insert(path, scenario);
+            }
+        }
+    }
+    Ok(rows.into_iter().collect())
+}
+
 fn scenario_files(dir: &Path, glob: Option<&str>) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -868,6 +898,65 @@ mod tests {
     }
 
     use Verdict::{Error, Fail, Fixed, KnownFailure, NotApplicable, NotRun, Pass};
+
+    /// A family's variant is no row: the matrix lists its base, and a glob that matches the
+    /// variant selects the base's row.
+    #[test]
+    fn a_variant_is_no_row_and_selecting_it_selects_its_base() {
+        let dir = std::env::temp_dir().join(format!("regcompat-rows-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, extra: &str, step: &str| {
+            std::fs::write(
+                dir.join(format!("{name}.toml")),
+                format!(
+                    "title = \"{name}\"\nrules = [\"spec-conformance\"]\n{extra}[[host]]\n\
+                     name = \"reg\"\nhostname = \"registry.example.com\"\n[host.profile]\n\
+                     kind = \"open\"\n[[step]]\n{step}expect = \"success\"\n"
+                ),
+            )
+            .unwrap();
+        };
+        let pull = "action = \"pull\"\nimage = \"{reg}/a:1\"\n";
+        write("fam", "", pull);
+        write(
+            "fam-builder-create",
+            "variant_of = \"fam\"\n",
+            "action = \"builder-create\"\nimage = \"{reg}/a:1\"\nrun_image = \"{reg}/a:1\"\n\
+             to = \"{reg}/b:1\"\n",
+        );
+        write("other", "", pull);
+        let rows = |glob: Option<&str>| -> Vec<String> {
+            scenario_rows(&dir, glob)
+                .unwrap()
+                .into_iter()
+                .map(|(path, s)| {
+                    assert_eq!(runner::stem(&path), s.id);
+                    s.id
+                })
+                .collect()
+        };
+        assert_eq!(rows(None), ["fam", "other"]);
+        assert_eq!(rows(Some("fam-builder-create")), ["fam"]);
+        assert_eq!(rows(Some("*-builder-create")), ["fam"]);
+        assert_eq!(rows(Some("f*")), ["fam"]);
+        assert_eq!(rows(Some("other")), ["other"]);
+        assert!(rows(Some("nothing")).is_empty());
+        // The repository's pack twins of the fault scenarios are variants, not rows.
+        let repository = scenario_rows(&workspace_root().join("scenarios"), Some("fault-*"))
+            .unwrap()
+            .into_iter()
+            .map(|(_, s)| s.id)
+            .collect::<Vec<_>>();
+        assert!(
+            repository.iter().all(|id| !id.ends_with("-builder-create")),
+            "{repository:?}"
+        );
+        assert!(
+            repository.iter().any(|id| id == "fault-503-blob"),
+            "{repository:?}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn without_a_baseline_only_pass_known_failure_and_not_applicable_are_clean() {

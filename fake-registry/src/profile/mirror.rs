@@ -106,6 +106,11 @@ pub struct MirrorOptions {
     pub ca_pem: Option<PathBuf>,
     /// Bound on each upstream request, body included.
     pub timeout_secs: u64,
+    /// The fleet runs in a private network ([`crate::fleet::FleetOptions::private_network`]):
+    /// `resolve` entries and literal upstream addresses may be RFC 5737 addresses too. Set
+    /// by the fleet, never by a configuration file.
+    #[serde(skip)]
+    pub private_network: bool,
 }
 
 impl Default for MirrorOptions {
@@ -120,6 +125,7 @@ impl Default for MirrorOptions {
             resolve: BTreeMap::new(),
             ca_pem: None,
             timeout_secs: 30,
+            private_network: false,
         }
     }
 }
@@ -128,8 +134,12 @@ impl Default for MirrorOptions {
 pub enum MirrorError {
     #[error("mirror has no upstream")]
     NoUpstream,
-    #[error("resolve entry {host} → {addr} is not a loopback address")]
-    NotLoopback { host: String, addr: SocketAddr },
+    #[error("resolve entry {host} → {addr} is not {allowed}")]
+    NotLoopback {
+        host: String,
+        addr: SocketAddr,
+        allowed: &'static str,
+    },
     #[error(
         "upstream URL {0:?} is not an http(s) URL on loopback or on a host mapped in `resolve`"
     )]
@@ -140,9 +150,10 @@ pub enum MirrorError {
     Client(String),
 }
 
-/// Hosts the mirror may contact: loopback literals, `localhost`, and the `resolve` keys.
+/// Hosts the mirror may contact: loopback literals (and documentation addresses in a
+/// private network), `localhost`, and the `resolve` keys.
 #[derive(Debug, Clone)]
-struct Allowed(HashSet<String>);
+struct Allowed(HashSet<String>, bool);
 
 impl Allowed {
     fn permits(&self, url: &reqwest::Url) -> bool {
@@ -154,7 +165,7 @@ impl Allowed {
         };
         let literal = host.trim_start_matches('[').trim_end_matches(']');
         match literal.parse::<std::net::IpAddr>() {
-            Ok(ip) => ip.is_loopback(),
+            Ok(ip) => crate::addresses::permitted(ip, self.1),
             Err(_) => {
                 host.eq_ignore_ascii_case("localhost")
                     || self.0.contains(&host.to_ascii_lowercase())
@@ -210,10 +221,11 @@ impl Mirror {
             return Err(MirrorError::NoUpstream);
         }
         for (host, addr) in &options.resolve {
-            if !addr.ip().is_loopback() {
+            if !crate::addresses::permitted(addr.ip(), options.private_network) {
                 return Err(MirrorError::NotLoopback {
                     host: host.clone(),
                     addr: *addr,
+                    allowed: crate::addresses::permitted_text(options.private_network),
                 });
             }
         }
@@ -223,6 +235,7 @@ impl Mirror {
                 .keys()
                 .map(|h| h.to_ascii_lowercase())
                 .collect(),
+            options.private_network,
         );
         for up in &options.upstreams {
             let ok = reqwest::Url::parse(&up.url)
@@ -1123,9 +1136,18 @@ mod tests {
     #[case("http://10.0.0.5:30345", false)]
     #[case("ftp://127.0.0.1/", false)]
     fn only_loopback_or_mapped_hosts(#[case] url: &str, #[case] want: bool) {
-        let allowed = Allowed(HashSet::from(["private.test".to_owned()]));
+        let allowed = Allowed(HashSet::from(["private.test".to_owned()]), false);
         let url = reqwest::Url::parse(url).expect("url");
         assert_eq!(allowed.permits(&url), want);
+    }
+
+    #[test]
+    fn documentation_addresses_only_in_a_private_network() {
+        let url = reqwest::Url::parse("https://198.51.100.7/v2/").expect("url");
+        assert!(!Allowed(HashSet::new(), false).permits(&url));
+        assert!(Allowed(HashSet::new(), true).permits(&url));
+        let outside = reqwest::Url::parse("https://93.184.216.34/v2/").expect("url");
+        assert!(!Allowed(HashSet::new(), true).permits(&outside));
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod daemons;
 pub mod docker;
 pub mod jib;
 pub mod nerdctl;
+pub mod oras;
 pub mod pack;
 pub mod podman;
 pub mod refclient;
@@ -213,6 +214,7 @@ pub fn all() -> Vec<Box<dyn Driver>> {
         Box::new(pack::Pack),
         Box::new(jib::Jib),
         Box::new(regctl::Regctl),
+        Box::new(oras::Oras),
         Box::new(refclient::RefClient::default()),
     ]
 }

@@ -39,6 +39,7 @@ pub fn cell(scenario: &str, client: &str, verdict: Verdict) -> Cell {
     let ran = matches!(verdict, Verdict::Pass | Verdict::Fail);
     Cell {
         scenario: scenario.into(),
+        variant: None,
         client: client.into(),
         verdict,
         reason: format!("{verdict} because of {scenario} on {client}"),
@@ -104,6 +105,7 @@ pub fn cell(scenario: &str, client: &str, verdict: Verdict) -> Cell {
         },
         artifacts: vec![],
         known: None,
+        network: None,
     }
 }
 

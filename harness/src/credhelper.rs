@@ -37,13 +37,105 @@ pub struct Credential {
     pub secret: String,
 }
 
-/// The key a credential is stored and looked up under: exactly the server URL the client
-/// sent (surrounding whitespace and the newline some clients add aside), as the
-/// docker-credential-pass/secretservice/wincred helpers key their entries. The helper does
-/// not normalise, so a client's own key choice (`host`, `host:443`, `https://host`) shows in
-/// the cell instead of being repaired by the harness.
+/// The key a credential is stored under: exactly the server URL the client sent
+/// (surrounding whitespace and the newline some clients add aside). How a lookup matches
+/// keys is the store's [`Lookup`].
 pub fn normalise(server: &str) -> String {
     server.trim().to_owned()
+}
+
+/// How a helper matches the server URL of a `get`/`erase` to its entries: native stores
+/// differ, and which one a user has decides whether a client's key spelling finds the
+/// credential.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Lookup {
+    /// The server URL string exactly, as docker-credential-pass, -secretservice and
+    /// -wincred key their entries: a client's own key choice (`host`, `host:443`,
+    /// `https://host`) shows in the cell instead of being repaired by the harness.
+    #[default]
+    Exact,
+    /// As docker-credential-osxkeychain ≥ v0.7 (`registryurl.Parse` + keychain attributes):
+    /// the URL is split into protocol (HTTPS unless the scheme is `http`), host, port and
+    /// path, and an entry matches when all four are equal — `host` and `https://host` are
+    /// one entry, `host:443`, `http://host` and `host/repo` are others; `list` names each
+    /// entry `https://host[:port][/path]` (seed 003's `{"https://xxx…amazonaws.com":"AWS"}`).
+    Osxkeychain,
+}
+
+/// The keychain attributes osxkeychain derives from a server URL: (https, host, port, path).
+fn keychain_attributes(server: &str) -> Option<(bool, String, String, String)> {
+    let server = server.trim();
+    let (scheme, rest) = match server.split_once("://") {
+        Some((scheme, rest)) => (scheme, rest),
+        None => ("", server.strip_prefix("//").unwrap_or(server)),
+    };
+    if !matches!(scheme, "" | "http" | "https") {
+        return None;
+    }
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, port),
+        None => (authority, ""),
+    };
+    if host.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((scheme != "http", host.to_owned(), port.to_owned(), path.to_owned()))
+}
+
+impl Lookup {
+    /// The stored key `server` designates, if any.
+    fn find(self, store: &Store, server: &str) -> Option<String> {
+        match self {
+            Lookup::Exact => {
+                let key = normalise(server);
+                store.contains_key(&key).then_some(key)
+            }
+            Lookup::Osxkeychain => {
+                let wanted = keychain_attributes(server)?;
+                store
+                    .keys()
+                    .find(|k| keychain_attributes(k).as_ref() == Some(&wanted))
+                    .cloned()
+            }
+        }
+    }
+
+    /// How `list` names the entry stored under `key`.
+    fn listed_name(self, key: &str) -> String {
+        match (self, keychain_attributes(key)) {
+            (Lookup::Osxkeychain, Some((https, host, port, path))) => {
+                let scheme = if https { "https" } else { "http" };
+                let port = if port.is_empty() { String::new() } else { format!(":{port}") };
+                format!("{scheme}://{host}{port}{path}")
+            }
+            _ => key.to_owned(),
+        }
+    }
+}
+
+/// The file beside a store that names its [`Lookup`] (absent = exact).
+pub fn lookup_file(store: &Path) -> std::path::PathBuf {
+    store.with_extension("lookup")
+}
+
+/// The lookup of the store at `path`, from [`lookup_file`].
+pub fn load_lookup(path: &Path) -> Lookup {
+    std::fs::read_to_string(lookup_file(path))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Record the lookup of the store at `path`.
+pub fn save_lookup(path: &Path, lookup: Lookup) -> std::io::Result<()> {
+    let text = serde_json::to_string(&lookup).map_err(std::io::Error::other)?;
+    std::fs::write(lookup_file(path), text)
 }
 
 pub type Store = BTreeMap<String, Credential>;
@@ -63,8 +155,9 @@ pub fn save(path: &Path, store: &Store) -> std::io::Result<()> {
 /// Run one helper command; returns (stdout, exit code).
 pub fn handle(command: &str, input: &str, path: &Path) -> (String, i32) {
     let mut store = load(path);
+    let lookup = load_lookup(path);
     match command {
-        "get" => match store.get(&normalise(input)) {
+        "get" => match lookup.find(&store, input).and_then(|k| store.get(&k)) {
             Some(c) => {
                 let out = Credential {
                     server_url: input.trim().to_string(),
@@ -76,6 +169,10 @@ pub fn handle(command: &str, input: &str, path: &Path) -> (String, i32) {
         },
         "store" => match serde_json::from_str::<Credential>(input) {
             Ok(c) => {
+                // The same entry under another spelling is replaced, not duplicated.
+                if let Some(old) = lookup.find(&store, &c.server_url) {
+                    store.remove(&old);
+                }
                 store.insert(normalise(&c.server_url), c);
                 match save(path, &store) {
                     Ok(()) => (String::new(), 0),
@@ -85,16 +182,18 @@ pub fn handle(command: &str, input: &str, path: &Path) -> (String, i32) {
             Err(e) => (format!("invalid credential: {e}"), 1),
         },
         "erase" => {
-            store.remove(&normalise(input));
+            if let Some(key) = lookup.find(&store, input) {
+                store.remove(&key);
+            }
             match save(path, &store) {
                 Ok(()) => (String::new(), 0),
                 Err(e) => (e.to_string(), 1),
             }
         }
         "list" => {
-            let list: BTreeMap<&str, &str> = store
+            let list: BTreeMap<String, &str> = store
                 .iter()
-                .map(|(k, c)| (k.as_str(), c.username.as_str()))
+                .map(|(k, c)| (lookup.listed_name(k), c.username.as_str()))
                 .collect();
             (serde_json::to_string(&list).unwrap_or_default(), 0)
         }
@@ -135,6 +234,46 @@ mod tests {
             handle("get", "myregistry.azurecr.io", &p),
             (NOT_FOUND.into(), 1)
         );
+    }
+
+    #[test]
+    fn osxkeychain_lookup_treats_a_bare_host_as_https_and_nothing_else_as_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("creds.json");
+        save_lookup(&p, Lookup::Osxkeychain).unwrap();
+        let stored = r#"{"ServerURL":"123.dkr.ecr.us-east-2.amazonaws.com","Username":"AWS","Secret":"t"}"#;
+        assert_eq!(handle("store", stored, &p).1, 0);
+        // seed 003: `list` shows the entry as an https URL…
+        assert_eq!(
+            handle("list", "", &p).0,
+            r#"{"https://123.dkr.ecr.us-east-2.amazonaws.com":"AWS"}"#
+        );
+        // …and both spellings of it find it,
+        for same in [
+            "123.dkr.ecr.us-east-2.amazonaws.com",
+            "https://123.dkr.ecr.us-east-2.amazonaws.com\n",
+            "//123.dkr.ecr.us-east-2.amazonaws.com",
+        ] {
+            let (out, code) = handle("get", same, &p);
+            assert_eq!(code, 0, "{same}");
+            let c: Credential = serde_json::from_str(&out).unwrap();
+            assert_eq!(c.secret, "t");
+        }
+        // while another protocol, port or path is another keychain item.
+        for other in [
+            "http://123.dkr.ecr.us-east-2.amazonaws.com",
+            "123.dkr.ecr.us-east-2.amazonaws.com:443",
+            "123.dkr.ecr.us-east-2.amazonaws.com/openjdk",
+            "ftp://123.dkr.ecr.us-east-2.amazonaws.com",
+        ] {
+            assert_eq!(handle("get", other, &p), (NOT_FOUND.into(), 1), "{other}");
+        }
+        // Storing another spelling of the same item replaces it.
+        let again = r#"{"ServerURL":"https://123.dkr.ecr.us-east-2.amazonaws.com","Username":"AWS","Secret":"u"}"#;
+        handle("store", again, &p);
+        assert_eq!(load(&p).len(), 1);
+        handle("erase", "123.dkr.ecr.us-east-2.amazonaws.com", &p);
+        assert!(load(&p).is_empty());
     }
 
     #[test]

@@ -144,13 +144,16 @@ fn make_namespace() -> Result<(OwnedFd, &'static str), String> {
     }
     let handle = std::fs::File::open("/proc/thread-self/ns/net")
         .map_err(|e| format!("/proc/thread-self/ns/net: {e}"))?;
-    let kind = if ip(&["link", "add", INTERFACE, "type", "dummy"]).is_ok() {
+    let kind = if ip(&["link", "add", INTERFACE, "type", "dummy"], None).is_ok() {
         "dummy"
     } else {
-        ip(&[
-            "link", "add", INTERFACE, "type", "veth", "peer", "name", PEER,
-        ])?;
-        ip(&["link", "set", PEER, "up"])?;
+        ip(
+            &[
+                "link", "add", INTERFACE, "type", "veth", "peer", "name", PEER,
+            ],
+            None,
+        )?;
+        ip(&["link", "set", PEER, "up"], None)?;
         "veth"
     };
     let base = u32::from(PRIVATE_FIRST_ADDRESS) & 0xffff_ff00;
@@ -159,50 +162,40 @@ fn make_namespace() -> Result<(OwnedFd, &'static str), String> {
         let addr = Ipv4Addr::from(base | u32::from(octet));
         batch.push_str(&format!("address add {addr}/24 dev {INTERFACE}\n"));
     }
-    ip_batch(&batch)?;
+    ip(&["-batch", "-"], Some(&batch))?;
     debug_assert!(INTERFACE.starts_with(PRIVATE_INTERFACE_PREFIX));
     fake_registry::addresses::check_private_network()?;
     Ok((OwnedFd::from(handle), kind))
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
+/// Runs `ip ARGS` (iproute2), with `batch` on its stdin when given (`ip -batch -`).
+fn ip(args: &[&str], batch: Option<&str>) -> Result<(), String> {
+    let mut child = Command::new("ip")
         .args(args)
-        .stdin(Stdio::null())
-        .output()
+        .stdin(if batch.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| format!("cannot run ip (iproute2): {e}"))?;
+    // The pipe closes when `stdin` drops at the end of this block, before the wait.
+    if let (Some(batch), Some(mut stdin)) = (batch, child.stdin.take()) {
+        stdin
+            .write_all(batch.as_bytes())
+            .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(format!(
             "ip {}: {}",
             args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-fn ip_batch(batch: &str) -> Result<(), String> {
-    let mut child = Command::new("ip")
-        .args(["-batch", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run ip (iproute2): {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(batch.as_bytes())
-            .map_err(|e| format!("ip -batch: {e}"))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| format!("ip -batch: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip -batch: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     }

@@ -791,6 +791,7 @@ fn write_client_config(
         Ok(path)
     };
     let store_file = helper_store(&setup.helper_credentials, "credhelper.json")?;
+    crate::credhelper::save_lookup(&store_file, setup.helper_lookup).map_err(|e| e.to_string())?;
     let ecr_login_store_file =
         helper_store(&setup.ecr_login_credentials, "credhelper-ecr-login.json")?;
     let helper_dir = sandbox.root.join("bin");

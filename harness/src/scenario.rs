@@ -24,6 +24,7 @@
 //! creds_store = "regcompat"              # config.json `credsStore`
 //! cred_helpers = { acr = "regcompat" }   # config.json `credHelpers` (host → helper)
 //! helper_credentials = { acr = "sp" }    # what docker-credential-regcompat answers
+//! helper_lookup = "osxkeychain"          # how it matches keys (default "exact")
 //! auths_by_key = { "{acr}:443" = "sp" }  # an `auths` key written verbatim
 //! mirrors = { acr = ["mirror"] }         # upstream host → mirror hosts ("mirror/path")
 //! unreachable = ["acr"]                  # the client cannot reach these hosts
@@ -134,6 +135,11 @@ pub struct ClientSetup {
     /// principal whose username and secret it answers with.
     #[serde(default)]
     pub helper_credentials: BTreeMap<String, Spanned<String>>,
+    /// How that helper matches a client's server URL to its entries: `exact` (default; as
+    /// docker-credential-pass/secretservice/wincred) or `osxkeychain` (`host` ≡
+    /// `https://host`, listed as `https://host`).
+    #[serde(default)]
+    pub helper_lookup: crate::credhelper::Lookup,
     /// `auths` under a key written verbatim (placeholders resolved): key → principal, e.g.
     /// `{ "{gitlab}:443" = "dev" }` is what nerdctl v2.0.0–v2.0.2 `login` writes.
     #[serde(default)]

@@ -209,7 +209,7 @@ impl Client {
         for ep in &endpoints {
             match self.pull_from(ep, r) {
                 Ok(image) => return Ok(image),
-                Err(e) if ep.is_mirror => {
+                Err(e) if ep.is_mirror && self.mutant() != Mutant::NoMirrorFallback => {
                     eprintln!(
                         "refclient: mirror {} failed ({e}); trying the next host",
                         ep.host

@@ -47,6 +47,7 @@ mutants! {
     IgnoreCredHelpers = "ignore-cred-helpers": "skips config.json credHelpers",
     NoInferredHelper = "no-inferred-helper": "never infers docker-credential-ecr-login for *.amazonaws.com",
     NoMirror = "no-mirror": "ignores configured mirrors",
+    NoMirrorFallback = "no-mirror-fallback": "gives up when a configured mirror fails instead of trying the next host and then the upstream",
     ExitZero = "exit-zero": "reports success whatever happened",
     NoVerify = "no-verify": "does not verify digests or lengths",
     DigestBlobsAnonymous = "digest-blobs-anonymous": "for a @sha256: reference, fetches blobs without auth (jib 3.2.0)",

@@ -85,7 +85,12 @@ fn keychain_attributes(server: &str) -> Option<(bool, String, String, String)> {
     if host.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((scheme != "http", host.to_owned(), port.to_owned(), path.to_owned()))
+    Some((
+        scheme != "http",
+        host.to_owned(),
+        port.to_owned(),
+        path.to_owned(),
+    ))
 }
 
 impl Lookup {
@@ -111,7 +116,11 @@ impl Lookup {
         match (self, keychain_attributes(key)) {
             (Lookup::Osxkeychain, Some((https, host, port, path))) => {
                 let scheme = if https { "https" } else { "http" };
-                let port = if port.is_empty() { String::new() } else { format!(":{port}") };
+                let port = if port.is_empty() {
+                    String::new()
+                } else {
+                    format!(":{port}")
+                };
                 format!("{scheme}://{host}{port}{path}")
             }
             _ => key.to_owned(),
@@ -241,7 +250,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("creds.json");
         save_lookup(&p, Lookup::Osxkeychain).unwrap();
-        let stored = r#"{"ServerURL":"123.dkr.ecr.us-east-2.amazonaws.com","Username":"AWS","Secret":"t"}"#;
+        let stored =
+            r#"{"ServerURL":"123.dkr.ecr.us-east-2.amazonaws.com","Username":"AWS","Secret":"t"}"#;
         assert_eq!(handle("store", stored, &p).1, 0);
         // seed 003: `list` shows the entry as an https URL…
         assert_eq!(

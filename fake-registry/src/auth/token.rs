@@ -384,7 +384,10 @@ mod tests {
         let i = issuer(&clock);
         let t = token(&i);
         assert!(i.verify(&t, "registry.test").is_ok());
-        assert!(i.remembered(&t).is_some(), "the verified signature is remembered");
+        assert!(
+            i.remembered(&t).is_some(),
+            "the verified signature is remembered"
+        );
         assert!(matches!(
             i.verify(&t, "another.registry"),
             Err(TokenError::WrongAudience(..))
@@ -418,7 +421,10 @@ mod tests {
         let tampered = String::from_utf8(tampered).expect("ascii");
         assert!(mine.verify(&tampered, "registry.test").is_err());
         for _ in 0..VERIFIED_CAPACITY + 10 {
-            mine.remember(&uuid::Uuid::new_v4().to_string(), &mine.verify(&real, "registry.test").expect("valid"));
+            mine.remember(
+                &uuid::Uuid::new_v4().to_string(),
+                &mine.verify(&real, "registry.test").expect("valid"),
+            );
         }
         let held = mine.verified.lock().expect("lock").len();
         assert!(held <= VERIFIED_CAPACITY, "{held} remembered");

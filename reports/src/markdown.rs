@@ -411,6 +411,7 @@ pub(crate) mod tests {
                 cell("a|b", "crane@1", Verdict::Fail, "exit 1\nunauthorized"),
                 cell("a|b", "docker", Verdict::NotRun, "no driver"),
             ],
+            shard: None,
         }
     }
 

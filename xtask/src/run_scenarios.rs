@@ -260,6 +260,7 @@ pub fn run(args: Args) -> Result<()> {
             .collect(),
         scenarios: scenario_infos,
         cells,
+        shard: None,
     };
     let unused = known.apply(&mut report);
     let written = reports::write_all(&report, &out)?;
@@ -894,6 +895,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, v)| Cell::without_evidence(format!("s{i}"), "crane@1", *v, ""))
                 .collect(),
+            shard: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 mod matrix;
+pub mod merge;
 pub mod model;
 pub mod present;
 pub mod resilience;

@@ -131,6 +131,12 @@ fn a_shard_report_shows_its_shard_and_old_reports_have_none() {
         json.contains("\"shard\": {\n    \"index\": 2,\n    \"count\": 3\n  }"),
         "{json}"
     );
+    // Every human-facing writer says which shard it is.
+    assert!(reports::markdown::render(&shards[1]).contains("(shard 2/3)"));
+    assert!(reports::html::render(&shards[1]).contains("(shard 2/3)"));
+    assert!(reports::summary::render_text(&shards[1]).contains("(shard 2/3)"));
+    let merged = merge(inputs(shards.clone()), MergeOptions::default()).unwrap();
+    assert!(!reports::markdown::render(&merged).contains("(shard"));
     let mut value: serde_json::Value = serde_json::from_str(&json).unwrap();
     value.as_object_mut().unwrap().remove("shard");
     let old = reports::json::parse(&value.to_string(), std::path::Path::new("old.json")).unwrap();

@@ -1058,6 +1058,55 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_need_not_pass_anything_but_is_otherwise_judged_alike() {
+        let shard = |verdicts: &[Verdict]| RunReport {
+            shard: Some(Shard { index: 2, count: 3 }),
+            ..report(verdicts)
+        };
+        assert!(exit_decision(&shard(&[]), None, false).is_ok());
+        assert!(exit_decision(&shard(&[NotApplicable, KnownFailure]), None, false).is_ok());
+        for verdicts in [&[Fail][..], &[NotRun], &[Error], &[Fixed]] {
+            assert!(
+                exit_decision(&shard(verdicts), None, false).is_err(),
+                "{verdicts:?}"
+            );
+        }
+        assert!(exit_decision(&report(&[NotApplicable]), None, false).is_err());
+    }
+
+    #[test]
+    fn the_shards_run_every_cell_once_and_only_their_clients_cells() {
+        let history = tempfile::tempdir().unwrap();
+        let scenarios: Vec<String> = (0..5).map(|i| format!("s{i}")).collect();
+        let columns: Vec<String> = vec!["crane@1".into(), "oras@2".into(), "regctl@3".into()];
+        let all = cells_to_run(None, &scenarios, &columns, history.path());
+        assert_eq!(all.len(), 15);
+        // Without history, then with one (durations recorded for some cells).
+        for round in 0..2 {
+            let mut seen = Vec::new();
+            for index in 1..=4 {
+                let shard = Some(Shard { index, count: 4 });
+                seen.extend(cells_to_run(shard, &scenarios, &columns, history.path()));
+            }
+            seen.sort();
+            assert_eq!(seen, all, "round {round}");
+            let mut recorded = report(&[Pass, Pass, Pass]);
+            for (i, cell) in recorded.cells.iter_mut().enumerate() {
+                cell.duration_ms = 1000 * (i as u64 + 1);
+            }
+            history::append(&recorded, history.path()).unwrap();
+        }
+        let mut one = cells_to_run(
+            Some(Shard { index: 1, count: 1 }),
+            &scenarios,
+            &columns,
+            history.path(),
+        );
+        one.sort();
+        assert_eq!(one, all);
+    }
+
+    #[test]
     fn with_a_baseline_only_regressions_fail() {
         let base = report(&[Pass, Fail, Error, Pass]);
         // Known failures (fail, error) stay: fine, even without --allow-fail.

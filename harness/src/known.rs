@@ -273,6 +273,7 @@ link = "https://github.com/containers/image/issues/111"
                 .iter()
                 .map(|(s, c, v)| Cell::without_evidence(*s, *c, *v, "r"))
                 .collect(),
+            shard: None,
         }
     }
 

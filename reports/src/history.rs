@@ -68,6 +68,7 @@ pub fn compact(report: &RunReport) -> RunReport {
                 network: cell.network.clone(),
             })
             .collect(),
+        shard: report.shard,
     }
 }
 

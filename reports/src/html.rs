@@ -56,9 +56,10 @@ pub fn render(report: &RunReport) -> String {
     );
     let _ = writeln!(
         html,
-        "<h1>regcompat run <span class=\"id\">{}</span></h1>\n<p class=\"muted\">regcompat {}, \
+        "<h1>regcompat run <span class=\"id\">{}</span>{}</h1>\n<p class=\"muted\">regcompat {}, \
          started {}, finished {}.</p>",
         escape(&report.run_id),
+        escape(&crate::summary::shard_label(report)),
         escape(&report.regcompat_version),
         escape(&report.started),
         escape(&report.finished)

@@ -1,6 +1,6 @@
 //! regcompat reports: the result model of a matrix run and the writers that render it
 //! (JSON with a versioned schema, JUnit XML, Markdown, a static HTML page), plus run
-//! history, run-to-run diffs and baseline checks.
+//! history, run-to-run diffs and baseline checks, and sharding a run and merging its shards.
 
 pub mod baseline;
 pub mod diff;
@@ -12,9 +12,11 @@ pub mod json;
 pub mod junit;
 pub mod markdown;
 mod matrix;
+pub mod merge;
 pub mod model;
 pub mod present;
 pub mod resilience;
+pub mod shard;
 pub mod summary;
 
 use std::path::{Path, PathBuf};

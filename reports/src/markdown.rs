@@ -53,8 +53,9 @@ pub(crate) fn code_text(text: &str) -> String {
 pub fn render(report: &RunReport) -> String {
     let matrix = Matrix::new(report);
     let mut head = format!(
-        "## regcompat run `{}`\n\n**Totals:** {}\n",
+        "## regcompat run `{}`{}\n\n**Totals:** {}\n",
         code_text(&one_line(&report.run_id, 100)),
+        summary::shard_label(report),
         summary::totals_line(report, |v| format!("{} {v}", symbol(v)))
     );
     let footer = format!(
@@ -411,6 +412,7 @@ pub(crate) mod tests {
                 cell("a|b", "crane@1", Verdict::Fail, "exit 1\nunauthorized"),
                 cell("a|b", "docker", Verdict::NotRun, "no driver"),
             ],
+            shard: None,
         }
     }
 

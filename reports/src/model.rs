@@ -25,6 +25,11 @@ pub struct RunReport {
     pub clients: Vec<ClientInfo>,
     pub scenarios: Vec<ScenarioInfo>,
     pub cells: Vec<Cell>,
+    /// The shard this run was (`run-scenarios --shard I/N`): its cells are that part of the
+    /// matrix, its clients and scenarios the whole matrix's. Absent for a whole run and a
+    /// merged one (`report-merge`), and in reports written before sharding existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// A client column of the matrix: one binary at one version.
@@ -282,6 +287,7 @@ mod tests {
             clients: vec![],
             scenarios: vec![],
             cells: vec![cell(Verdict::Pass), cell(Verdict::NotRun)],
+            shard: None,
         };
         assert!(!r.has_failures());
         r.cells.push(cell(Verdict::Error));

@@ -116,6 +116,15 @@ pub fn totals_line(report: &RunReport, label: impl Fn(Verdict) -> String) -> Str
     format!("{} cells: {}", report.cells.len(), parts.join(", "))
 }
 
+/// ` (shard 2/3)` for a shard's report (`run-scenarios --shard`), else nothing: its matrix
+/// holds only the shard's cells, the others counted as missing.
+pub fn shard_label(report: &RunReport) -> String {
+    report
+        .shard
+        .map(|shard| format!(" (shard {shard})"))
+        .unwrap_or_default()
+}
+
 /// How many lines of each list the console shows.
 const TEXT_LINES: usize = 40;
 
@@ -127,8 +136,9 @@ pub fn render_text(report: &RunReport) -> String {
     // `write!` into a String cannot fail.
     let _ = writeln!(
         out,
-        "regcompat run {}: {}",
+        "regcompat run {}{}: {}",
         one_line(&report.run_id, 100),
+        shard_label(report),
         totals_line(report, |v| v.as_str().to_owned())
     );
 

@@ -5,6 +5,7 @@
 mod conformance;
 mod install_clients;
 mod report_diff;
+mod report_merge;
 mod repro;
 mod run_scenarios;
 mod soak;
@@ -35,6 +36,10 @@ enum Command {
     /// Compare two report.json files and print the changed cells as Markdown.
     #[command(alias = "diff-reports")]
     ReportDiff(report_diff::Args),
+    /// Merge the reports of `run-scenarios --shard I/N` runs into the report of the whole
+    /// matrix (every format run-scenarios writes). Refuses shards of different versions,
+    /// scenarios, clients or shard counts, overlapping shards and missing ones.
+    ReportMerge(report_merge::Args),
     /// Drive an in-process fake registry (memory, disk, bearer auth) with concurrent pushes
     /// and pulls for a duration; fails on any unexpected error, any unreadable acknowledged
     /// digest, or RSS or p50 at the end more than 2x their value after the first 10%.
@@ -51,6 +56,7 @@ fn main() -> std::process::ExitCode {
         Command::InstallClients(args) => install_clients::run(args),
         Command::RunScenarios(args) => run_scenarios::run(args),
         Command::ReportDiff(args) => report_diff::run(args),
+        Command::ReportMerge(args) => report_merge::run(args),
         Command::Repro(args) => repro::run(args),
         Command::Soak(args) => soak::run_soak(args),
         Command::Flood(args) => soak::run_flood(args),
@@ -68,5 +74,34 @@ fn main() -> std::process::ExitCode {
                 std::process::ExitCode::FAILURE
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_shard_is_a_usage_error_naming_the_flag() {
+        for bad in ["0/3", "4/3", "x/y", "1/0", "3"] {
+            let Err(error) = Cli::try_parse_from(["cargo xtask", "run-scenarios", "--shard", bad])
+            else {
+                panic!("--shard {bad} was accepted");
+            };
+            let message = error.to_string();
+            assert!(message.contains("--shard"), "{bad}: {message}");
+            assert!(message.contains(bad), "{bad}: {message}");
+            assert_eq!(error.exit_code(), 2, "{bad}");
+        }
+        assert!(Cli::try_parse_from(["cargo xtask", "run-scenarios", "--shard", "2/3"]).is_ok());
+    }
+
+    #[test]
+    fn report_merge_needs_an_output_and_inputs() {
+        assert!(Cli::try_parse_from(["cargo xtask", "report-merge", "--out", "o"]).is_err());
+        assert!(Cli::try_parse_from(["cargo xtask", "report-merge", "a.json"]).is_err());
+        assert!(
+            Cli::try_parse_from(["cargo xtask", "report-merge", "--out", "o", "a", "b"]).is_ok()
+        );
     }
 }

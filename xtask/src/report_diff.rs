@@ -69,6 +69,7 @@ mod tests {
                     Cell::without_evidence(*scenario, "crane@1", *verdict, "")
                 })
                 .collect(),
+            shard: None,
         };
         let path = dir.join(format!("{name}.json"));
         report.write(&path).unwrap();

@@ -14,6 +14,10 @@
 //!
 //! With `--baseline FILE` the exit status follows the baseline check instead: only a
 //! regression (a cell that passed in the baseline now fails or errors) fails the job.
+//!
+//! With `--shard I/N` the run is one of N disjoint parts of the matrix (`reports::shard`:
+//! balanced by the cells' durations in the history directory when it has them); its report
+//! says which (`shard`), and `cargo xtask report-merge` puts the N reports back together.
 
 use anyhow::{Context, Result, bail};
 use harness::clients;
@@ -22,6 +26,7 @@ use harness::provision::{self, Manifest};
 use harness::runner::{self, ClientUnderTest};
 use indicatif::{ProgressBar, ProgressStyle};
 use reports::baseline::{self, BaselineOutcome};
+use reports::shard::{self, Balance, CellKey, Shard};
 use reports::{Cell, ClientInfo, RunReport, SCHEMA_VERSION, ScenarioInfo, Verdict, history};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -97,6 +102,11 @@ pub struct Args {
     /// a cell live, with its fleet up: `cargo xtask repro SCENARIO CLIENT`.
     #[arg(long)]
     keep_failed: bool,
+    /// Run only shard I of N (1-based, e.g. `2/3`): the N shards together run every cell
+    /// once, balanced by the cells' durations in the history directory when it has them
+    /// (every shard must read the same one). Merge the reports with `cargo xtask report-merge`.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -156,6 +166,18 @@ pub fn run(args: Args) -> Result<()> {
         })
         .collect();
     let scenarios: Vec<PathBuf> = rows.into_iter().map(|(path, _)| path).collect();
+    let history_dir = args
+        .history
+        .clone()
+        .unwrap_or_else(|| root.join("reports/history"));
+    // The column ids do not depend on what is installed: the shard's cells are known before
+    // anything is provisioned, so only the clients with cells in it are.
+    let column_ids: Vec<String> = requests
+        .iter()
+        .map(|r| client_column(&manifest, r).id.clone())
+        .collect();
+    let scenario_ids: Vec<String> = scenario_infos.iter().map(|s| s.id.clone()).collect();
+    let selected = cells_to_run(args.shard, &scenario_ids, &column_ids, &history_dir);
 
     let out = args.out.clone().unwrap_or_else(|| root.join("reports/out"));
     if out.exists() && !out.is_dir() {
@@ -169,6 +191,9 @@ pub fn run(args: Args) -> Result<()> {
     // Install what is missing first (the pinned versions), with progress.
     let to_install: Vec<String> = requests
         .iter()
+        .enumerate()
+        .filter(|(column, _)| selected.iter().any(|(_, c)| c == column))
+        .map(|(_, r)| r)
         .filter(|r| !r.contains('=') && !is_refclient(r))
         .cloned()
         .collect();
@@ -191,7 +216,7 @@ pub fn run(args: Args) -> Result<()> {
     let run_id = format!("{}-{}", started.replace(['-', ':'], ""), std::process::id());
     let scratch = std::env::temp_dir().join(format!("regcompat-{run_id}"));
 
-    let cells_total = scenarios.len() * columns.len();
+    let cells_total = selected.len();
     let progress = Progress::new(cells_total);
     let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
     let columns = Arc::new(columns);
@@ -203,32 +228,29 @@ pub fn run(args: Args) -> Result<()> {
     let cells = runtime.block_on(async {
         let limit = Arc::new(tokio::sync::Semaphore::new(args.jobs.max(1)));
         let mut tasks = tokio::task::JoinSet::new();
-        let mut index = 0usize;
-        for path in &scenarios {
-            for c in 0..columns.len() {
-                let (path, columns, limit, scratch, progress, known, options) = (
-                    path.clone(),
-                    columns.clone(),
-                    limit.clone(),
-                    scratch.clone(),
-                    progress.clone(),
-                    known.clone(),
-                    options.clone(),
-                );
-                let i = index;
-                index += 1;
-                tasks.spawn(async move {
-                    let _permit = limit.acquire().await;
-                    let client = &columns[c];
-                    progress.started(&format!("{} × {}", runner::stem(&path), client.id));
-                    let cell = runner::run_cell_with(&path, client, i, &scratch, &options).await;
-                    let recorded = known
-                        .find(&client.driver_name, &client.version, &cell)
-                        .is_some();
-                    progress.finished(&cell, recorded);
-                    (i, cell)
-                });
-            }
+        for &(row, c) in &selected {
+            let (path, columns, limit, scratch, progress, known, options) = (
+                scenarios[row].clone(),
+                columns.clone(),
+                limit.clone(),
+                scratch.clone(),
+                progress.clone(),
+                known.clone(),
+                options.clone(),
+            );
+            // The cell's place in the whole matrix: unique in the run, whatever the shard.
+            let i = row * columns.len() + c;
+            tasks.spawn(async move {
+                let _permit = limit.acquire().await;
+                let client = &columns[c];
+                progress.started(&format!("{} × {}", runner::stem(&path), client.id));
+                let cell = runner::run_cell_with(&path, client, i, &scratch, &options).await;
+                let recorded = known
+                    .find(&client.driver_name, &client.version, &cell)
+                    .is_some();
+                progress.finished(&cell, recorded);
+                (i, cell)
+            });
         }
         let mut out = Vec::new();
         while let Some(r) = tasks.join_next().await {
@@ -260,6 +282,7 @@ pub fn run(args: Args) -> Result<()> {
             .collect(),
         scenarios: scenario_infos,
         cells,
+        shard: args.shard,
     };
     let unused = known.apply(&mut report);
     let written = reports::write_all(&report, &out)?;
@@ -293,14 +316,7 @@ pub fn run(args: Args) -> Result<()> {
     );
     if !args.no_history {
         // The reports are written; a history problem is reported but does not hide them.
-        match history::append_keeping(
-            &report,
-            &args
-                .history
-                .clone()
-                .unwrap_or_else(|| root.join("reports/history")),
-            args.keep_history,
-        ) {
+        match history::append_keeping(&report, &history_dir, args.keep_history) {
             Ok(path) => println!("history: {}", path.display()),
             Err(e) => eprintln!("warning: the run was not added to the history: {e}"),
         }
@@ -324,6 +340,9 @@ pub fn run(args: Args) -> Result<()> {
             );
         }
     }
+    // A shard is checked against the baseline's cells of this shard: the others are not
+    // lost coverage.
+    let baseline = baseline.map(|b| of_shard(b, &report));
     let outcome = baseline.as_ref().map(|b| baseline::check(&report, b));
     if let Some(outcome) = &outcome {
         println!("\n{}", baseline::render_markdown(outcome));
@@ -370,7 +389,9 @@ pub(crate) fn exit_decision(
 ) -> std::result::Result<(), String> {
     let totals = report.totals();
     let count = |v: Verdict| totals.get(&v).copied().unwrap_or(0);
-    if count(Verdict::Pass) + count(Verdict::Fixed) == 0 {
+    // A shard may hold only cells that cannot pass (not-applicable, known failures) or none
+    // at all: "nothing passed" is a rule for the whole matrix.
+    if report.shard.is_none() && count(Verdict::Pass) + count(Verdict::Fixed) == 0 {
         return Err("no cell passed: the matrix proves nothing".into());
     }
     if let Some(outcome) = baseline {
@@ -415,6 +436,61 @@ pub(crate) fn exit_decision(
     } else {
         Err(format!("the matrix is not clean: {}", problems.join("; ")))
     }
+}
+
+/// The (row, column) positions of the cells this run runs, row by row: every cell of the
+/// matrix, or with `--shard` the shard's (`reports::shard::assign`, balanced by the
+/// durations recorded in `history_dir` when it has any).
+fn cells_to_run(
+    shard: Option<Shard>,
+    scenario_ids: &[String],
+    column_ids: &[String],
+    history_dir: &Path,
+) -> Vec<(usize, usize)> {
+    let all: Vec<(usize, usize)> = (0..scenario_ids.len())
+        .flat_map(|row| (0..column_ids.len()).map(move |column| (row, column)))
+        .collect();
+    let Some(shard) = shard else {
+        return all;
+    };
+    let keys: Vec<CellKey> = all
+        .iter()
+        .map(|(row, column)| CellKey::new(&scenario_ids[*row], &column_ids[*column]))
+        .collect();
+    let durations = shard::recorded_durations(history_dir).unwrap_or_else(|e| {
+        // Every shard must assign alike; `report-merge` refuses shards that did not.
+        eprintln!("warning: shard {shard}: durations unreadable, balancing by order instead: {e}");
+        Default::default()
+    });
+    let assignment = shard::assign(&keys, shard.count, &durations);
+    let positions = assignment.cells_of(shard.index);
+    let basis = match assignment.balance {
+        Balance::Durations { recorded } => format!(
+            "balanced by the durations in {} ({recorded} of {} cells recorded)",
+            history_dir.display(),
+            keys.len()
+        ),
+        Balance::Order => format!(
+            "balanced by order (no durations recorded in {})",
+            history_dir.display()
+        ),
+    };
+    eprintln!(
+        "shard {shard}: {} of {} cells, {basis}",
+        positions.len(),
+        keys.len()
+    );
+    positions.into_iter().map(|p| all[p]).collect()
+}
+
+/// The baseline's cells of `report`'s shard (all of them for a whole run).
+fn of_shard(mut baseline: RunReport, report: &RunReport) -> RunReport {
+    if report.shard.is_some() {
+        baseline
+            .cells
+            .retain(|b| report.cell(&b.scenario, &b.client).is_some());
+    }
+    baseline
 }
 
 /// A mistake in the command line: answered before any work, with exit status 2.
@@ -620,7 +696,7 @@ fn required_tool_dirs(manifest: &Manifest, name: &str) -> Vec<PathBuf> {
 }
 
 /// Copies a directory tree (evidence files: small, regular files only).
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     let Ok(entries) = std::fs::read_dir(from) else {
         return Ok(());
     };
@@ -894,6 +970,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, v)| Cell::without_evidence(format!("s{i}"), "crane@1", *v, ""))
                 .collect(),
+            shard: None,
         }
     }
 
@@ -978,6 +1055,55 @@ mod tests {
         let nothing =
             exit_decision(&report(&[NotApplicable, KnownFailure]), None, true).unwrap_err();
         assert!(nothing.contains("no cell passed"), "{nothing}");
+    }
+
+    #[test]
+    fn a_shard_need_not_pass_anything_but_is_otherwise_judged_alike() {
+        let shard = |verdicts: &[Verdict]| RunReport {
+            shard: Some(Shard { index: 2, count: 3 }),
+            ..report(verdicts)
+        };
+        assert!(exit_decision(&shard(&[]), None, false).is_ok());
+        assert!(exit_decision(&shard(&[NotApplicable, KnownFailure]), None, false).is_ok());
+        for verdicts in [&[Fail][..], &[NotRun], &[Error], &[Fixed]] {
+            assert!(
+                exit_decision(&shard(verdicts), None, false).is_err(),
+                "{verdicts:?}"
+            );
+        }
+        assert!(exit_decision(&report(&[NotApplicable]), None, false).is_err());
+    }
+
+    #[test]
+    fn the_shards_run_every_cell_once_and_only_their_clients_cells() {
+        let history = tempfile::tempdir().unwrap();
+        let scenarios: Vec<String> = (0..5).map(|i| format!("s{i}")).collect();
+        let columns: Vec<String> = vec!["crane@1".into(), "oras@2".into(), "regctl@3".into()];
+        let all = cells_to_run(None, &scenarios, &columns, history.path());
+        assert_eq!(all.len(), 15);
+        // Without history, then with one (durations recorded for some cells).
+        for round in 0..2 {
+            let mut seen = Vec::new();
+            for index in 1..=4 {
+                let shard = Some(Shard { index, count: 4 });
+                seen.extend(cells_to_run(shard, &scenarios, &columns, history.path()));
+            }
+            seen.sort();
+            assert_eq!(seen, all, "round {round}");
+            let mut recorded = report(&[Pass, Pass, Pass]);
+            for (i, cell) in recorded.cells.iter_mut().enumerate() {
+                cell.duration_ms = 1000 * (i as u64 + 1);
+            }
+            history::append(&recorded, history.path()).unwrap();
+        }
+        let mut one = cells_to_run(
+            Some(Shard { index: 1, count: 1 }),
+            &scenarios,
+            &columns,
+            history.path(),
+        );
+        one.sort();
+        assert_eq!(one, all);
     }
 
     #[test]

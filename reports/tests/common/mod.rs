@@ -130,6 +130,7 @@ pub fn report(run_id: &str, cells: &[(&str, &str, Verdict)]) -> RunReport {
         clients,
         scenarios,
         cells: cells.iter().map(|(s, c, v)| cell(s, c, *v)).collect(),
+        shard: None,
     }
 }
 

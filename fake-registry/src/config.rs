@@ -33,6 +33,13 @@
 //! layers = [4096]
 //! labels = { "io.buildpacks.stack.id" = "io.regcompat.stack" }   # image config labels
 //! env = ["CNB_USER_ID=1000", "CNB_GROUP_ID=1000"]               # image config env after PATH
+//! files = [                             # one more layer, for an image a client runs
+//!   { path = "bin/busybox", from = "/bin/busybox", mode = 0o755 },  # a file of this machine
+//!   { path = "bin/sh", link = "busybox" },
+//!   { path = "tmp", dir = true, mode = 0o1777 },
+//!   { path = "etc/passwd", text = "root:x:0:0::/root:/bin/sh\n" },
+//!   { path = "etc/ssl/certs/ca-certificates.crt", fleet_ca = true },  # the fleet's CA
+//! ]
 //! [[host.fault]]                        # see docs/faults.md; match.host is this host
 //! match = { method = "GET", path = "/v2/**/manifests/*" }
 //! when = { nth = 2 }                    # or probability = 0.1, seed = 7
@@ -218,6 +225,109 @@ pub struct SeedConfig {
     /// Image config env entries after `PATH`, e.g. `["CNB_USER_ID=1000"]`.
     #[serde(default)]
     pub env: Vec<String>,
+    /// The files of one more layer, for an image a client runs (a buildpacks build image
+    /// needs a shell and must trust the fleet's CA).
+    #[serde(default)]
+    pub files: Vec<Spanned<SeedFileConfig>>,
+}
+
+/// One file of a seed's file layer: exactly one of `from`, `text`, `link`, `dir`,
+/// `fleet_ca`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedFileConfig {
+    /// Relative to the image's root: `bin/sh`.
+    pub path: String,
+    /// A file of this machine, copied in when the configuration is read.
+    #[serde(default)]
+    pub from: Option<PathBuf>,
+    #[serde(default)]
+    pub text: Option<String>,
+    /// A symbolic link to this target.
+    #[serde(default)]
+    pub link: Option<String>,
+    #[serde(default)]
+    pub dir: bool,
+    /// The fleet's CA certificate (PEM): what a client in the image must trust.
+    #[serde(default)]
+    pub fleet_ca: bool,
+    /// Permission bits; default 0o644 (files), 0o755 (directories), 0o777 (links).
+    #[serde(default)]
+    pub mode: Option<u32>,
+}
+
+/// The largest file a seed may copy from this machine (busybox is about 2 MB).
+pub const MAX_SEED_FILE_BYTES: u64 = 64 << 20;
+
+impl SeedFileConfig {
+    /// The layer entry (reading `from`), or what is wrong with the entry.
+    fn to_file_spec(&self) -> Result<fixtures::FileSpec, (&'static str, String)> {
+        use fixtures::FileContent;
+        let kinds = [
+            self.from.is_some(),
+            self.text.is_some(),
+            self.link.is_some(),
+            self.dir,
+            self.fleet_ca,
+        ];
+        if kinds.iter().filter(|k| **k).count() != 1 {
+            return Err((
+                "path",
+                format!(
+                    "file {:?} needs exactly one of from, text, link, dir = true, fleet_ca = true",
+                    self.path
+                ),
+            ));
+        }
+        let path = self.path.trim_start_matches('/');
+        if path.is_empty() || path.split('/').any(|c| c == "..") {
+            return Err((
+                "path",
+                format!("{:?} is not a path inside the image", self.path),
+            ));
+        }
+        let (content, mode) = if let Some(from) = &self.from {
+            // Only a regular file of bounded size: `/dev/zero` would never end.
+            match std::fs::metadata(from) {
+                Ok(m) if !m.is_file() => {
+                    return Err(("from", format!("{} is not a regular file", from.display())));
+                }
+                Ok(m) if m.len() > MAX_SEED_FILE_BYTES => {
+                    return Err((
+                        "from",
+                        format!(
+                            "{} holds {} bytes; a seed file may hold {MAX_SEED_FILE_BYTES}",
+                            from.display(),
+                            m.len()
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+            let bytes = std::fs::read(from).map_err(|e| {
+                let reason = e.to_string();
+                let reason = reason
+                    .split_once(" (os error")
+                    .map_or(reason.as_str(), |(r, _)| r)
+                    .to_owned();
+                ("from", format!("cannot read {}: {reason}", from.display()))
+            })?;
+            (FileContent::Bytes(bytes.into()), 0o644)
+        } else if let Some(text) = &self.text {
+            (FileContent::Bytes(text.clone().into_bytes().into()), 0o644)
+        } else if let Some(target) = &self.link {
+            (FileContent::Symlink(target.clone()), 0o777)
+        } else if self.dir {
+            (FileContent::Dir, 0o755)
+        } else {
+            (FileContent::FleetCa, 0o644)
+        };
+        Ok(fixtures::FileSpec {
+            path: path.to_owned(),
+            content,
+            mode: self.mode.unwrap_or(mode),
+        })
+    }
 }
 
 fn default_format() -> Spanned<String> {
@@ -421,6 +531,18 @@ impl FleetConfig {
                             "seeds are generated in memory: use small layers, e.g. [4096]".into(),
                         ));
                     }
+                }
+                for (k, f) in s.files.iter().enumerate() {
+                    f.get_ref().to_file_spec().map_err(|(field, message)| {
+                        at(
+                            f.span(),
+                            format!("host[{i}].seed[{j}].files[{k}].{field}"),
+                            message,
+                            "e.g. { path = \"bin/sh\", link = \"busybox\" } or \
+                             { path = \"etc/ssl/certs/ca-certificates.crt\", fleet_ca = true }"
+                                .into(),
+                        )
+                    })?;
                 }
                 for (k, p) in s.platforms.iter().enumerate() {
                     Platform::parse(p.get_ref()).map_err(|m| {
@@ -823,6 +945,7 @@ impl HostConfig {
             ProfileConfig::Mirror(options) => ProfileChoice::Mirror { options, directory },
         };
         let mut seeds = Vec::new();
+        let mut fleet_ca_seeds = Vec::new();
         for s in self.seeds {
             let format = match s.format.get_ref().as_str() {
                 "docker" => Format::Docker,
@@ -839,7 +962,19 @@ impl HostConfig {
                 }
                 spec
             };
-            let spec = spec.with_seed(s.seed).with_config(s.labels, s.env);
+            let files = s
+                .files
+                .iter()
+                .map(|f| f.get_ref().to_file_spec().map_err(|(_, m)| m))
+                .collect::<Result<Vec<_>, _>>()?;
+            let spec = spec
+                .with_seed(s.seed)
+                .with_config(s.labels, s.env)
+                .with_files(files);
+            if spec.needs_fleet_ca() {
+                fleet_ca_seeds.push((s.repository.into_inner(), s.tag, spec));
+                continue;
+            }
             let image = fixtures::generate(&spec).map_err(|e| e.to_string())?;
             seeds.push((s.repository.into_inner(), s.tag, image));
         }
@@ -851,6 +986,7 @@ impl HostConfig {
         spec.storage = self.storage;
         spec.options = options;
         spec.seeds = seeds;
+        spec.fleet_ca_seeds = fleet_ca_seeds;
         spec.faults = self.faults.into_iter().map(Spanned::into_inner).collect();
         Ok(spec)
     }
@@ -1073,6 +1209,57 @@ kind = "open"
         let config: serde_json::Value = serde_json::from_slice(&config.bytes).unwrap();
         assert_eq!(config["config"]["Labels"]["io.buildpacks.stack.id"], "s");
         assert_eq!(config["config"]["Env"][1], "CNB_USER_ID=1000");
+    }
+
+    #[test]
+    fn seed_files_are_checked_where_they_are_written_and_wait_for_the_fleet_ca() {
+        let config = |files: &str| {
+            format!(
+                "[[host]]\nname = \"a\"\nhostname = \"a.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.seed]]\nrepository = \"cnb/build\"\ntag = \"1\"\nfiles = [\n  {files},\n]\n"
+            )
+        };
+        for (files, message) in [
+            ("{ path = \"bin/sh\" }", "exactly one of"),
+            (
+                "{ path = \"bin/sh\", link = \"x\", dir = true }",
+                "exactly one of",
+            ),
+            ("{ path = \"../etc/x\", text = \"x\" }", "not a path inside"),
+            (
+                "{ path = \"x\", from = \"/nonexistent/busybox\" }",
+                "cannot read /nonexistent/busybox",
+            ),
+            (
+                "{ path = \"x\", from = \"/dev/zero\" }",
+                "not a regular file",
+            ),
+        ] {
+            let e = FleetConfig::parse(&config(files), "fleet.toml").unwrap_err();
+            assert!(
+                e.field.starts_with("host[0].seed[0].files[0]."),
+                "{files}: {e}"
+            );
+            assert!(e.message.contains(message), "{files}: {e}");
+            assert_eq!(e.line, 10, "{files}: {e}");
+        }
+        let hosts = FleetConfig::parse(
+            &config(
+                "{ path = \"etc/passwd\", text = \"root:x:0:0::/:/bin/sh\" }, \
+                 { path = \"etc/ssl/certs/ca-certificates.crt\", fleet_ca = true }",
+            ),
+            "fleet.toml",
+        )
+        .unwrap()
+        .into_hosts(0)
+        .unwrap();
+        assert!(
+            hosts[0].seeds.is_empty(),
+            "generated only once the CA exists"
+        );
+        let (repository, _, spec) = &hosts[0].fleet_ca_seeds[0];
+        assert_eq!(repository, "cnb/build");
+        assert_eq!(spec.files.len(), 2);
+        assert!(spec.needs_fleet_ca());
     }
 
     /// Fuzzing (docs/fuzzing.md, target `fleet_config`): `layers = [4000000000]` passed

@@ -10,7 +10,7 @@
 use crate::api::{Registry, RegistryOptions};
 use crate::auth::Clock;
 use crate::fault::{FaultConfig, Faults};
-use crate::fixtures::Image;
+use crate::fixtures::{Image, ImageSpec};
 use crate::journal::{Journal, JournalLimits};
 use crate::listener;
 use crate::server::{ProfileChoice, StartError, build_profile, push_image};
@@ -41,6 +41,8 @@ pub struct HostSpec {
     pub options: RegistryOptions,
     pub storage: Option<PathBuf>,
     pub seeds: Vec<(String, String, Image)>,
+    /// Seeds with a file holding the fleet's CA: generated when the fleet has made it.
+    pub fleet_ca_seeds: Vec<(String, String, ImageSpec)>,
     /// Fault rules of this host (their `match.host` is set to the host's name).
     pub faults: Vec<FaultConfig>,
     /// The TLS versions the host speaks; empty: 1.3 and 1.2.
@@ -60,6 +62,7 @@ impl HostSpec {
             options: RegistryOptions::default(),
             storage: None,
             seeds: Vec::new(),
+            fleet_ca_seeds: Vec::new(),
             faults: Vec::new(),
             tls_versions: Vec::new(),
         }
@@ -260,6 +263,16 @@ impl Fleet {
                 ),
                 None => Arc::new(MemoryStorage::with_clock(options.clock.clone())),
             };
+            for (repository, tag, image_spec) in std::mem::take(&mut spec.fleet_ca_seeds) {
+                let image =
+                    crate::fixtures::generate(&image_spec.with_fleet_ca(ca.cert_pem().as_bytes()))
+                        .map_err(|e| StartError::Seed {
+                            repository: repository.clone(),
+                            tag: tag.clone(),
+                            reason: e.to_string(),
+                        })?;
+                spec.seeds.push((repository, tag, image));
+            }
             for (repository, tag, image) in &spec.seeds {
                 push_image(storage.as_ref(), repository, tag, image)
                     .await

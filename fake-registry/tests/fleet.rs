@@ -453,3 +453,59 @@ fn serve_config_names_the_file_line_and_field_of_an_error() {
     );
     assert!(stderr.contains("hint: `kind` is one of"), "{stderr}");
 }
+
+/// A seed with a `fleet_ca` file (a buildpacks build image that must trust the fleet) is
+/// generated once the fleet has made its CA: the layer served holds that CA's PEM.
+#[tokio::test]
+async fn a_seed_file_holds_the_fleet_ca_it_was_started_with() {
+    use fake_registry::fixtures::{FileContent, FileSpec};
+    let dir = tempfile::tempdir().unwrap();
+    let mut open = HostSpec::new("open", "registry.example.com", ProfileChoice::Open);
+    open.fleet_ca_seeds.push((
+        "cnb/build".into(),
+        "1".into(),
+        ImageSpec::single(Format::Docker, &[16]).with_files(vec![FileSpec {
+            path: "etc/ssl/certs/ca-certificates.crt".into(),
+            content: FileContent::FleetCa,
+            mode: 0o644,
+        }]),
+    ));
+    let mut options = FleetOptions::new(dir.path());
+    options.first_address = Ipv4Addr::new(127, 0, 207, 2);
+    let fleet = Fleet::start(vec![open], options)
+        .await
+        .expect("fleet starts");
+    let client = https_client(&fleet, false);
+    let base = "https://registry.example.com/v2/cnb/build";
+    let manifest: serde_json::Value = client
+        .get(format!("{base}/manifests/1"))
+        .header(
+            "Accept",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let top = manifest["layers"][1]["digest"]
+        .as_str()
+        .expect("a files layer");
+    let gz = client
+        .get(format!("{base}/blobs/{top}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mut tar = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(gz.as_ref()), &mut tar).unwrap();
+    let ca = std::fs::read(fleet.ca_pem_path()).unwrap();
+    assert!(
+        tar.windows(ca.len()).any(|w| w == ca.as_slice()),
+        "the layer holds the fleet's ca.pem"
+    );
+    fleet.shutdown().await;
+}

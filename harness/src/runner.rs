@@ -1037,6 +1037,25 @@ fn resolve_action(
                 publish: step.publish.unwrap_or(true),
             }
         }
+        Action::AppBuild => {
+            let dir = sandbox.work.join(format!("app-{i}"));
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            // The app's source: one file, so the export has an app layer of its own.
+            std::fs::write(dir.join("hello.txt"), "built by regcompat\n")
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            let field = |v: &Option<toml::Spanned<String>>, name: &str| {
+                v.as_ref()
+                    .map(|v| resolve(v.get_ref()))
+                    .ok_or(format!("app-build needs {name}"))
+            };
+            ResolvedAction::AppBuild {
+                dir,
+                builder: field(&step.image, "image")?,
+                run_image: field(&step.run_image, "run_image")?,
+                to: field(&step.to, "to")?,
+                publish: step.publish.unwrap_or(true),
+            }
+        }
     })
 }
 

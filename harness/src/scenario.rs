@@ -34,10 +34,11 @@
 //! empty_auths = ["ecr"]                  # `auths: { "<host>": {} }` beside a credsStore
 //!
 //! [[step]]
-//! action = "pull"                        # login | pull | push | copy | build-from | builder-create
+//! action = "pull"                        # login | pull | push | copy | build-from | builder-create | app-build
 //! image = "{acr}/base/run:1"             # {name} = that host's hostname[:port]
-//! # run_image = "{acr}/cnb/run:1"        # builder-create: the run image (`image` = build image)
-//! # publish = false                       # builder-create: the daemon path (default: --publish)
+//! # run_image = "{acr}/cnb/run:1"        # builder-create: the run image (`image` = build image);
+//! #                                       # app-build: the builder's run image (`image` = builder)
+//! # publish = false                       # builder-create, app-build: the daemon path (default: --publish)
 //! # setup = true                          # login: only sets the credential up; clients
 //! #                                       # without login get it as `docker login` stores it
 //! expect = "success"                     # or "failure", or "any"
@@ -190,6 +191,10 @@ pub enum Action {
     /// Create a buildpacks builder from a build image (`image`) and a run image
     /// (`run_image`), with a generated trivial buildpack, and publish it to `to`.
     BuilderCreate,
+    /// Build a generated app from source with a buildpacks builder (`image`, whose run
+    /// image is `run_image`) and publish the app image to `to` (`pack build --publish`:
+    /// the lifecycle in the builder fetches the run image and pushes the app itself).
+    AppBuild,
 }
 
 impl Action {
@@ -201,7 +206,14 @@ impl Action {
             Self::Copy => "copy",
             Self::BuildFrom => "build-from",
             Self::BuilderCreate => "builder-create",
+            Self::AppBuild => "app-build",
         }
+    }
+
+    /// Buildpacks' own commands (`pack builder create`, `pack build`): no other client
+    /// has them.
+    pub fn is_buildpacks(self) -> bool {
+        matches!(self, Self::BuilderCreate | Self::AppBuild)
     }
 }
 
@@ -230,11 +242,13 @@ pub struct Step {
     /// from a multi-platform base (Jib `jib.from.platforms`); others build their default.
     #[serde(default)]
     pub platforms: Vec<String>,
-    /// `builder-create`: the run image (`image` is the build image).
+    /// `builder-create`: the run image (`image` is the build image). `app-build`: the run
+    /// image the builder names (`image` is the builder; pack reads the run image from it).
     #[serde(default)]
     pub run_image: Option<Spanned<String>>,
-    /// `builder-create`: `true` (default) publishes daemonless (`--publish`); `false` takes
-    /// the daemon path — images pulled by the cell's dockerd, the builder kept there.
+    /// `builder-create`, `app-build`: `true` (default) publishes daemonless (`--publish`);
+    /// `false` takes the daemon path — images pulled by the cell's dockerd, the result
+    /// kept there.
     #[serde(default)]
     pub publish: Option<bool>,
     /// `login`: the host to log in to (its name) and the principal whose credentials to use.
@@ -533,7 +547,8 @@ impl Scenario {
                         format!("action `{}` needs `{name}`", step.action.as_str()),
                         "login: registry, principal; pull: image; push: to; copy: image, to; \
                          build-from: image (and `to` to push the result); builder-create: \
-                         image (the build image), run_image, to",
+                         image (the build image), run_image, to; app-build: image (the \
+                         builder), run_image, to",
                     ));
                 }
                 Ok(())
@@ -560,7 +575,7 @@ impl Scenario {
                     need(&step.to, "to")?;
                 }
                 Action::BuildFrom => need(&step.image, "image")?,
-                Action::BuilderCreate => {
+                Action::BuilderCreate | Action::AppBuild => {
                     need(&step.image, "image")?;
                     need(&step.run_image, "run_image")?;
                     need(&step.to, "to")?;

@@ -28,6 +28,16 @@ const HOST: &str = "title = \"t\"\n[[host]]\nname = \"reg\"\nhostname = \"regist
     &format!("{HOST}[[step]]\naction = \"pull\"\nexpect = \"success\"\n"),
     7, "step[0].image", "needs `image`"
 )]
+#[case::app_build_without_run_image(
+    &format!("{HOST}[[step]]\naction = \"app-build\"\nimage = \"{{reg}}/b:1\"\nto = \"{{reg}}/app:1\"\nexpect = \"success\"\n"),
+    7, "step[0].run_image", "needs `run_image`"
+)]
+#[case::seed_file_with_two_contents(
+    "title = \"t\"\n[[host]]\nname = \"reg\"\nhostname = \"registry.example.com\"\n[host.profile]\nkind = \"open\"\n[[host.seed]]\nrepository = \"a\"\ntag = \"1\"\nfiles = [{ path = \"bin/sh\", link = \"busybox\", text = \"x\" }]\n[[step]]\naction = \"pull\"\nimage = \"{reg}/a:1\"\nexpect = \"success\"\n",
+    10,
+    "host[0].seed[0].files[0].path",
+    "exactly one of"
+)]
 #[case::placeholder_of_no_host(
     &format!("{HOST}[[step]]\naction = \"pull\"\nimage = \"{{acr}}/a:1\"\nexpect = \"success\"\n"),
     9, "step[0].image", "{acr} names no host"

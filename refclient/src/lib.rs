@@ -11,6 +11,7 @@
 //!   copy FROM TO
 //!   build-from BASE [TO]
 //!   builder-create BUILD RUN TO [--no-publish]
+//!   app-build BUILDER RUN TO [--no-publish]
 //!   mutants                      (lists the mutants)
 //! ```
 //! Exit 0 on success; otherwise one `error: …` line on stderr and exit 1 (2 for usage).
@@ -46,7 +47,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 const USAGE: &str = "usage: regcompat-refclient [--mutant NAME] [--mirror UPSTREAM=MIRROR[/path]]… \
                      (login REGISTRY USER PASS | pull IMAGE | push LAYOUT TO | copy FROM TO | \
-                     build-from BASE [TO] | builder-create BUILD RUN TO [--no-publish] | mutants)";
+                     build-from BASE [TO] | builder-create BUILD RUN TO [--no-publish] | \
+                     app-build BUILDER RUN TO [--no-publish] | mutants)";
 
 /// Runs the client on `args` (without the program name); returns the exit code.
 pub fn main_with_args(args: Vec<String>) -> i32 {
@@ -177,6 +179,28 @@ fn run(mutant: Mutant, mirrors: Vec<MirrorSpec>, args: &[String]) -> Result<()> 
                 println!("{}", client.push(&to, &builder)?);
             } else {
                 println!("{}", builder.manifest.digest);
+            }
+            Ok(())
+        }
+        // What a buildpacks lifecycle does for `pack build --publish`: read the builder,
+        // fetch its run image, export the app as a layer on it to TO.
+        "app-build" => {
+            let builder = Reference::parse(arg(1, "BUILDER")?)?;
+            let run = Reference::parse(arg(2, "RUN")?)?;
+            let to = Reference::parse(arg(3, "TO")?)?;
+            let publish = args.get(4).map(String::as_str) != Some("--no-publish");
+            client.pull(&builder)?;
+            let run_image = client.pull(&run)?;
+            let app = image::add_layer(
+                &run_image,
+                "workspace/hello.txt",
+                b"built by regcompat\n",
+                "regcompat-refclient app-build",
+            )?;
+            if publish {
+                println!("{}", client.push(&to, &app)?);
+            } else {
+                println!("{}", app.manifest.digest);
             }
             Ok(())
         }

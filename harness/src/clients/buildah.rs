@@ -31,7 +31,7 @@ impl Driver for Buildah {
     }
 
     fn supports(&self, action: Action) -> bool {
-        action != Action::BuilderCreate
+        !action.is_buildpacks()
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
@@ -111,7 +111,7 @@ impl Driver for Buildah {
                     None => vec![b(&["bud", &auth, &policy, &ctx])],
                 }
             }
-            ResolvedAction::BuilderCreate { .. } => Vec::new(),
+            ResolvedAction::BuilderCreate { .. } | ResolvedAction::AppBuild { .. } => Vec::new(),
         }
     }
 }

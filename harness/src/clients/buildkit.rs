@@ -86,7 +86,9 @@ impl Driver for Buildctl {
             ResolvedAction::Copy { to, .. } => {
                 vec![build(&bin, &addr, &copy_context(cell), Some(to))]
             }
-            ResolvedAction::Login { .. } | ResolvedAction::BuilderCreate { .. } => Vec::new(),
+            ResolvedAction::Login { .. }
+            | ResolvedAction::BuilderCreate { .. }
+            | ResolvedAction::AppBuild { .. } => Vec::new(),
         }
     }
 

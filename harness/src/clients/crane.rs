@@ -19,7 +19,7 @@ impl Driver for Crane {
     }
 
     fn supports(&self, action: Action) -> bool {
-        action != Action::BuilderCreate
+        !action.is_buildpacks()
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
@@ -96,7 +96,9 @@ impl Driver for Crane {
                 }
                 return vec![tar, append];
             }
-            ResolvedAction::BuilderCreate { .. } => return Vec::new(),
+            ResolvedAction::BuilderCreate { .. } | ResolvedAction::AppBuild { .. } => {
+                return Vec::new();
+            }
         };
         vec![argv]
     }

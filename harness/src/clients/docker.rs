@@ -21,7 +21,7 @@ impl Driver for Docker {
     }
 
     fn supports(&self, action: Action) -> bool {
-        action != Action::BuilderCreate
+        !action.is_buildpacks()
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
@@ -74,7 +74,7 @@ impl Driver for Docker {
                     None => vec![cmd(&["build", &ctx])],
                 }
             }
-            ResolvedAction::BuilderCreate { .. } => Vec::new(),
+            ResolvedAction::BuilderCreate { .. } | ResolvedAction::AppBuild { .. } => Vec::new(),
         }
     }
 

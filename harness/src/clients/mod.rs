@@ -70,6 +70,16 @@ pub enum ResolvedAction {
         /// `--publish` (daemonless); else the daemon path.
         publish: bool,
     },
+    /// Build the app in `dir` (generated source) with `builder`, whose run image is
+    /// `run_image`, and publish it to `to`.
+    AppBuild {
+        dir: PathBuf,
+        builder: String,
+        run_image: String,
+        to: String,
+        /// `--publish` (daemonless export by the lifecycle); else the daemon path.
+        publish: bool,
+    },
 }
 
 /// A registry mirror as the client configures it: requests for `upstream` (an authority,

@@ -44,7 +44,7 @@ impl Driver for Nerdctl {
     }
 
     fn supports(&self, action: Action) -> bool {
-        action != Action::BuilderCreate
+        !action.is_buildpacks()
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
@@ -85,7 +85,7 @@ impl Driver for Nerdctl {
                 Some(to) => vec![build(to, context), n(&["push", to])],
                 None => vec![build(LOCAL_BUILD, context)],
             },
-            ResolvedAction::BuilderCreate { .. } => Vec::new(),
+            ResolvedAction::BuilderCreate { .. } | ResolvedAction::AppBuild { .. } => Vec::new(),
         }
     }
 

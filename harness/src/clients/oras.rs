@@ -30,7 +30,7 @@ impl Driver for Oras {
     }
 
     fn supports(&self, action: Action) -> bool {
-        !matches!(action, Action::BuildFrom | Action::BuilderCreate)
+        !matches!(action, Action::BuildFrom) && !action.is_buildpacks()
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
@@ -60,7 +60,9 @@ impl Driver for Oras {
                 &["cp", "--from-oci-layout", &layout_ref(layout, "latest"), to],
             ),
             ResolvedAction::Copy { from, to } => super::cmd(&bin, &["cp", from, to]),
-            ResolvedAction::BuildFrom { .. } | ResolvedAction::BuilderCreate { .. } => {
+            ResolvedAction::BuildFrom { .. }
+            | ResolvedAction::BuilderCreate { .. }
+            | ResolvedAction::AppBuild { .. } => {
                 return Vec::new();
             }
         };

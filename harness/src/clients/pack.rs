@@ -5,6 +5,14 @@
 //! `$DOCKER_CONFIG/config.json` (auths, identitytoken, credential helpers) and the system
 //! roots (`SSL_CERT_FILE`). The builder's lifecycle is the local tarball of the `lifecycle`
 //! client (pack's default would be downloaded from GitHub); the buildpack is generated.
+//!
+//! `app-build` is `pack build <to> --builder <builder> --publish`: pack pulls the builder
+//! into the cell's dockerd and runs the lifecycle's phases in containers of it (`--network
+//! host`: the cell's own network namespace, hosts file and fleet); the analyzer and the
+//! exporter fetch the run image and push the app themselves, with the credentials pack
+//! hands them in `CNB_REGISTRY_AUTH` — a second auth path, not pack's. The builder's build
+//! image must be runnable (a shell for the buildpack, the fleet's CA): scenarios seed one
+//! with `files` (busybox, `/etc/ssl/certs/ca-certificates.crt` = the fleet's CA).
 
 use super::daemons;
 use super::{CellEnv, DaemonSpec, Driver, ResolvedAction};
@@ -26,7 +34,7 @@ impl Driver for Pack {
     }
 
     fn supports(&self, action: Action) -> bool {
-        action == Action::BuilderCreate
+        action.is_buildpacks()
     }
 
     fn prepare(&self, cell: &CellEnv, action: &ResolvedAction) -> Result<(), String> {
@@ -81,6 +89,16 @@ impl Driver for Pack {
     }
 
     fn commands(&self, cell: &CellEnv, action: &ResolvedAction) -> Vec<Vec<String>> {
+        if let ResolvedAction::AppBuild {
+            dir,
+            builder,
+            to,
+            publish,
+            ..
+        } = action
+        {
+            return vec![app_build(cell, dir, builder, to, *publish)];
+        }
         let ResolvedAction::BuilderCreate {
             dir, to, publish, ..
         } = action
@@ -126,6 +144,40 @@ impl Driver for Pack {
 /// The stack id builder.toml declares; scenarios label their build and run images with it.
 pub const STACK_ID: &str = "io.regcompat.stack";
 
+/// `pack build`: the lifecycle's containers join the cell's network namespace (the only
+/// network a cell has; dockerd runs with `--bridge=none`). `--trust-builder`: the builder
+/// is the cell's own, so pack runs the lifecycle's `creator` in it and hands it the
+/// registry credentials (`CNB_REGISTRY_AUTH`). An untrusted builder would make pack fetch
+/// a separate lifecycle image from Docker Hub (`buildpacksio/lifecycle`) to hold the
+/// credentials instead — a registry the cell does not have.
+fn app_build(cell: &CellEnv, dir: &Path, builder: &str, to: &str, publish: bool) -> Vec<String> {
+    let path = dir.display().to_string();
+    let mut args = vec![
+        "build",
+        to,
+        "--builder",
+        builder,
+        "--path",
+        &path,
+        "--network",
+        "host",
+        "--trust-builder",
+        "--pull-policy",
+        "always",
+        "--no-color",
+        "--verbose",
+    ];
+    if publish {
+        args.push("--publish");
+    } else {
+        // The daemon path: the lifecycle exports into the daemon through its socket, which
+        // pack mounts into the container — `/var/run/docker.sock` unless told `inherit`
+        // (DOCKER_HOST: the cell's own dockerd).
+        args.extend(["--docker-host", "inherit"]);
+    }
+    super::cmd(&cell.bin(), &args)
+}
+
 /// `lifecycle-v<version>+linux.x86-64.tgz` in the version directory of an installed
 /// lifecycle (the parent of its `bin`), among the required tools' directories.
 fn lifecycle_tarball(tools: &[PathBuf]) -> Option<PathBuf> {
@@ -146,6 +198,63 @@ fn is_lifecycle_tarball(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sandbox::Sandbox;
+    use std::collections::BTreeMap;
+
+    fn app_build(publish: bool) -> Vec<Vec<String>> {
+        let sandbox = Sandbox::at(Path::new("/cell"));
+        let credentials = BTreeMap::new();
+        let identity_tokens = BTreeMap::new();
+        let cell = CellEnv {
+            bin: Path::new("/bin/pack"),
+            sandbox: &sandbox,
+            tools: &[],
+            registries: &[],
+            mirrors: &[],
+            ca_file: Path::new("/cell/ca.pem"),
+            credentials: &credentials,
+            identity_tokens: &identity_tokens,
+        };
+        Pack.commands(
+            &cell,
+            &ResolvedAction::AppBuild {
+                dir: "/cell/work/app-1".into(),
+                builder: "r.test/cnb/builder:1".into(),
+                run_image: "r.test/cnb/run:1".into(),
+                to: "r.test/app:1".into(),
+                publish,
+            },
+        )
+    }
+
+    /// `pack build` on the cell's network (`--network host`: dockerd has no bridge), with
+    /// the cell's builder trusted (no Docker Hub lifecycle image); the daemon path mounts
+    /// the cell's dockerd socket (`--docker-host inherit`), never /var/run/docker.sock.
+    #[test]
+    fn app_build_runs_pack_build_on_the_cells_network_and_daemon() {
+        let published = app_build(true);
+        assert_eq!(published.len(), 1);
+        let argv = &published[0];
+        assert_eq!(argv[..3], ["/bin/pack", "build", "r.test/app:1"]);
+        let after = |flag: &str| {
+            argv.iter()
+                .position(|a| a == flag)
+                .and_then(|i| argv.get(i + 1))
+                .cloned()
+        };
+        assert_eq!(after("--builder").as_deref(), Some("r.test/cnb/builder:1"));
+        assert_eq!(after("--path").as_deref(), Some("/cell/work/app-1"));
+        assert_eq!(after("--network").as_deref(), Some("host"));
+        assert!(argv.iter().any(|a| a == "--trust-builder"));
+        assert!(argv.iter().any(|a| a == "--publish"));
+        assert!(!argv.iter().any(|a| a == "--docker-host"));
+        let daemon = &app_build(false)[0];
+        assert!(!daemon.iter().any(|a| a == "--publish"));
+        let i = daemon.iter().position(|a| a == "--docker-host").unwrap();
+        assert_eq!(daemon[i + 1], "inherit");
+        assert!(Pack.supports(Action::AppBuild) && Pack.supports(Action::BuilderCreate));
+        assert!(!Pack.supports(Action::Pull));
+    }
 
     #[test]
     fn finds_the_tarball_beside_the_lifecycle_bin_dir() {

@@ -221,7 +221,7 @@ impl Driver for Podman {
     }
 
     fn supports(&self, action: Action) -> bool {
-        action != Action::BuilderCreate
+        !action.is_buildpacks()
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
@@ -296,7 +296,7 @@ impl Driver for Podman {
                     None => vec![p(&["build", &auth, &policy, &ctx])],
                 }
             }
-            ResolvedAction::BuilderCreate { .. } => Vec::new(),
+            ResolvedAction::BuilderCreate { .. } | ResolvedAction::AppBuild { .. } => Vec::new(),
         }
     }
 }

@@ -87,6 +87,23 @@ impl Driver for RefClient {
                     args.push(s("--no-publish"));
                 }
             }
+            ResolvedAction::AppBuild {
+                builder,
+                run_image,
+                to,
+                publish,
+                ..
+            } => {
+                args.extend([
+                    s("app-build"),
+                    builder.clone(),
+                    run_image.clone(),
+                    to.clone(),
+                ]);
+                if !publish {
+                    args.push(s("--no-publish"));
+                }
+            }
         }
         vec![cmd(&cell.bin(), &args)]
     }

@@ -30,7 +30,7 @@ impl Driver for Regctl {
     }
 
     fn supports(&self, action: Action) -> bool {
-        action != Action::BuilderCreate
+        !action.is_buildpacks()
     }
 
     fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
@@ -104,7 +104,9 @@ impl Driver for Regctl {
                 s("--layer-add"),
                 format!("dir={}", context.display()),
             ],
-            ResolvedAction::BuilderCreate { .. } => return Vec::new(),
+            ResolvedAction::BuilderCreate { .. } | ResolvedAction::AppBuild { .. } => {
+                return Vec::new();
+            }
         };
         vec![argv]
     }

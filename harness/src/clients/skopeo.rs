@@ -22,7 +22,7 @@ impl Driver for Skopeo {
     }
 
     fn supports(&self, action: Action) -> bool {
-        !matches!(action, Action::BuildFrom | Action::BuilderCreate)
+        !matches!(action, Action::BuildFrom) && !action.is_buildpacks()
     }
 
     fn prepare(&self, cell: &CellEnv, _action: &ResolvedAction) -> Result<(), String> {
@@ -80,7 +80,9 @@ impl Driver for Skopeo {
                 format!("docker://{from}"),
                 format!("docker://{to}"),
             ],
-            ResolvedAction::BuildFrom { .. } | ResolvedAction::BuilderCreate { .. } => {
+            ResolvedAction::BuildFrom { .. }
+            | ResolvedAction::BuilderCreate { .. }
+            | ResolvedAction::AppBuild { .. } => {
                 return Vec::new();
             }
         };

@@ -15,8 +15,8 @@
 //! with `files` (busybox, `/etc/ssl/certs/ca-certificates.crt` = the fleet's CA).
 
 use super::daemons;
-use super::{CellEnv, DaemonSpec, Driver, ResolvedAction};
-use crate::scenario::Action;
+use super::{CellEnv, DaemonSpec, Driver, Mirror, ResolvedAction};
+use crate::scenario::{Action, ClientSetup};
 use std::path::{Path, PathBuf};
 
 pub struct Pack;
@@ -37,7 +37,25 @@ impl Driver for Pack {
         action.is_buildpacks()
     }
 
+    /// pack's `registry-mirrors` (`pack config registry-mirrors add <registry> --mirror
+    /// <mirror>`) map a registry to *one* mirror that replaces it in every image name pack
+    /// fetches (internal/name TranslateRegistry): no list to fall back along.
+    fn unsupported_setup(&self, setup: &ClientSetup) -> Option<String> {
+        setup
+            .mirrors
+            .iter()
+            .find(|(_, list)| list.len() > 1)
+            .map(|(upstream, list)| {
+                format!(
+                    "pack's registry-mirrors map a registry to one mirror that replaces it; \
+                     {upstream} has {} mirrors to try in turn",
+                    list.len()
+                )
+            })
+    }
+
     fn prepare(&self, cell: &CellEnv, action: &ResolvedAction) -> Result<(), String> {
+        write_pack_config(cell)?;
         let ResolvedAction::BuilderCreate {
             dir,
             build_image,
@@ -143,6 +161,39 @@ impl Driver for Pack {
 
 /// The stack id builder.toml declares; scenarios label their build and run images with it.
 pub const STACK_ID: &str = "io.regcompat.stack";
+
+/// `$PACK_HOME/config.toml` with the cell's mirrors, as `pack config registry-mirrors add`
+/// writes them; nothing without mirrors.
+fn write_pack_config(cell: &CellEnv) -> Result<(), String> {
+    if cell.mirrors.is_empty() {
+        return Ok(());
+    }
+    let home = cell.sandbox.root.join("pack-home");
+    std::fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
+    let path = home.join("config.toml");
+    std::fs::write(&path, registry_mirrors_toml(cell.mirrors))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// pack keys a mirror by the registry as go-containerregistry names it (`index.docker.io`
+/// for Docker Hub) and rewrites `<registry>/<repo>` to `<mirror>[/<path>]/<repo>`.
+fn registry_mirrors_toml(mirrors: &[Mirror]) -> String {
+    let mut text = String::from("[registry-mirrors]\n");
+    for m in mirrors {
+        let key = if m.upstream == super::DOCKER_HUB_HOST {
+            "index.docker.io"
+        } else {
+            &m.upstream
+        };
+        let value = if m.path.is_empty() {
+            m.mirror.clone()
+        } else {
+            format!("{}/{}", m.mirror, m.path)
+        };
+        text.push_str(&format!("{key:?} = {value:?}\n"));
+    }
+    text
+}
 
 /// `pack build`: the lifecycle's containers join the cell's network namespace (the only
 /// network a cell has; dockerd runs with `--bridge=none`). `--trust-builder`: the builder
@@ -254,6 +305,32 @@ mod tests {
         assert_eq!(daemon[i + 1], "inherit");
         assert!(Pack.supports(Action::AppBuild) && Pack.supports(Action::BuilderCreate));
         assert!(!Pack.supports(Action::Pull));
+    }
+
+    #[test]
+    fn mirrors_are_keyed_as_go_containerregistry_names_registries() {
+        let mirrors = [
+            Mirror {
+                upstream: super::super::DOCKER_HUB_HOST.into(),
+                mirror: "hub-mirror.example.com:5443".into(),
+                path: String::new(),
+            },
+            Mirror {
+                upstream: "registry.gitlab.example.com".into(),
+                mirror: "mirror.example.com".into(),
+                path: "gitlab".into(),
+            },
+        ];
+        assert_eq!(
+            registry_mirrors_toml(&mirrors),
+            "[registry-mirrors]\n\"index.docker.io\" = \"hub-mirror.example.com:5443\"\n\
+             \"registry.gitlab.example.com\" = \"mirror.example.com/gitlab\"\n"
+        );
+        let parsed: toml::Value = toml::from_str(&registry_mirrors_toml(&mirrors)).unwrap();
+        assert_eq!(
+            parsed["registry-mirrors"]["index.docker.io"].as_str(),
+            Some("hub-mirror.example.com:5443")
+        );
     }
 
     #[test]

@@ -41,8 +41,15 @@ pub fn docker_host(cell: &CellEnv) -> String {
 /// dockerd (Debian `docker.io`, beside `docker_cli`): `--bridge=none --iptables=false
 /// --ip6tables=false`, vfs (no kernel overlay needed), its own config, data root, exec root
 /// (containerd's socket lives there: kept short) and socket; ready when `docker version`
-/// reaches it.
-pub fn dockerd(cell: &CellEnv, docker_cli: &str) -> Result<DaemonSpec, String> {
+/// reaches it. `registry_mirrors`: the cell's Docker Hub mirrors as dockerd's own
+/// `registry-mirrors` (the docker column); pack's dockerd gets none — pack rewrites image
+/// names with its own `registry-mirrors`, and a daemon that mirrored on its own would hide
+/// a pack that ignores them.
+pub fn dockerd(
+    cell: &CellEnv,
+    docker_cli: &str,
+    registry_mirrors: bool,
+) -> Result<DaemonSpec, String> {
     let d = cell.sandbox.root.join("dockerd");
     let p = |name: &str| d.join(name).display().to_string();
     // The cell's own config file, so the machine's /etc/docker/daemon.json cannot
@@ -50,7 +57,7 @@ pub fn dockerd(cell: &CellEnv, docker_cli: &str) -> Result<DaemonSpec, String> {
     let hub_mirrors: Vec<String> = cell
         .mirrors
         .iter()
-        .filter(|m| m.is_plain_docker_hub_mirror())
+        .filter(|m| registry_mirrors && m.is_plain_docker_hub_mirror())
         .map(|m| format!("https://{}", m.mirror))
         .collect();
     let config = if hub_mirrors.is_empty() {
@@ -352,15 +359,19 @@ mod tests {
         });
         // dockerd: registry-mirrors for Docker Hub only.
         with_upstream(hub, |cell| {
-            dockerd(cell, "/usr/bin/docker").expect("dockerd");
+            dockerd(cell, "/usr/bin/docker", true).expect("dockerd");
             let config = std::fs::read_to_string(cell.sandbox.root.join("dockerd/daemon.json"));
             assert_eq!(
                 config.unwrap(),
                 r#"{"registry-mirrors":["https://mirror.test:5443"]}"#
             );
+            // pack's dockerd: none (pack rewrites names with its own mirrors).
+            dockerd(cell, "/usr/bin/docker", false).expect("dockerd");
+            let config = std::fs::read_to_string(cell.sandbox.root.join("dockerd/daemon.json"));
+            assert_eq!(config.unwrap(), "{}");
         });
         with_cell(|cell| {
-            dockerd(cell, "/usr/bin/docker").expect("dockerd");
+            dockerd(cell, "/usr/bin/docker", true).expect("dockerd");
             let config = std::fs::read_to_string(cell.sandbox.root.join("dockerd/daemon.json"));
             assert_eq!(config.unwrap(), "{}");
         });

@@ -91,6 +91,6 @@ impl Driver for Docker {
     }
 
     fn daemons(&self, cell: &CellEnv) -> Result<Vec<DaemonSpec>, String> {
-        Ok(vec![daemons::dockerd(cell, &cell.bin())?])
+        Ok(vec![daemons::dockerd(cell, &cell.bin(), true)?])
     }
 }

@@ -155,7 +155,7 @@ impl Driver for Pack {
     /// The daemon path (`publish = false`) needs a dockerd; pack cannot say which path a
     /// cell takes before its steps run, so every pack cell gets one (about two seconds).
     fn daemons(&self, cell: &CellEnv) -> Result<Vec<DaemonSpec>, String> {
-        Ok(vec![daemons::dockerd(cell, &cell.tool("docker"))?])
+        Ok(vec![daemons::dockerd(cell, &cell.tool("docker"), false)?])
     }
 }
 

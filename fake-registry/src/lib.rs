@@ -19,6 +19,8 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod config;
+#[cfg(feature = "testcontainers")]
+pub mod container;
 pub mod digest;
 pub mod drain;
 pub mod error;
@@ -27,6 +29,7 @@ pub mod fixtures;
 pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod image;
 pub mod journal;
 pub mod leak;
 pub mod listener;

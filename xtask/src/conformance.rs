@@ -104,19 +104,7 @@ pub fn run(args: Args) -> Result<()> {
 
     let registry_bin = match &args.registry_bin {
         Some(p) => p.clone(),
-        None => {
-            eprintln!("building fake-registry (cargo build -p fake-registry) …");
-            let st = Command::new(&cargo)
-                .args(["build", "-p", "fake-registry"])
-                .current_dir(&root)
-                .status()
-                .context("running cargo build -p fake-registry")?;
-            if !st.success() {
-                bail!("cargo build -p fake-registry failed ({st})");
-            }
-            let exe = format!("fake-registry{}", std::env::consts::EXE_SUFFIX);
-            target.as_ref().expect("target dir").join("debug").join(exe)
-        }
+        None => build_fake_registry(&cargo, &root, target.as_ref().expect("target dir"))?,
     };
     if !registry_bin.is_file() {
         bail!(
@@ -257,8 +245,27 @@ fn parse_overrides(set: &[String]) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
+/// `cargo build -p fake-registry` (the dev profile, as everything else here); its binary.
+pub(crate) fn build_fake_registry(
+    cargo: &std::ffi::OsStr,
+    root: &Path,
+    target: &Path,
+) -> Result<PathBuf> {
+    eprintln!("building fake-registry (cargo build -p fake-registry) …");
+    let st = Command::new(cargo)
+        .args(["build", "-p", "fake-registry"])
+        .current_dir(root)
+        .status()
+        .context("running cargo build -p fake-registry")?;
+    if !st.success() {
+        bail!("cargo build -p fake-registry failed ({st})");
+    }
+    let exe = format!("fake-registry{}", std::env::consts::EXE_SUFFIX);
+    Ok(target.join("debug").join(exe))
+}
+
 /// The workspace's target directory, as cargo sees it (honours CARGO_TARGET_DIR and config).
-fn target_dir(cargo: &std::ffi::OsStr, root: &Path) -> Result<PathBuf> {
+pub(crate) fn target_dir(cargo: &std::ffi::OsStr, root: &Path) -> Result<PathBuf> {
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .current_dir(root)

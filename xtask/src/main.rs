@@ -3,6 +3,7 @@
 //! Every subcommand is a thin entry point; the work lives in the module named after it.
 
 mod conformance;
+mod image;
 mod install_clients;
 mod report_diff;
 mod report_merge;
@@ -24,6 +25,9 @@ enum Command {
     /// Build the pinned OCI distribution-spec conformance suite and run it, every
     /// workflow enabled, against a fresh `fake-registry serve`. Fails unless zero failures.
     Conformance(conformance::Args),
+    /// Build the fake-registry container image offline (the binary and the libraries it
+    /// links, imported from a tar: no base image) and tag it regcompat/fake-registry:<version>.
+    Image(image::Args),
     /// Install the real clients pinned in clients.toml into ~/.cache/regcompat (idempotent).
     InstallClients(install_clients::Args),
     /// The main job: provision the clients, run the scenario matrix, write reports
@@ -53,6 +57,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Conformance(args) => conformance::run(args),
+        Command::Image(args) => image::run(args),
         Command::InstallClients(args) => install_clients::run(args),
         Command::RunScenarios(args) => run_scenarios::run(args),
         Command::ReportDiff(args) => report_diff::run(args),

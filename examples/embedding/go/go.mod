@@ -1,0 +1,3 @@
+module regcompat.example/embedding
+
+go 1.22

@@ -406,6 +406,17 @@ fn descriptor(media_type: &str, blob: &Blob) -> Result<oci_spec::image::Descript
     ))
 }
 
+/// The tar a builder holds and its gzip (mtime 0, so the bytes depend only on the entries).
+fn finish_layer(builder: tar::Builder<Vec<u8>>) -> Result<(Bytes, Bytes), FixtureError> {
+    let tar = builder.into_inner().map_err(err)?;
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).map_err(err)?;
+    let gz = gz.finish().map_err(err)?;
+    Ok((Bytes::from(tar), Bytes::from(gz)))
+}
+
 /// A tar of `files` (parent directories are the client's business: list them), and its
 /// gzip; fixed headers as in [`layer`].
 fn files_layer(files: &[FileSpec]) -> Result<(Bytes, Bytes), FixtureError> {
@@ -447,13 +458,7 @@ fn files_layer(files: &[FileSpec]) -> Result<(Bytes, Bytes), FixtureError> {
             }
         }
     }
-    let tar = builder.into_inner().map_err(err)?;
-    let mut gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar).map_err(err)?;
-    let gz = gz.finish().map_err(err)?;
-    Ok((Bytes::from(tar), Bytes::from(gz)))
+    finish_layer(builder)
 }
 
 /// A tar with one file of `size` pseudo-random bytes, and its gzip. Headers are fixed
@@ -480,13 +485,7 @@ fn layer(path: &str, size: usize, seed: u64) -> Result<(Bytes, Bytes), FixtureEr
     builder
         .append_data(&mut header, path, content.as_slice())
         .map_err(err)?;
-    let tar = builder.into_inner().map_err(err)?;
-    let mut gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&tar).map_err(err)?;
-    let gz = gz.finish().map_err(err)?;
-    Ok((Bytes::from(tar), Bytes::from(gz)))
+    finish_layer(builder)
 }
 
 #[cfg(test)]

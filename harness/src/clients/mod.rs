@@ -210,6 +210,31 @@ pub trait Driver: Send + Sync {
     }
 }
 
+/// The commands `driver` gives for `action` in a cell at `/cell` with nothing configured
+/// (no tools, registries, mirrors or credentials): for the drivers' unit tests.
+#[cfg(test)]
+pub(crate) fn commands_in_bare_cell(
+    driver: &dyn Driver,
+    bin: &str,
+    action: &ResolvedAction,
+) -> (crate::sandbox::Sandbox, Vec<Vec<String>>) {
+    let sandbox = crate::sandbox::Sandbox::at(Path::new("/cell"));
+    let credentials = std::collections::BTreeMap::new();
+    let identity_tokens = std::collections::BTreeMap::new();
+    let cell = CellEnv {
+        bin: Path::new(bin),
+        sandbox: &sandbox,
+        tools: &[],
+        registries: &[],
+        mirrors: &[],
+        ca_file: Path::new("/cell/ca.pem"),
+        credentials: &credentials,
+        identity_tokens: &identity_tokens,
+    };
+    let argv = driver.commands(&cell, action);
+    (sandbox, argv)
+}
+
 /// Every driver the runner knows.
 pub fn all() -> Vec<Box<dyn Driver>> {
     vec![

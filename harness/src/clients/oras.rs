@@ -80,24 +80,9 @@ fn layout_ref(dir: &Path, tag: &str) -> String {
 mod tests {
     use super::*;
     use crate::sandbox::Sandbox;
-    use std::collections::BTreeMap;
 
     fn commands_of(action: &ResolvedAction) -> (Sandbox, Vec<Vec<String>>) {
-        let sandbox = Sandbox::at(Path::new("/cell"));
-        let credentials = BTreeMap::new();
-        let identity_tokens = BTreeMap::new();
-        let cell = CellEnv {
-            bin: Path::new("/bin/oras"),
-            sandbox: &sandbox,
-            tools: &[],
-            registries: &[],
-            mirrors: &[],
-            ca_file: Path::new("/cell/ca.pem"),
-            credentials: &credentials,
-            identity_tokens: &identity_tokens,
-        };
-        let argv = Oras.commands(&cell, action);
-        (sandbox, argv)
+        super::super::commands_in_bare_cell(&Oras, "/bin/oras", action)
     }
 
     /// Every transfer is one `oras cp` of the whole graph: no `--platform` (an index is

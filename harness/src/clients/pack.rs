@@ -249,33 +249,16 @@ fn is_lifecycle_tarball(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sandbox::Sandbox;
-    use std::collections::BTreeMap;
 
     fn app_build(publish: bool) -> Vec<Vec<String>> {
-        let sandbox = Sandbox::at(Path::new("/cell"));
-        let credentials = BTreeMap::new();
-        let identity_tokens = BTreeMap::new();
-        let cell = CellEnv {
-            bin: Path::new("/bin/pack"),
-            sandbox: &sandbox,
-            tools: &[],
-            registries: &[],
-            mirrors: &[],
-            ca_file: Path::new("/cell/ca.pem"),
-            credentials: &credentials,
-            identity_tokens: &identity_tokens,
+        let action = ResolvedAction::AppBuild {
+            dir: "/cell/work/app-1".into(),
+            builder: "r.test/cnb/builder:1".into(),
+            run_image: "r.test/cnb/run:1".into(),
+            to: "r.test/app:1".into(),
+            publish,
         };
-        Pack.commands(
-            &cell,
-            &ResolvedAction::AppBuild {
-                dir: "/cell/work/app-1".into(),
-                builder: "r.test/cnb/builder:1".into(),
-                run_image: "r.test/cnb/run:1".into(),
-                to: "r.test/app:1".into(),
-                publish,
-            },
-        )
+        super::super::commands_in_bare_cell(&Pack, "/bin/pack", &action).1
     }
 
     /// `pack build` on the cell's network (`--network host`: dockerd has no bridge), with
